@@ -1,0 +1,41 @@
+"""qlab: a workbook for learning and experimenting with neural-network quantization.
+
+Importing qlab is quick and has no side effects: it seeds nothing, prints nothing
+and does not import TensorFlow. Everything below is loaded on first use, and the
+modules that need TensorFlow get it through ``qlab._keras``, the one place that
+picks Keras 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (loaded lazily by __getattr__ below)
+_LAZY: dict[str, str] = {
+    "load_mnist": "qlab.data",
+    "set_seed": "qlab.seed",
+    "record": "qlab.notebook",
+    "environment_report": "qlab.environment",
+}
+# sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()``
+_SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io"}
+
+__all__ = sorted([*_LAZY, *_SUBMODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"qlab.{name}")
+    else:
+        raise AttributeError(f"module 'qlab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
