@@ -19,6 +19,7 @@ _LAZY: dict[str, str] = {
     "set_seed": "qlab.seed",
     "record": "qlab.notebook",
     "environment_report": "qlab.environment",
+    "check_environment": "qlab.environment",
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()``
 _SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io"}

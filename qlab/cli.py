@@ -8,11 +8,15 @@ from typing import Sequence
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    from qlab.environment import environment_report
+    from qlab.environment import check_environment, environment_report
 
     for key, value in environment_report().items():
-        print(f"{key:>28}: {value}")
-    return 0
+        print(f"{key:>29}: {value}")
+    if not args.check:
+        return 0
+    checks = check_environment()
+    print(f"\n{checks!r}")
+    return 0 if checks.ok else 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -43,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     env = sub.add_parser("env", help="print the versions and machine facts qlab runs on")
+    env.add_argument("--check", action="store_true",
+                     help="also check that TensorFlow, TFMOT, LiteRT and MNIST work (about 10 s)")
     env.set_defaults(func=_cmd_env)
 
     run = sub.add_parser(

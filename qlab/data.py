@@ -58,8 +58,9 @@ def verify_mnist_file(path: str | Path) -> None:
         )
 
 
-def _download_mnist(path: Path, url: str = KERAS_URL, timeout: float = 30.0) -> None:
+def _download_mnist(path: Path, timeout: float = 30.0) -> None:
     """Download the canonical copy to ``path`` atomically, verifying it before it lands."""
+    url = KERAS_URL
     try:
         with atomic_path(path) as tmp:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
