@@ -1,0 +1,57 @@
+"""Argument checks shared by the pure-numpy quantization modules.
+
+Each check raises a ValueError/TypeError that names the argument, shows the value
+and says what would be valid, so a learner sees the problem in their own terms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+MIN_BITS, MAX_BITS = 2, 16
+
+
+def check_num_bits(num_bits: Any) -> int:
+    """Return ``num_bits`` as an int, or raise if it is not an integer in [2, 16]."""
+    if isinstance(num_bits, bool) or not isinstance(num_bits, (int, np.integer)):
+        raise TypeError(f"num_bits must be an int in [{MIN_BITS}, {MAX_BITS}], got {num_bits!r}")
+    if not MIN_BITS <= int(num_bits) <= MAX_BITS:
+        raise ValueError(f"num_bits must be in [{MIN_BITS}, {MAX_BITS}], got {num_bits}")
+    return int(num_bits)
+
+
+def check_bool(value: Any, argument: str) -> bool:
+    """Return ``value`` if it is a bool, else raise a TypeError naming ``argument``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{argument} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def finite_array(value: Any, argument: str, dtype: Any = np.float32) -> np.ndarray:
+    """Return ``value`` as a non-empty, finite float array, or raise naming ``argument``."""
+    try:
+        array = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{argument} must be numeric array-like, got {type(value).__name__}") from error
+    if array.size == 0:
+        raise ValueError(f"{argument} is empty (shape {array.shape}); it needs at least one value")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(
+            f"{argument} contains {int(bad.sum())} NaN/inf value(s) "
+            f"(first: {array[bad].flat[0]}); only finite values can be quantized"
+        )
+    return array
+
+
+def check_axis(axis: Any, ndim: int, argument: str = "axis") -> int | None:
+    """Return ``axis`` normalised to [0, ndim), None stays None; raise if out of range."""
+    if axis is None:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{argument} must be None or an int, got {axis!r}")
+    if not -ndim <= int(axis) < ndim:
+        raise ValueError(f"{argument}={axis} is out of range for an array with {ndim} dimension(s)")
+    return int(axis) % ndim
