@@ -22,7 +22,7 @@ _LAZY: dict[str, str] = {
     "check_environment": "qlab.environment",
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()``
-_SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io"}
+_SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io", "intsim", "intkernels"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 
