@@ -229,29 +229,23 @@ def mean(
     x: np.ndarray, axes: Sequence[int], keep_dims: bool, *, input_scale: float, input_zero_point: int,
     output_scale: float, output_zero_point: int,
 ) -> np.ndarray:
-    """int8 MEAN as the reference kernel in ``reduce.cc`` computes it - three code paths.
+    """int8 MEAN (``reference_ops::QuantizedMeanOrSum``): sum, then one requantization.
 
-    * 4-D input, axes {1, 2}, keep_dims: ``reference_integer_ops::Mean`` - requantize
-      the sum, then divide by the count rounding half away from zero;
-    * same scale and zero point in and out: integer mean, sum / count truncated;
-    * otherwise ``QuantizedMeanOrSum``: the 1/count is folded into the multiplier.
+    The 1/count of the mean is folded into the fixed-point multiplier
+    ``input_scale / output_scale``: the multiplier is shifted left by
+    floor(log2(count)) bits (at most 32, and never past a total shift of -31)
+    and integer-divided by the count, so the sum is requantized only once.
     """
     axes = tuple(sorted({a % x.ndim for a in axes}))
+    if not axes:
+        return x.copy()
     count = int(np.prod([x.shape[a] for a in axes]))
-    total = x.astype(np.int64).sum(axis=axes, keepdims=keep_dims)
+    total = x.astype(np.int64).sum(axis=axes, keepdims=keep_dims) - input_zero_point * count
     multiplier, shift = quantize_multiplier(float(np.float64(input_scale) / np.float64(output_scale)))
-    if keep_dims and x.ndim == 4 and axes == (1, 2):
-        acc = multiply_by_quantized_multiplier(total - input_zero_point * count, multiplier, shift)
-        out = divide_round_half_away(acc, count) + output_zero_point
-        return np.clip(out, INT8_MIN, INT8_MAX).astype(np.int8)
-    if input_zero_point == output_zero_point and np.float32(input_scale) == np.float32(output_scale):
-        truncated = np.trunc(total / count).astype(np.int64)  # C++ integer division
-        return truncated.astype(np.int8)
-    bits = count.bit_length() - 1  # 63 - CountLeadingZeros(count)
-    bits = min(bits, 32, 31 + shift)
-    multiplier = int((int(multiplier) << bits) // count)
-    acc = multiply_by_quantized_multiplier(total - input_zero_point * count, multiplier, shift - bits)
-    return np.clip(acc.astype(np.int64) + output_zero_point, INT8_MIN, INT8_MAX).astype(np.int8)
+    bits = min(count.bit_length() - 1, 32, 31 + shift)  # 63 - CountLeadingZeros(count), clamped
+    multiplier = (int(multiplier) << bits) // count
+    acc = multiply_by_quantized_multiplier(total, multiplier, shift - bits).astype(np.int64)
+    return np.clip(acc + output_zero_point, INT8_MIN, INT8_MAX).astype(np.int8)
 
 
 def add(

@@ -427,7 +427,7 @@ class TensorMismatch:
     operator: str
     size: int
     mismatches: int
-    max_difference: int
+    max_difference: float  # in quantized steps for integer tensors
 
 
 @dataclass(frozen=True)
@@ -492,6 +492,7 @@ def check(model: str | os.PathLike | bytes | IntModel, x: Any, kernels: str = "r
     for index, expected in theirs.items():
         got = ours[index]
         diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
+        largest = float(np.max(diff, initial=0.0))
         rows.append(TensorMismatch(index, model.tensors[index].name, producer.get(index, "?"), int(diff.size),
-                                   int(np.count_nonzero(diff)), int(np.max(diff, initial=0))))
+                                   int(np.count_nonzero(diff)), int(largest) if largest.is_integer() else largest))
     return CheckReport(kernels, int(np.asarray(x).shape[0]), tuple(rows))
