@@ -1,0 +1,296 @@
+"""The workbook's interactive widgets: move a control, watch quantization happen.
+
+Each class is a thin set of ipywidgets controls around the pure functions of
+:mod:`qlab.widget_figures`: a control change calls :meth:`update`, which
+recomputes the view, redraws the widget's one Figure in place and shows it as a
+PNG in an :class:`ipywidgets.Image`. Bad input typed into a box (a range min
+above its max) shows a message in the widget instead of raising inside the
+callback, and the last good picture stays.
+
+Display a widget by ending a cell with it::
+
+    explorer = qlab.widgets.BucketExplorer()
+    explorer
+
+The notebooks show ``qlab.widget_figures.static_*()`` first, so an executed
+notebook still carries the picture without a running kernel.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any, Mapping
+
+import ipywidgets as W
+import numpy as np
+
+from qlab import widget_figures as wf
+
+__all__ = ["BucketExplorer", "ErrorAccumulation", "PerChannelRanges"]
+
+_SLIDER_STYLE = {"description_width": "initial"}
+
+
+class _FigureWidget:
+    """What the three widgets share: one Figure, its PNG image, a message line."""
+
+    def __init__(self, controls: list[W.Widget]) -> None:
+        self.figure = wf.new_figure(self._figsize())
+        self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.message = W.HTML("")
+        self.stats = W.HTML("")
+        self.view: Any = None
+        self.last_update_ms = float("nan")
+        self.updates = 0
+        self.widget = W.VBox([W.HBox(controls, layout=W.Layout(flex_flow="row wrap")),
+                              self.message, self.image, self.stats])
+        for control in controls:
+            control.observe(self._on_change, names="value")
+
+    def _figsize(self) -> tuple[float, float]:
+        return (9.0, 6.4)
+
+    def _compute(self) -> Any:  # pragma: no cover - each widget defines it
+        raise NotImplementedError
+
+    def _draw(self, view: Any) -> None:  # pragma: no cover - each widget defines it
+        raise NotImplementedError
+
+    def _describe(self, view: Any) -> str:
+        return html.escape(repr(view))
+
+    def _on_change(self, change: dict) -> None:
+        self.update()
+
+    def update(self) -> bool:
+        """Recompute and redraw from the controls; on bad input show why and keep the picture.
+
+        Returns True when the picture was redrawn.
+        """
+        start = time.perf_counter()
+        try:
+            view = self._compute()
+        except (ValueError, TypeError) as exc:
+            self.show_message(str(exc))
+            return False
+        self._draw(view)
+        self.view = view
+        self.image.value = wf.figure_png(self.figure)
+        self.stats.value = self._describe(view)
+        self.show_message("")
+        self.updates += 1
+        self.last_update_ms = 1000.0 * (time.perf_counter() - start)
+        return True
+
+    def show_message(self, text: str) -> None:
+        """Show ``text`` in red above the figure (empty text hides it)."""
+        self.message.value = (f"<span style='color:#b00020'>&#9888; {html.escape(text)}</span>"
+                              if text else "")
+
+    def close(self) -> None:
+        """Close the widget's views (the Figure is pyplot-free: nothing else to free)."""
+        self.widget.close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+class BucketExplorer(_FigureWidget):
+    """Where floats land among ``2**num_bits`` buckets, and what the rounding and clipping cost.
+
+    Args:
+        sources: extra named tensors to explore, e.g. ``{"conv1 weights": w}``;
+            the synthetic distributions of :data:`qlab.widget_figures.SYNTHETIC_SOURCES`
+            are always offered.
+        model: a tf_keras model; each Conv2D/DepthwiseConv2D/Dense kernel is
+            added as a source.
+        source: the source shown first.
+    """
+
+    def __init__(self, sources: Mapping[str, np.ndarray] | None = None, model: Any = None,
+                 source: str | None = None, num_bits: int = 8,
+                 window: tuple[float, float] = (2.0, 2.3)) -> None:
+        self.sources: dict[str, np.ndarray] = {}
+        for name, values in (sources or {}).items():
+            self.sources[str(name)] = np.asarray(values, dtype=np.float32).ravel()
+        if model is not None:
+            for name in wf.weight_layers(model):
+                self.sources[f"{name} weights"] = wf.layer_weights(model, name).kernel.ravel()
+        for name in wf.SYNTHETIC_SOURCES:
+            self.sources[name] = wf.synthetic_tensor(name)
+        source = source or next(iter(self.sources))
+        if source not in self.sources:
+            raise ValueError(f"source must be one of {list(self.sources)}, got {source!r}")
+        self.source = W.Dropdown(options=list(self.sources), value=source, description="data")
+        self.num_bits = W.IntSlider(value=num_bits, min=2, max=16, description="num_bits",
+                                    continuous_update=False, style=_SLIDER_STYLE)
+        self.range_method = W.Dropdown(
+            options=[("from data: min/max", "minmax"), ("from data: 99.99th percentile", "percentile"),
+                     ("from data: min MSE", "mse"), ("typed in", "manual")],
+            value="minmax", description="range")
+        self.range_min = W.FloatText(description="min", layout=W.Layout(width="160px"))
+        self.range_max = W.FloatText(description="max", layout=W.Layout(width="160px"))
+        self.symmetric = W.Checkbox(value=False, description="symmetric", indent=False)
+        self.narrow_range = W.Checkbox(value=False, description="narrow_range", indent=False)
+        self.window = W.FloatRangeSlider(value=window, min=-15.0, max=15.0, step=0.01,
+                                         description="follow values in", readout_format=".2f",
+                                         continuous_update=False, style=_SLIDER_STYLE)
+        self._syncing = False
+        self._fit_window_slider()
+        self._fill_range_boxes()
+        super().__init__([self.source, self.num_bits, self.range_method, self.range_min,
+                          self.range_max, self.symmetric, self.narrow_range, self.window])
+        self.update()
+
+    @property
+    def data(self) -> np.ndarray:
+        """The tensor being explored."""
+        return self.sources[self.source.value]
+
+    def _on_change(self, change: dict) -> None:
+        if self._syncing:
+            return
+        owner = change["owner"]
+        if owner in (self.range_min, self.range_max):
+            self._set_quietly(self.range_method, "manual")  # typing a bound means "my range"
+        elif owner is self.source:
+            self._fit_window_slider()
+        if owner is not self.range_min and owner is not self.range_max:
+            self._fill_range_boxes()
+        self.update()
+
+    def _set_quietly(self, control: W.Widget, value: Any) -> None:
+        self._syncing = True
+        try:
+            control.value = value
+        finally:
+            self._syncing = False
+
+    def _fill_range_boxes(self) -> None:
+        """Show the range the chosen calibration method picks (unless it is typed in)."""
+        if self.range_method.value == "manual":
+            return
+        lo, hi = wf.range_from_data(self.data, self.range_method.value, self.num_bits.value)
+        self._set_quietly(self.range_min, round(lo, 6))
+        self._set_quietly(self.range_max, round(hi, 6))
+
+    def _fit_window_slider(self) -> None:
+        """Keep the follow-values window inside the data when the source changes."""
+        x = self.data
+        lo, hi = float(x.min()), float(x.max())
+        span = hi - lo or 1.0
+        w_lo, w_hi = self.window.value
+        if not (lo <= w_lo <= w_hi <= hi) or w_hi - w_lo > span / 4:
+            # a window 1/30 of the data wide, two standard deviations out: a busy region
+            start = min(float(np.mean(x) + 2.0 * np.std(x)), hi - span / 30)
+            w_lo, w_hi = start, start + span / 30
+        self._syncing = True
+        try:
+            self.window.min, self.window.max = -1e9, 1e9  # widen first: min must stay <= max
+            self.window.step = float(10 ** np.floor(np.log10(span / 1000)))
+            self.window.min, self.window.max = lo, hi
+            self.window.value = (w_lo, w_hi)
+        finally:
+            self._syncing = False
+
+    def _compute(self) -> wf.BucketView:
+        return wf.bucket_view(self.data, num_bits=self.num_bits.value, range_min=self.range_min.value,
+                              range_max=self.range_max.value, symmetric=self.symmetric.value,
+                              narrow_range=self.narrow_range.value, window=self.window.value,
+                              source=self.source.value)
+
+    def _draw(self, view: wf.BucketView) -> None:
+        wf.draw_bucket_explorer(view, self.figure)
+
+    def _describe(self, view: wf.BucketView) -> str:
+        rows = "".join(f"<td style='padding:0 8px'>{html.escape(k)}<br><b>{v:.4g}</b></td>"
+                       for k, v in view.summary().items())
+        return f"<table><tr>{rows}</tr></table>"
+
+
+class ErrorAccumulation(_FigureWidget):
+    """The error against float, layer by layer, of the synthetic int8 chain (and a real model).
+
+    Args:
+        model_profile: optional per-layer error table of an int8 TFLite model
+            (a DataFrame from the pipeline's per-layer analysis, a
+            ``{layer: error}`` dict or an array), drawn under the chain.
+        model_error_column: which column of ``model_profile`` to draw.
+    """
+
+    def __init__(self, model_profile: Any = None, model_error_column: str | None = None,
+                 depth: int = 8, num_bits: int = 8) -> None:
+        self.model_profile = model_profile
+        self.model_error_column = model_error_column
+        self.depth = W.IntSlider(value=depth, min=1, max=32, description="depth",
+                                 continuous_update=False)
+        self.num_bits = W.IntSlider(value=num_bits, min=2, max=16, description="num_bits",
+                                    continuous_update=False, style=_SLIDER_STYLE)
+        self.per_channel = W.ToggleButtons(options=[("per-tensor", False), ("per-channel", True)],
+                                           value=False)
+        self.int32_accumulate = W.Checkbox(value=True, description="int32 accumulate", indent=False)
+        self.requantize = W.Checkbox(value=True, description="requantize", indent=False)
+        super().__init__([self.depth, self.num_bits, self.per_channel, self.int32_accumulate,
+                          self.requantize])
+        self.update()
+
+    def _figsize(self) -> tuple[float, float]:
+        return (9.0, 4.2) if self.model_profile is None else (9.0, 6.4)
+
+    def _compute(self) -> wf.AccumulationView:
+        return wf.accumulation_view(depth=self.depth.value, num_bits=self.num_bits.value,
+                                    per_channel=self.per_channel.value,
+                                    int32_accumulate=self.int32_accumulate.value,
+                                    requantize=self.requantize.value,
+                                    model_profile=self.model_profile,
+                                    model_error_column=self.model_error_column)
+
+    def _draw(self, view: wf.AccumulationView) -> None:
+        wf.draw_error_accumulation(view, self.figure)
+
+
+class PerChannelRanges(_FigureWidget):
+    """Each output channel's weight range against the one per-tensor range, and both errors.
+
+    Args:
+        model: a tf_keras model; its Conv2D/DepthwiseConv2D/Dense layers are
+            offered (the first depthwise one is shown first).
+        kernels: extra ``{name: (kernel, channel_axis)}`` to offer.
+        Without either, a synthetic MobileNet-like depthwise kernel is shown.
+    """
+
+    def __init__(self, model: Any = None,
+                 kernels: Mapping[str, tuple[np.ndarray, int]] | None = None,
+                 layer: str | None = None, num_bits: int = 8) -> None:
+        self.kernels: dict[str, tuple[np.ndarray, int]] = {}
+        first_depthwise = None
+        if model is not None:
+            for name in wf.weight_layers(model):
+                lw = wf.layer_weights(model, name)
+                self.kernels[name] = (lw.kernel, lw.channel_axis)
+                if first_depthwise is None and lw.kind == "DepthwiseConv2D":
+                    first_depthwise = name
+        for name, (kernel, axis) in (kernels or {}).items():
+            self.kernels[str(name)] = (np.asarray(kernel), int(axis))
+        if not self.kernels:
+            self.kernels["synthetic depthwise kernel"] = (wf.synthetic_depthwise_kernel(), 2)
+            self.kernels["synthetic depthwise kernel, 128 channels"] = (
+                wf.synthetic_depthwise_kernel(128, seed=1), 2)
+        layer = layer or first_depthwise or next(iter(self.kernels))
+        if layer not in self.kernels:
+            raise ValueError(f"layer must be one of {list(self.kernels)}, got {layer!r}")
+        self.layer = W.Dropdown(options=list(self.kernels), value=layer, description="layer")
+        self.num_bits = W.IntSlider(value=num_bits, min=2, max=16, description="num_bits",
+                                    continuous_update=False, style=_SLIDER_STYLE)
+        self.sort = W.Checkbox(value=False, description="sort channels by range", indent=False)
+        super().__init__([self.layer, self.num_bits, self.sort])
+        self.update()
+
+    def _compute(self) -> wf.ChannelRangesView:
+        kernel, axis = self.kernels[self.layer.value]
+        return wf.channel_ranges_view(kernel, axis, num_bits=self.num_bits.value,
+                                      layer_name=self.layer.value)
+
+    def _draw(self, view: wf.ChannelRangesView) -> None:
+        wf.draw_channel_ranges(view, self.figure, sort=self.sort.value)
