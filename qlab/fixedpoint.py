@@ -37,6 +37,7 @@ __all__ = [
     "saturating_rounding_doubling_high_mul",
     "rounding_divide_by_pot",
     "multiply_by_quantized_multiplier",
+    "multiply_by_quantized_multiplier_int64",
 ]
 
 INT32_MIN = -(2**31)
@@ -174,3 +175,33 @@ def multiply_by_quantized_multiplier(x: Any, quantized_multiplier: Any, shift: A
     return rounding_divide_by_pot(
         saturating_rounding_doubling_high_mul(shifted, multiplier), right_shift
     )
+
+
+def multiply_by_quantized_multiplier_int64(x: Any, quantized_multiplier: Any, shift: Any) -> np.ndarray:
+    """TFLite's ``MultiplyByQuantizedMultiplier(int64_t x, ...)`` for int64 accumulators (16x8 kernels).
+
+    The multiplier is first reduced to 15 bits (``(qm + 2**15) >> 16``, capped at
+    ``0x7FFF``) so ``x * reduced`` fits in int64; then one rounding shift by
+    ``15 - shift``. Requires ``-(2**47) <= x < 2**47`` and ``shift`` in [-31, 7].
+
+    Returns:
+        int32 array (TFLite asserts the result fits; qlab raises if it does not).
+    """
+    x64 = np.asarray(x)
+    if x64.dtype == bool or not np.issubdtype(x64.dtype, np.integer):
+        raise TypeError(f"x must hold integers (int64 accumulators), got dtype {x64.dtype}")
+    x64 = x64.astype(np.int64)
+    if x64.size and (x64.min() < -(2**47) or x64.max() >= 2**47):
+        raise ValueError(f"x must lie in [-2**47, 2**47), got values in [{x64.min()}, {x64.max()}]")
+    multiplier = _as_int32_values(quantized_multiplier, "quantized_multiplier")
+    if multiplier.size and multiplier.min() < 0:
+        raise ValueError(f"quantized_multiplier must be >= 0, got {quantized_multiplier!r}")
+    shift64 = _as_int32_values(shift, "shift")
+    if shift64.size and (shift64.min() < -31 or shift64.max() > 7):
+        raise ValueError(f"shift must be in [-31, 7] for int64 accumulators, got {shift!r}")
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    total_shift = 15 - shift64
+    result = (x64 * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift
+    if result.size and (result.min() < INT32_MIN or result.max() > INT32_MAX):
+        raise ValueError("the requantized result does not fit in int32; the multiplier is too large for x")
+    return result.astype(np.int32)

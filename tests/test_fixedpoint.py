@@ -13,6 +13,7 @@ from qlab.fixedpoint import (
     INT32_MAX,
     INT32_MIN,
     multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_int64,
     quantize_multiplier,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
@@ -156,3 +157,33 @@ def test_multiply_by_quantized_multiplier_matches_reference(real, xs):
         assert abs(int(qm) * 2.0 ** (shift - 31) - real) <= real * 2.0**-30
     got = multiply_by_quantized_multiplier(np.array(xs), qm, shift)
     assert got.tolist() == [ref_mbqm(x, int(qm), shift) for x in xs]
+
+
+def ref_mbqm64(x: int, qm: int, shift: int) -> int:
+    reduced = (qm + (1 << 15)) >> 16 if qm < 0x7FFF0000 else 0x7FFF
+    total_shift = 15 - shift
+    return (x * reduced + (1 << (total_shift - 1))) >> total_shift
+
+
+def test_multiply_by_quantized_multiplier_int64_hand_cases():
+    qm, shift = quantize_multiplier(0.5)
+    assert multiply_by_quantized_multiplier_int64([2**31, -3, 3], qm, shift).tolist() == [2**30, -1, 2]
+    qm_small, shift_small = quantize_multiplier(2.0**-10)
+    assert multiply_by_quantized_multiplier_int64(2**40, qm_small, shift_small) == 2**30
+    with pytest.raises(ValueError, match="2\\*\\*47"):
+        multiply_by_quantized_multiplier_int64(2**47, qm, shift)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.floats(min_value=1e-9, max_value=100.0),
+    st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=50),
+)
+def test_multiply_by_quantized_multiplier_int64_matches_reference(real, xs):
+    qm, shift = quantize_multiplier(real)
+    expected = [ref_mbqm64(x, int(qm), shift) for x in xs]
+    if max(map(abs, expected)) >= 2**31:
+        with pytest.raises(ValueError, match="does not fit"):
+            multiply_by_quantized_multiplier_int64(np.array(xs), qm, shift)
+    else:
+        assert multiply_by_quantized_multiplier_int64(np.array(xs), qm, shift).tolist() == expected
