@@ -20,9 +20,27 @@ _LAZY: dict[str, str] = {
     "record": "qlab.notebook",
     "environment_report": "qlab.environment",
     "check_environment": "qlab.environment",
+    "QuantParams": "qlab.quant",
+    "choose_quant_params": "qlab.quant",
+    "quantize": "qlab.quant",
+    "dequantize": "qlab.quant",
+    "fake_quant": "qlab.quant",
+    "nudge_range": "qlab.quant",
+    "minmax_range": "qlab.calibration",
+    "moving_average_range": "qlab.calibration",
+    "percentile_range": "qlab.calibration",
+    "mse_optimal_range": "qlab.calibration",
+    "estimate_range": "qlab.calibration",
+    "mse": "qlab.metrics",
+    "max_abs_error": "qlab.metrics",
+    "sqnr_db": "qlab.metrics",
+    "bucket_occupancy": "qlab.metrics",
+    "error_report": "qlab.metrics",
+    "simulate_chain": "qlab.accumulate",
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()``
-_SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io", "intsim", "intkernels"}
+_SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io", "intsim", "intkernels",
+               "quant", "calibration", "metrics", "fixedpoint", "accumulate"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 
