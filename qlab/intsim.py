@@ -34,6 +34,7 @@ __all__ = [
     "load",
     "run",
     "run_all",
+    "quantize_input",
     "reference_tensors",
     "check",
     "CheckReport",
@@ -299,6 +300,42 @@ def _relu(model: IntModel, op: Operator, values: dict[int, np.ndarray]) -> np.nd
                   output_scale=out_scale, output_zero_point=out_zp)
 
 
+# Shape arithmetic: Keras' Reshape with a dynamic batch becomes SHAPE -> STRIDED_SLICE -> PACK
+# -> RESHAPE. These tensors describe one example (batch 1, as in the flatbuffer) and carry no
+# batch axis here.
+SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK")
+
+
+def _shape_value(model: IntModel, values: dict[int, np.ndarray], index: int) -> np.ndarray:
+    if index in values:
+        return values[index]
+    if model.tensors[index].data is None:
+        raise UnsupportedOperatorError(f"tensor {model.tensors[index].name!r} is neither constant nor computed")
+    return model.tensors[index].data
+
+
+def _shape(model: IntModel, op: Operator, values: dict[int, np.ndarray]) -> np.ndarray:
+    return np.asarray(model.tensors[op.inputs[0]].shape, dtype=np.int32)
+
+
+def _strided_slice(model: IntModel, op: Operator, values: dict[int, np.ndarray]) -> np.ndarray:
+    x, begin, end, strides = (_shape_value(model, values, i) for i in op.inputs)
+    o = op.options
+    if x.ndim != 1 or o.get("ellipsisMask") or o.get("newAxisMask") or o.get("offset"):
+        raise UnsupportedOperatorError(f"operator {op.index} (STRIDED_SLICE): only 1-D shape slicing "
+                                       "without ellipsis/new-axis masks is supported")
+    start = None if o.get("beginMask", 0) & 1 else int(begin[0])
+    stop = None if o.get("endMask", 0) & 1 else int(end[0])
+    if o.get("shrinkAxisMask", 0) & 1:
+        return np.asarray(x[int(begin[0])], dtype=x.dtype)
+    return x[slice(start, stop, int(strides[0]))].copy()
+
+
+def _pack(model: IntModel, op: Operator, values: dict[int, np.ndarray]) -> np.ndarray:
+    parts = [np.asarray(_shape_value(model, values, i)) for i in op.inputs]
+    return np.stack(parts, axis=int(op.options.get("axis", 0)))
+
+
 _KERNELS: dict[str, Callable[[IntModel, Operator, dict[int, np.ndarray]], np.ndarray]] = {
     "CONV_2D": _conv_like,
     "DEPTHWISE_CONV_2D": _conv_like,
@@ -316,6 +353,9 @@ _KERNELS: dict[str, Callable[[IntModel, Operator, dict[int, np.ndarray]], np.nda
     "RELU": _relu,
     "RELU6": _relu,
     "RELU_N1_TO_1": _relu,
+    "SHAPE": _shape,
+    "STRIDED_SLICE": _strided_slice,
+    "PACK": _pack,
 }
 SUPPORTED_OPS = tuple(sorted(_KERNELS))
 
@@ -336,6 +376,8 @@ def _check_supported(model: IntModel) -> None:
             )
         for index in op.inputs[:1]:
             dtype = model.tensors[index].dtype
+            if op.name in SHAPE_OPS and dtype == np.int32:
+                continue
             if dtype not in (np.int8, np.float32) or (dtype == np.float32 and op.name != "QUANTIZE"):
                 raise UnsupportedOperatorError(
                     f"operator {op.index} ({op.name}) has a {np.dtype(dtype).name} input; "
@@ -353,6 +395,16 @@ def _prepare_input(model: IntModel, x: Any) -> np.ndarray:
     if x.shape[1:] != info.shape[1:]:
         raise ValueError(f"x must have shape (batch,) + {info.shape[1:]}, got {x.shape}")
     return x
+
+
+def quantize_input(model: str | os.PathLike | bytes | IntModel, x: Any) -> np.ndarray:
+    """Quantize float images with the model input's scale and zero point (as TFLite's QUANTIZE would)."""
+    model = load(model)
+    info = model.tensors[model.inputs[0]]
+    if info.dtype != np.int8:
+        raise ValueError(f"model input is {np.dtype(info.dtype).name}, not int8: pass float x to run() directly")
+    scale, zero_point = info.scalar_quantization()
+    return K.quantize(np.asarray(x, dtype=np.float32), scale=scale, zero_point=zero_point)
 
 
 def run_all(model: str | os.PathLike | bytes | IntModel, x: Any) -> dict[int, np.ndarray]:
@@ -409,12 +461,14 @@ def reference_tensors(
                               experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     wanted = list(model.outputs) if kernels == "default" else [op.outputs[0] for op in model.operators]
+    unbatched = {op.outputs[0] for op in model.operators if op.name in SHAPE_OPS}
     collected: dict[int, list[np.ndarray]] = {i: [] for i in wanted}
     for example in x:
         interpreter.set_tensor(model.inputs[0], example[None])
         interpreter.invoke()
         for index in wanted:
-            collected[index].append(interpreter.get_tensor(index)[0].copy())
+            value = interpreter.get_tensor(index)
+            collected[index].append((value if index in unbatched else value[0]).copy())
     return {i: np.stack(v) for i, v in collected.items()}
 
 
