@@ -550,3 +550,164 @@ def check(model: str | os.PathLike | bytes | IntModel, x: Any, kernels: str = "r
         rows.append(TensorMismatch(index, model.tensors[index].name, producer.get(index, "?"), int(diff.size),
                                    int(np.count_nonzero(diff)), int(largest) if largest.is_integer() else largest))
     return CheckReport(kernels, int(np.asarray(x).shape[0]), tuple(rows))
+
+
+# --- the teaching view: every step of one output value ------------------------------------------
+
+_EXPLAINED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of an :class:`Explanation`: what is computed, how, and the number it gives."""
+
+    name: str
+    formula: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The integer arithmetic behind one output value of one operator, step by step."""
+
+    operator: str
+    tensor: str
+    output_index: tuple[int, ...]
+    steps: tuple[Step, ...]
+    real_value: float  # what the int8 result stands for: scale * (q - zero_point)
+    float_reference: float  # the same layer computed in float from the dequantized inputs
+
+    def __repr__(self) -> str:
+        width = max(len(s.name) for s in self.steps)
+        lines = [f"{self.operator} -> {self.tensor}{list(self.output_index)}"]
+        lines += [f"  {s.name:<{width}}  {s.formula}  = {s.value}" for s in self.steps]
+        lines.append(f"  stands for {self.real_value:.6g} (float computation from the same inputs: "
+                     f"{self.float_reference:.6g})")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{html.escape(s.name)}</td><td><code>{html.escape(s.formula)}</code></td>"
+                       f"<td style='text-align:right'><b>{html.escape(str(s.value))}</b></td></tr>"
+                       for s in self.steps)
+        return (f"<p><b>{html.escape(self.operator)}</b> &rarr; <code>{html.escape(self.tensor)}"
+                f"{list(self.output_index)}</code></p><table><tr><th>step</th><th>integer arithmetic</th>"
+                f"<th>value</th></tr>{rows}</table><p>The int8 result stands for <b>{self.real_value:.6g}</b>; "
+                f"the float layer on the same (dequantized) inputs gives {self.float_reference:.6g}.</p>")
+
+
+def _find_operator(model: IntModel, op: int | str) -> Operator:
+    if isinstance(op, (int, np.integer)):
+        if not 0 <= int(op) < len(model.operators):
+            raise ValueError(f"op must be an operator index in [0, {len(model.operators)}), got {op}")
+        return model.operators[int(op)]
+    for candidate in model.operators:
+        if model.tensors[candidate.outputs[0]].name == op:
+            return candidate
+    raise ValueError(f"op {op!r} is neither an operator index nor the name of an operator output")
+
+
+def _receptive_field(model: IntModel, op: Operator, x: np.ndarray, index: tuple[int, ...]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The input values (0 where padding) and weights that meet in output ``index`` (h, w, c)."""
+    weights = model.tensors[op.inputs[1]].data.astype(np.int64)
+    z_x = _quant(model, op.inputs[0])[1]
+    o = op.options
+    _, height, width, _ = x.shape
+    kh, kw = weights.shape[1:3]
+    out_h, out_w = model.tensors[op.outputs[0]].shape[1:3]
+    pad_h = K.padding_before(height, kh, o["strideH"], o["dilationHFactor"], out_h)
+    pad_w = K.padding_before(width, kw, o["strideW"], o["dilationWFactor"], out_w)
+    rows = index[0] * o["strideH"] - pad_h + np.arange(kh) * o["dilationHFactor"]
+    cols = index[1] * o["strideW"] - pad_w + np.arange(kw) * o["dilationWFactor"]
+    inside = ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))[None, :]
+    patch = x[0, np.clip(rows, 0, height - 1)][:, np.clip(cols, 0, width - 1)].astype(np.int64) - z_x
+    patch = np.where(inside[..., None], patch, 0)  # padding holds the zero point: contributes 0
+    channel = index[2]
+    if op.name == "CONV_2D":
+        return patch.ravel(), weights[channel].ravel()
+    depth_multiplier = weights.shape[3] // x.shape[3]
+    return patch[:, :, channel // depth_multiplier].ravel(), weights[0, :, :, channel].ravel()
+
+
+def explain(model: str | os.PathLike | bytes | IntModel, op: int | str, output_index: Sequence[int],
+            x: Any) -> Explanation:
+    """Show every integer step that produces one output value of a CONV_2D, DEPTHWISE_CONV_2D or FC.
+
+    Args:
+        model: a ``.tflite`` path, bytes or loaded :class:`IntModel`.
+        op: the operator index, or the name of its output tensor.
+        output_index: the position in that operator's output for one example, without the
+            batch axis: ``(h, w, channel)`` for convolutions, ``(unit,)`` for FULLY_CONNECTED.
+        x: one input example (model input dtype), with or without the batch axis of 1.
+
+    Returns:
+        an :class:`Explanation` (a table in a notebook); its last step equals what :func:`run`
+        computes for that value.
+    """
+    model = load(model)
+    operator = _find_operator(model, op)
+    if operator.name not in _EXPLAINED_OPS:
+        raise ValueError(f"explain covers {', '.join(_EXPLAINED_OPS)}; operator {operator.index} is {operator.name}")
+    x = np.asarray(x)
+    values = run_all(model, x if x.ndim == len(model.tensors[model.inputs[0]].shape) else x[None])
+    if values[model.inputs[0]].shape[0] != 1:
+        raise ValueError(f"x must be one example, got a batch of {values[model.inputs[0]].shape[0]}")
+    out = values[operator.outputs[0]][0]
+    index = tuple(int(i) for i in output_index)
+    if len(index) != out.ndim or any(not 0 <= i < n for i, n in zip(index, out.shape)):
+        raise ValueError(f"output_index must index an output of shape {out.shape}, got {index}")
+    return _explain_steps(model, operator, values, index, int(out[index]))
+
+
+def _explain_steps(model: IntModel, op: Operator, values: dict[int, np.ndarray], index: tuple[int, ...],
+                   expected: int) -> Explanation:
+    s_x, z_x = _quant(model, op.inputs[0])
+    s_y, z_y = _quant(model, op.outputs[0])
+    x = values[op.inputs[0]]
+    channel = index[-1]
+    if op.name == "FULLY_CONNECTED":
+        w = model.tensors[op.inputs[1]]
+        inputs = x.reshape(1, -1)[0].astype(np.int64) - z_x
+        weights = w.data[channel].astype(np.int64) - int(w.zero_point[0])
+    else:
+        inputs, weights = _receptive_field(model, op, x, index)
+    multipliers, shifts = output_multipliers(model, op)
+    m, n = int(multipliers[channel if multipliers.size > 1 else 0]), int(shifts[channel if shifts.size > 1 else 0])
+    w_info = model.tensors[op.inputs[1]]
+    s_w = float(w_info.scale[channel if w_info.per_axis else 0])
+    bias_data = _bias(model, op)
+    bias = int(bias_data[channel]) if bias_data is not None else 0
+    dot = int(np.dot(inputs, weights))
+    acc = dot + bias
+    act_min, act_max = _fused(op, model)
+    real_multiplier = np.float64(s_x) * np.float64(s_w) / np.float64(s_y)
+    terms = " + ".join(f"({a})*({b})" for a, b in list(zip(inputs, weights))[:3])
+    more = f" + ... ({len(inputs)} products)" if len(inputs) > 3 else ""
+    steps = [
+        Step("integer dot product", f"sum (q_x {'-' if z_x >= 0 else '+'} {abs(z_x)}) * q_w = {terms}{more}", dot),
+        Step("add int32 bias", f"{dot} + {bias}   (bias scale = s_x*s_w = {s_x * s_w:.3g})", acc),
+        Step("real multiplier", f"s_x*s_w/s_y = {s_x:.6g}*{s_w:.6g}/{s_y:.6g}", f"{real_multiplier:.9g}"),
+        Step("fixed-point multiplier", f"M = m * 2**(shift-31), m={m}, shift={n}", f"{m * 2.0 ** (n - 31):.9g}"),
+    ]
+    if op.name == "FULLY_CONNECTED":
+        scaled = int(K.multiply_by_quantized_multiplier_single_round(np.int64(acc), m, n))
+        steps.append(Step("multiply, round once", f"({acc}*{m} + 2**{30 - n}) >> {31 - n}", scaled))
+    else:
+        from qlab.fixedpoint import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
+
+        left, right = max(n, 0), max(-n, 0)
+        high = int(saturating_rounding_doubling_high_mul(acc * 2**left, m))
+        scaled = int(rounding_divide_by_pot(high, right))
+        steps.append(Step("rounding doubling high mul", f"round({acc}*2**{left} * {m} / 2**31)", high))
+        steps.append(Step("rounding right shift", f"round({high} / 2**{right}), ties away from 0", scaled))
+    shifted = scaled + z_y
+    result = int(np.clip(shifted, act_min, act_max))
+    steps += [Step("add output zero point", f"{scaled} + {z_y}", shifted),
+              Step("clamp (fused activation)", f"clip({shifted}, {act_min}, {act_max})", result)]
+    if result != expected:  # cannot happen unless the explanation and the kernel disagree
+        raise AssertionError(f"explain computed {result} but the kernel computed {expected}")
+    float_reference = float(s_x * s_w * acc)
+    low, high_real = s_y * (act_min - z_y), s_y * (act_max - z_y)
+    float_reference = float(np.clip(float_reference, low, high_real))
+    return Explanation(op.name, model.tensors[op.outputs[0]].name, index, tuple(steps),
+                       float(s_y * (result - z_y)), float_reference)
