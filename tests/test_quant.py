@@ -49,7 +49,7 @@ def float_ranges(draw):
         lo, hi = sorted([-abs(a), -abs(b)])
     lo, hi = F32(lo * 10.0**exponent), F32(hi * 10.0**exponent)
     # scale must be a normal float32 (TF flushes subnormals to zero; qlab raises)
-    if not hi - lo > F32(1e-33) * (hi - lo >= 0):
+    if float(hi) - float(lo) < 1e-33:  # empty or too narrow: widen to a valid range
         hi = F32(lo + max(abs(lo), F32(1e-29)))
     return lo, hi
 
