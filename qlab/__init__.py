@@ -31,6 +31,7 @@ _LAZY: dict[str, str] = {
     "percentile_range": "qlab.calibration",
     "mse_optimal_range": "qlab.calibration",
     "estimate_range": "qlab.calibration",
+    "clipping_error_curve": "qlab.calibration",
     "mse": "qlab.metrics",
     "max_abs_error": "qlab.metrics",
     "sqnr_db": "qlab.metrics",

@@ -169,6 +169,14 @@ def mse_optimal_range(
         axis: None for one range, or the channel axis for one range per channel.
         grid: number of evenly spaced ratios in (0, 1], or an array of ratios.
     """
+    ratios, lo, hi, errors = _clipping_errors(x, num_bits, symmetric, narrow_range, axis, grid)
+    best_ratio = ratios[np.argmin(errors, axis=0)]  # first (smallest) ratio wins a tie
+    return _result(lo * best_ratio, hi * best_ratio, axis)
+
+
+def _clipping_errors(x: Any, num_bits: int, symmetric: bool, narrow_range: bool,
+                     axis: int | None, grid: Any) -> tuple[np.ndarray, ...]:
+    """Quantization MSE of every candidate range ``[r*min, r*max]``: shape (ratios, channels)."""
     values = finite_array(x, "x")
     columns = _channels_last(values, axis).astype(_F32)
     ratios = _ratios(grid)
@@ -178,17 +186,26 @@ def mse_optimal_range(
         channel = int(np.argmax(lo == hi))
         raise ValueError(f"x is all zeros{'' if axis is None else f' in channel {channel}'}; there is no range to calibrate")
     per_axis = None if axis is None else -1
-    best_err = np.full(lo.shape, np.inf)
-    best_ratio = np.ones(lo.shape)
-    for ratio in ratios:
+    errors = np.empty((len(ratios), lo.size))
+    for i, ratio in enumerate(ratios):
         cand_lo, cand_hi = _result(lo * ratio, hi * ratio, per_axis)
         params = choose_quant_params(cand_lo, cand_hi, num_bits, True, symmetric, narrow_range, per_axis)
         restored = dequantize(quantize(columns, params), params)
-        err = np.mean((restored.astype(np.float64) - columns) ** 2, axis=0)
-        better = err < best_err
-        best_err = np.where(better, err, best_err)
-        best_ratio = np.where(better, ratio, best_ratio)
-    return _result(lo * best_ratio, hi * best_ratio, axis)
+        errors[i] = np.mean((restored.astype(np.float64) - columns) ** 2, axis=0)
+    return ratios, lo, hi, errors
+
+
+def clipping_error_curve(x: Any, num_bits: int = 8, symmetric: bool = False,
+                         narrow_range: bool = False, grid: Any = 100) -> tuple[np.ndarray, np.ndarray]:
+    """The rounding-vs-clipping trade-off: quantization MSE for ranges ``[r*min, r*max]``.
+
+    Returns ``(ratios, mse)``: ratio 1 is the min/max range (no clipping, widest
+    buckets); smaller ratios clip more values but round the rest more finely.
+    The minimum of the curve is what :func:`mse_optimal_range` picks.
+    Taught in ``01_buckets``.
+    """
+    ratios, _, _, errors = _clipping_errors(x, num_bits, symmetric, narrow_range, None, grid)
+    return ratios, errors[:, 0]
 
 
 _ESTIMATORS: dict[str, Callable[..., tuple[Any, Any]]] = {

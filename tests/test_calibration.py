@@ -131,3 +131,18 @@ def test_estimate_range_dispatch_and_errors():
         minmax_range([])
     with pytest.raises(ValueError, match="axis=2 is out of range"):
         minmax_range(np.zeros((2, 2)), axis=2)
+
+
+def test_clipping_error_curve_ends_at_minmax_and_bottoms_out_at_the_mse_optimal_range():
+    from qlab import choose_quant_params, dequantize, quantize
+    from qlab.calibration import clipping_error_curve, minmax_range, mse_optimal_range
+
+    x = np.random.default_rng(3).standard_t(3, size=20_000).astype(np.float32)
+    ratios, errors = clipping_error_curve(x, num_bits=4, grid=50)
+    assert ratios[-1] == 1.0 and len(errors) == 50
+    params = choose_quant_params(*minmax_range(x), num_bits=4)
+    assert errors[-1] == pytest.approx(np.mean((dequantize(quantize(x, params), params) - x) ** 2.0))
+    lo, hi = mse_optimal_range(x, num_bits=4, grid=50)
+    best = ratios[np.argmin(errors)]
+    assert hi == pytest.approx(max(x.max(), 0) * best, rel=1e-6)
+    assert errors.min() < errors[-1] / 2  # at 4 bits clipping the tails pays off clearly
