@@ -133,7 +133,7 @@ class BucketView:
 
     def __repr__(self) -> str:
         r = self.report
-        return (f"BucketView({self.params.num_bits} bits, range [{float(self.params.min):.4g}, "
+        return (f"BucketView(int{self.params.num_bits}, range [{float(self.params.min):.4g}, "
                 f"{float(self.params.max):.4g}], SQNR {r.sqnr_db:.1f} dB, "
                 f"{r.buckets_used}/{r.levels} buckets used, {100 * r.clipped_fraction:.2f} % clipped)")
 
@@ -277,10 +277,22 @@ def _draw_histogram(ax, view: BucketView) -> None:
     ax.set_xlabel("value")
 
 
+class WorkbookFigure(Figure):
+    """A Figure that shows itself as a PNG when a notebook cell ends with it.
+
+    Figures made without pyplot are not known to the inline backend until
+    pyplot is imported; ``_repr_png_`` makes ``qlab.widget_figures.static_*()``
+    display in any notebook, executed or not.
+    """
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self)
+
+
 def new_figure(figsize: tuple[float, float] = _FIGSIZE) -> Figure:
     """A pyplot-free Figure with an Agg canvas, for drawing into again and again."""
     # A fixed layout: constrained_layout would cost hundreds of ms on every redraw.
-    fig = Figure(figsize=figsize, dpi=_DPI)
+    fig = WorkbookFigure(figsize=figsize, dpi=_DPI)
     FigureCanvasAgg(fig)
     return fig
 
@@ -371,8 +383,11 @@ class AccumulationView:
     model_error_name: str = ""
 
     def __repr__(self) -> str:
-        return (f"AccumulationView({self.settings}, {self.error_name} after last layer "
-                f"{float(self.layer_error[-1]):.4g})")
+        s = self.settings
+        return (f"AccumulationView(int{s['num_bits']}, depth {s['depth']}, "
+                f"{'per-channel' if s['per_channel'] else 'per-tensor'}, "
+                f"int32_accumulate={s['int32_accumulate']}, requantize={s['requantize']}: "
+                f"{self.error_name} after the last layer {float(self.layer_error[-1]):.4g})")
 
 
 # Names a per-layer error array may carry, most telling first.
@@ -643,5 +658,5 @@ __all__ = [
     "draw_error_accumulation", "static_error_accumulation",
     "ChannelRangesView", "channel_ranges_view", "draw_channel_ranges", "static_per_channel_ranges",
     "LayerWeights", "weight_layers", "layer_weights", "layer_activations",
-    "new_figure", "figure_png",
+    "WorkbookFigure", "new_figure", "figure_png",
 ]

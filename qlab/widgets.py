@@ -206,7 +206,10 @@ class BucketExplorer(_FigureWidget):
     def _describe(self, view: wf.BucketView) -> str:
         rows = "".join(f"<td style='padding:0 8px'>{html.escape(k)}<br><b>{v:.4g}</b></td>"
                        for k, v in view.summary().items())
-        return f"<table><tr>{rows}</tr></table>"
+        p = view.params
+        scheme = (f"int{p.num_bits} {'symmetric' if p.symmetric else 'asymmetric'}"
+                  f"{', narrow_range' if p.narrow_range else ''}")
+        return f"<b>{scheme}</b><table><tr>{rows}</tr></table>"
 
 
 class ErrorAccumulation(_FigureWidget):

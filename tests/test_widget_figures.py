@@ -239,6 +239,7 @@ def test_static_renderings_are_figures_with_content(render):
     fig = render()
     assert isinstance(fig, Figure) and fig.axes
     assert len(wf.figure_png(fig)) > 10_000
+    assert fig._repr_png_()[:4] == b"\x89PNG"  # a notebook cell ending with it shows the picture
     assert plt.get_fignums() == []
 
 
