@@ -9,8 +9,12 @@ interpreter beside it and counts, tensor by tensor, the values that differ
 (zero everywhere against the reference kernels); :func:`explain` shows every
 step that produces one output value.
 
-The notebook ``intsim`` teaches it; the fixed-point steps are introduced in
-``02_error_accumulation`` (:mod:`qlab.fixedpoint`).
+The fixed-point steps are introduced in ``02_error_accumulation``
+(:mod:`qlab.fixedpoint`). Two findings a reader of the TFLite source would not
+guess, both measured against LiteRT's reference kernels: FULLY_CONNECTED
+requantizes with a single rounding while the convolutions round twice, and
+the int8 SOFTMAX reference kernel is the 256-entry float table, not gemmlowp's
+fixed-point exp.
 """
 
 from __future__ import annotations
@@ -38,8 +42,11 @@ __all__ = [
     "reference_tensors",
     "check",
     "CheckReport",
+    "TensorMismatch",
     "explain",
     "Explanation",
+    "Step",
+    "output_multipliers",
 ]
 
 _NUMPY_TYPES = {0: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16, 9: np.int8}
