@@ -38,10 +38,32 @@ _LAZY: dict[str, str] = {
     "bucket_occupancy": "qlab.metrics",
     "error_report": "qlab.metrics",
     "simulate_chain": "qlab.accumulate",
+    "MODELS": "qlab.models",
+    "load_or_train": "qlab.models",
+    "mnist_for": "qlab.models",
+    "VARIANTS": "qlab.convert",
+    "convert": "qlab.convert",
+    "convert_qat": "qlab.convert",
+    "representative_dataset": "qlab.convert",
+    "evaluate_tflite": "qlab.tflite",
+    "predict_tflite": "qlab.tflite",
+    "measure_latency": "qlab.tflite",
+    "compare": "qlab.pipeline",
+    "calibration_study": "qlab.pipeline",
+    "ComparisonResult": "qlab.pipeline",
+    "quantize_whole_model": "qlab.qat",
+    "quantize_partial": "qlab.qat",
+    "load_or_fine_tune": "qlab.qat",
+    "layer_error_table": "qlab.debug",
+    "selective_quantization": "qlab.debug",
+    "plot_accuracy_vs_size": "qlab.plots",
+    "plot_latency": "qlab.plots",
+    "plot_layer_errors": "qlab.plots",
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()``
 _SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io", "intsim", "intkernels",
-               "quant", "calibration", "metrics", "fixedpoint", "accumulate"}
+               "quant", "calibration", "metrics", "fixedpoint", "accumulate",
+               "models", "cache", "convert", "tflite", "qat", "pipeline", "debug", "plots"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

@@ -40,6 +40,68 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from qlab.pipeline import check_models, compare
+    from qlab.convert import check_variants
+
+    models = check_models(",".join(args.model) if args.model else "all")
+    variants = check_variants(args.variants)  # fail on a bad name before any training
+    result = compare(models, variants, size="smoke" if args.smoke else "full", seed=args.seed,
+                     latency=not args.no_latency, calibration_samples=args.calibration_samples,
+                     verbose=0 if args.quiet else 1)
+    print(result)
+    if args.json:
+        from qlab.io import write_json_atomic
+
+        write_json_atomic(args.json, result.rows())
+        print(f"JSON written to {args.json}")
+    if args.csv:
+        from qlab.io import write_bytes_atomic
+
+        write_bytes_atomic(args.csv, result.table.to_csv(index=False).encode())
+        print(f"CSV written to {args.csv}")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    from qlab.pipeline import COLUMNS
+    from qlab.convert import VARIANTS
+    from qlab.models import MODELS
+
+    compare = sub.add_parser(
+        "compare", help="measure zoo models x quantization variants (accuracy, size, latency)",
+        description="Train (or load from artifacts/models/) each zoo model, convert it to every "
+                    "requested variant, and measure top-1 accuracy on the MNIST test set through "
+                    "the LiteRT interpreter, the .tflite size and batch-1 single-thread latency "
+                    "(interleaved with the float32 baseline in this process). The table is "
+                    "printed and saved with the environment under artifacts/results/.",
+        epilog=f"models: {', '.join(MODELS)}. variants: {', '.join(VARIANTS)} (described in "
+               f"qlab.convert.VARIANTS). JSON rows have the keys {', '.join(COLUMNS)}; accuracy "
+               f"is a fraction, sizes in bytes, latency in ms.")
+    compare.add_argument("--model", action="append", metavar="NAME",
+                         help="zoo model(s): repeat the option or give a comma list; 'all' "
+                              "(the default) for every model")
+    compare.add_argument("--variants", default="all", metavar="LIST",
+                         help="comma list of variants, or 'all' (default)")
+    compare.add_argument("--smoke", action="store_true",
+                         help="smoke size: a few hundred images and one short epoch (for tests; "
+                              "accuracies are not meaningful)")
+    compare.add_argument("--seed", type=int, default=0,
+                         help="training seed (default 0); same seed and config give identical "
+                              "accuracies")
+    compare.add_argument("--json", metavar="PATH",
+                         help="also write the rows to PATH as a JSON list (the copy under "
+                              "artifacts/results/ adds the environment and config)")
+    compare.add_argument("--csv", metavar="PATH", help="also write the table as CSV to PATH")
+    compare.add_argument("--no-latency", action="store_true",
+                         help="skip the latency measurement (faster)")
+    compare.add_argument("--calibration-samples", type=int, default=None, metavar="N",
+                         help="representative images for the full-integer variants "
+                              "(default 500, 100 with --smoke)")
+    compare.add_argument("--quiet", action="store_true", help="no progress lines")
+    compare.set_defaults(func=_cmd_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -61,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="small data and budgets (seconds per notebook) instead of the full run")
     run.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
     run.set_defaults(func=_cmd_run)
+    _add_compare(sub)
     return parser
 
 

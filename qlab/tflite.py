@@ -127,3 +127,35 @@ def tensor_summary(model_bytes: bytes) -> dict[str, Any]:
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     return {"input_dtype": np.dtype(inp["dtype"]).name, "input_quantization": inp["quantization"],
             "output_dtype": np.dtype(out["dtype"]).name, "output_quantization": out["quantization"]}
+
+
+def compare_latency(models: dict[str, bytes], runs: int = 200, warmup: int = 20, rounds: int = 4,
+                    num_threads: int = 1) -> dict[str, LatencyStats]:
+    """Batch-1 latency of several models, interleaved so machine noise hits them all alike.
+
+    Each model gets ``warmup`` untimed invokes, then ``rounds`` rounds in which every
+    model is timed for ``runs / rounds`` invokes in turn; the statistics are over all
+    of a model's timed invokes. Ratios between models of one call are the fair ones.
+    """
+    if runs < rounds or warmup < 0:
+        raise ValueError(f"runs must be >= rounds ({rounds}) and warmup >= 0, got runs={runs}, "
+                         f"warmup={warmup}")
+    interpreters = {}
+    for name, model_bytes in models.items():
+        interpreter = make_interpreter(model_bytes, num_threads)
+        interpreter.allocate_tensors()
+        inp = interpreter.get_input_details()[0]
+        x = np.random.default_rng(0).random(inp["shape"], dtype=np.float32)
+        interpreter.set_tensor(inp["index"], quantize_input(x, inp))
+        for _ in range(warmup):
+            interpreter.invoke()
+        interpreters[name] = interpreter
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, interpreter in interpreters.items():
+            for _ in range(runs // rounds):
+                start = time.perf_counter()
+                interpreter.invoke()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: LatencyStats(statistics.median(t), min(t), max(t), len(t))
+            for name, t in times.items()}

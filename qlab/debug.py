@@ -1,0 +1,101 @@
+"""Per-layer quantization error with TFLite's ``QuantizationDebugger``, and selective quantization.
+
+The debugger runs the float and the int8 model side by side on a few
+representative images and compares every quantized layer's output with its
+float counterpart. ``rmse/scale`` is the root-mean-square error in units of the
+tensor's quantization step: about 0.29 (= 1/sqrt(12)) is pure rounding noise;
+much more means clipping or a badly fitting range. The worst layers are the
+candidates to keep in float (a denylist): :func:`selective_quantization` measures
+how much accuracy that recovers and how many bytes it costs.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from qlab.convert import representative_dataset
+
+#: 1/sqrt(12): the RMS error of rounding to a uniform grid with step 1.
+ROUNDING_NOISE = 1 / np.sqrt(12)
+
+
+def _debugger(model: Any, dataset: Callable, denylisted_nodes: Sequence[str] = ()) -> Any:
+    from qlab._keras import require_keras2_model, tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(require_keras2_model(model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=list(denylisted_nodes) or None)
+    return tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=dataset, debug_options=options)
+
+
+def keras_layer_name(tensor_name: str) -> str:
+    """The Keras layer a TFLite tensor name comes from, e.g. 'model/conv1/Relu;...' -> 'conv1'."""
+    parts = tensor_name.split(";")[0].split("/")
+    return parts[1] if len(parts) > 2 else tensor_name
+
+
+def layer_error_table(model: Any, x: np.ndarray, num_samples: int = 100) -> pd.DataFrame:
+    """Per-layer error of full-integer quantization, worst first.
+
+    Args:
+        model: a float Keras 2 model.
+        x: float32 images shaped like the model input; the first ``num_samples``
+            calibrate the int8 model and are the debug data set.
+
+    Returns:
+        One row per quantized layer output: ``keras_layer`` (a readable name),
+        ``layer`` (the TFLite tensor name, what a denylist takes), ``op_name``, ``num_elements``, ``rmse/scale``,
+        ``max_abs_error``, ``mean_error``, ``scale``, ``zero_point``, and its
+        position ``op_index`` in the graph.
+    """
+    dataset = representative_dataset(x, num_samples, model.input_shape)
+    debugger = _debugger(model, dataset)
+    debugger.run()
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
+    buffer.seek(0)
+    stats = pd.read_csv(buffer)
+    stats["rmse/scale"] = np.sqrt(stats["mean_squared_error"]) / stats["scale"]
+    stats = stats.rename(columns={"tensor_name": "layer"}).reset_index(names="op_index")
+    stats["keras_layer"] = stats["layer"].map(keras_layer_name)
+    columns = ["op_index", "keras_layer", "op_name", "num_elements", "rmse/scale", "max_abs_error",
+               "mean_error", "scale", "zero_point", "layer"]
+    return stats[columns].sort_values("rmse/scale", ascending=False, ignore_index=True)
+
+
+def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
+                           y_test: np.ndarray, num_float_layers: Sequence[int] = (0, 1, 2, 3),
+                           num_samples: int = 100,
+                           errors: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Keep the ``k`` layers with the largest ``rmse/scale`` in float, for each ``k``.
+
+    Returns a DataFrame with ``num_float_layers``, ``denylist``, ``accuracy`` (TFLite,
+    on ``x_test``), ``size_bytes`` and the float32 model's accuracy and size for
+    reference. ``k = 0`` is the fully quantized model (float input and output).
+    """
+    from qlab.convert import convert
+    from qlab.tflite import evaluate_tflite
+
+    if errors is None:
+        errors = layer_error_table(model, x_calib, num_samples)
+    dataset = representative_dataset(x_calib, num_samples, model.input_shape)
+    float_bytes = convert(model, "float32")
+    float_accuracy = evaluate_tflite(float_bytes, x_test, y_test)
+    rows = []
+    for k in num_float_layers:
+        if not 0 <= k <= len(errors):
+            raise ValueError(f"num_float_layers must be in [0, {len(errors)}], got {k}")
+        denylist = list(errors["layer"][:k])
+        model_bytes = _debugger(model, dataset, denylist).get_nondebug_quantized_model()
+        rows.append({"num_float_layers": k, "denylist": denylist,
+                     "accuracy": evaluate_tflite(model_bytes, x_test, y_test),
+                     "size_bytes": len(model_bytes), "float32_accuracy": float_accuracy,
+                     "float32_size_bytes": len(float_bytes)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,244 @@
+"""The experiment engine: every zoo model x variant, measured the same way, in one table.
+
+For each model: the float Keras model (trained or loaded from the cache), each
+variant converted to TFLite, top-1 accuracy of the TFLite model on the test set
+through the LiteRT interpreter, its file size, and its batch-1 latency measured
+in the same process and interleaved with the float32 baseline. QAT variants also
+report the agreement between the Keras model and its TFLite conversion.
+``qat_4bit`` has no TFLite file (TFLite has no 4-bit kernels): its accuracy is the
+fake-quantized Keras model's, and the table says so.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from qlab.convert import (DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
+                          convert_qat)
+from qlab.models import MODELS, check_size, get_spec
+
+#: Columns of the results table, in display order.
+COLUMNS = ["model", "variant", "accuracy", "size_bytes", "size_ratio", "latency_ms",
+           "latency_ratio", "keras_accuracy", "keras_tflite_agreement", "evaluated_with", "note"]
+#: Latency budget per size: (timed runs, warm-up runs).
+LATENCY_RUNS = {"full": (400, 50), "smoke": (20, 5)}
+NO_4BIT_KERNELS = "fake-quantized Keras: TFLite has no 4-bit kernels, so no file and no latency"
+
+
+def check_models(models: str | Sequence[str]) -> list[str]:
+    """Normalise ``"all"``, a comma list or a sequence of zoo names; raise on unknown names."""
+    if isinstance(models, str):
+        models = list(MODELS) if models == "all" else [m.strip() for m in models.split(",")]
+    models = [m for m in models if m]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"unknown model(s) {unknown or models!r}; valid models: "
+                         f"{', '.join(MODELS)} (or 'all')")
+    return models
+
+
+@dataclass
+class ComparisonResult:
+    """The results table of :func:`compare`, the environment it was measured on, and where it is saved."""
+
+    table: pd.DataFrame
+    environment: dict[str, str]
+    config: dict[str, Any]
+    path: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The table as JSON-able dicts (NaN -> None)."""
+        frame = self.table.astype(object).where(self.table.notna(), None)
+        return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+                for row in frame.to_dict(orient="records")]
+
+    def to_json(self) -> dict[str, Any]:
+        """What is persisted: environment, config and rows."""
+        return {"environment": self.environment, "config": self.config, "rows": self.rows(),
+                **self.extras}
+
+    def display_table(self) -> pd.DataFrame:
+        """The table with readable units: accuracy in %, size in KB, ratios as 'x'."""
+        t = self.table
+        return pd.DataFrame({
+            "model": t["model"], "variant": t["variant"],
+            "accuracy %": (100 * t["accuracy"]).round(2),
+            "size KB": (t["size_bytes"] / 1024).round(1),
+            "float32 size / size": t["size_ratio"].round(2),
+            "latency ms": t["latency_ms"].round(3),
+            "latency / float32": t["latency_ratio"].round(2),
+            "Keras-TFLite agreement %": (100 * t["keras_tflite_agreement"]).round(2),
+            "evaluated with": t["evaluated_with"],
+        })
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            text = self.display_table().to_string(index=False, na_rep="-")
+        where = f"\nsaved to {self.path}" if self.path else ""
+        return f"{text}\n({self.config['size']} size, seed {self.config['seed']}){where}"
+
+    def _repr_html_(self) -> str:
+        html = self.display_table().to_html(index=False, na_rep="-")
+        where = f"<p>saved to <code>{self.path}</code></p>" if self.path else ""
+        return f"{html}<p>{self.config['size']} size, seed {self.config['seed']}</p>{where}"
+
+
+def _tflite_dir(name: str, size: str, seed: int) -> Path:
+    from qlab.paths import artifacts_dir
+
+    return artifacts_dir() / "tflite" / f"{name}-{size}-s{seed}"
+
+
+def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarray, size: str,
+                   seed: int, calibration_samples: int, verbose: Any) -> tuple[bytes | None, Any]:
+    """``(tflite bytes or None, the Keras QAT model or None)`` for one variant."""
+    from qlab.qat import load_or_fine_tune
+
+    if variant not in QAT_VARIANTS:
+        return convert(float_model, variant, x_calib, calibration_samples), None
+    qat_model = load_or_fine_tune(name, variant, size, seed, verbose)
+    if variant == "qat_4bit":
+        return None, qat_model
+    # partial QAT leaves float layers, so its input and output stay float
+    return convert_qat(qat_model, int8_io=(variant == "qat_int8")), qat_model
+
+
+def _keras_accuracy_and_agreement(keras_model: Any, tflite_bytes: bytes | None, x: np.ndarray,
+                                  y: np.ndarray) -> tuple[float, float | None]:
+    from qlab.tflite import predict_tflite
+
+    keras_pred = keras_model.predict(x, batch_size=500, verbose=0).argmax(axis=1)
+    accuracy = float(np.mean(keras_pred == y))
+    if tflite_bytes is None:
+        return accuracy, None
+    return accuracy, float(np.mean(predict_tflite(tflite_bytes, x).argmax(axis=1) == keras_pred))
+
+
+def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: int = 0,
+                  latency: bool = True, calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+                  verbose: Any = 0, save_tflite: bool = True) -> list[dict[str, Any]]:
+    """Rows of the results table for one zoo model (see :func:`compare`)."""
+    from qlab.io import write_bytes_atomic
+    from qlab.models import load_or_train, mnist_for
+    from qlab.tflite import compare_latency, evaluate_tflite
+
+    float_model = load_or_train(name, size, seed, verbose)
+    (x_train, _), (x_test, y_test) = mnist_for(name, size)
+    # float32 is always converted: it is the baseline of the size and latency ratios
+    files = {"float32": convert(float_model, "float32")}
+    rows = []
+    for variant in variants:
+        if verbose:
+            print(f"  {name}: {variant}", flush=True)
+        model_bytes, keras_model = files.get(variant), None
+        if model_bytes is None:
+            model_bytes, keras_model = _variant_model(name, variant, float_model, x_train, size,
+                                                      seed, calibration_samples, verbose)
+        row = {"model": name, "variant": variant}
+        if keras_model is not None:
+            row["keras_accuracy"], row["keras_tflite_agreement"] = \
+                _keras_accuracy_and_agreement(keras_model, model_bytes, x_test, y_test)
+        if model_bytes is None:
+            row.update(accuracy=row["keras_accuracy"], evaluated_with="keras", note=NO_4BIT_KERNELS)
+        else:
+            files[variant] = model_bytes
+            row.update(accuracy=evaluate_tflite(model_bytes, x_test, y_test),
+                       size_bytes=len(model_bytes), evaluated_with="litert",
+                       size_ratio=len(files["float32"]) / len(model_bytes))
+            if save_tflite:
+                write_bytes_atomic(_tflite_dir(name, size, seed) / f"{variant}.tflite", model_bytes)
+        rows.append(row)
+    if latency:
+        runs, warmup = LATENCY_RUNS[size]
+        stats = compare_latency(files, runs=runs, warmup=warmup)
+        for row in rows:
+            if row["variant"] in stats:
+                row["latency_ms"] = stats[row["variant"]].median_ms
+                row["latency_ratio"] = stats[row["variant"]].median_ms / stats["float32"].median_ms
+    return rows
+
+
+def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] = "all",
+            size: str = "full", seed: int = 0, latency: bool = True,
+            calibration_samples: int | None = None, save: bool = True,
+            verbose: Any = 0) -> ComparisonResult:
+    """Measure every model x variant and return (and save) the results table.
+
+    Args:
+        models: zoo names (:data:`qlab.models.MODELS`), a comma list, or ``"all"``.
+        variants: variant names (:data:`qlab.convert.VARIANTS`), a comma list, or ``"all"``.
+        size: ``"full"`` (all 60,000/10,000 images) or ``"smoke"`` (a few hundred, for tests).
+        seed: training seed; the same seed and config give identical accuracies.
+        latency: measure batch-1, single-thread latency (interleaved with float32).
+        calibration_samples: representative images for the full-integer variants
+            (default 500, 100 for smoke).
+        save: write the table with the environment to ``artifacts/results/`` (atomically).
+        verbose: print progress and show Keras progress bars when training.
+
+    Returns:
+        A :class:`ComparisonResult`; ``.table`` is a DataFrame with the columns
+        :data:`COLUMNS`. accuracy is a fraction in [0, 1], size in bytes, latency in ms;
+        the ratios are ``float32 size / size`` and ``latency / float32 latency``.
+    """
+    from qlab.environment import environment_report
+
+    models, variants = check_models(models), check_variants(variants)
+    check_size(size)
+    if calibration_samples is None:
+        calibration_samples = DEFAULT_CALIBRATION_SAMPLES if size == "full" else 100
+    rows = []
+    for name in models:
+        if verbose:
+            print(f"{name} ({get_spec(name).description})", flush=True)
+        rows += compare_model(name, variants, size, seed, latency, calibration_samples, verbose)
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    config = {"models": models, "variants": variants, "size": size, "seed": seed,
+              "latency": latency, "calibration_samples": calibration_samples,
+              "latency_runs": LATENCY_RUNS[size][0], "num_threads": 1}
+    result = ComparisonResult(table, environment_report(), config)
+    if save:
+        result.path = save_result(result)
+    return result
+
+
+def save_result(result: ComparisonResult, path: str | Path | None = None) -> Path:
+    """Write ``result`` (rows, config, environment) as JSON, atomically; return the path.
+
+    By default ``artifacts/results/compare-<size>-<UTC time>.json``.
+    """
+    from qlab.io import write_json_atomic
+    from qlab.paths import artifacts_dir
+
+    if path is None:
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        path = artifacts_dir() / "results" / f"compare-{result.config['size']}-{stamp}.json"
+    return write_json_atomic(path, result.to_json())
+
+
+def calibration_study(name: str, sample_counts: Sequence[int] = (1, 10, 100, 1000),
+                      size: str = "full", seed: int = 0,
+                      variant: str = "int8_per_channel") -> pd.DataFrame:
+    """Accuracy of a full-integer variant versus the number of representative samples.
+
+    Returns a DataFrame with ``num_samples``, ``accuracy`` and ``float32_accuracy``.
+    """
+    from qlab.models import load_or_train, mnist_for
+    from qlab.tflite import evaluate_tflite
+
+    if variant not in ("int8_per_channel", "int8_per_tensor", "int16x8"):
+        raise ValueError(f"variant must be a calibrated one (int8_per_channel, int8_per_tensor, "
+                         f"int16x8), got {variant!r}")
+    model = load_or_train(name, size, seed)
+    (x_train, _), (x_test, y_test) = mnist_for(name, size)
+    float_accuracy = evaluate_tflite(convert(model, "float32"), x_test, y_test)
+    rows = [{"num_samples": int(n), "variant": variant,
+             "accuracy": evaluate_tflite(convert(model, variant, x_train, int(n)), x_test, y_test),
+             "float32_accuracy": float_accuracy} for n in sample_counts]
+    return pd.DataFrame(rows)
