@@ -21,7 +21,8 @@ import numpy as np
 from qlab._validate import finite_array
 from qlab.quant import QuantParams, dequantize, quantize
 
-__all__ = ["mse", "max_abs_error", "sqnr_db", "bucket_occupancy", "error_report", "QuantErrorReport"]
+__all__ = ["mse", "max_abs_error", "sqnr_db", "bucket_occupancy", "error_report", "QuantErrorReport",
+           "describe_buckets"]
 
 
 def _pair(x: Any, y: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -148,3 +149,23 @@ def error_report(x: Any, params: QuantParams) -> QuantErrorReport:
         levels=params.levels,
         clipped_fraction=clipped,
     )
+
+
+def describe_buckets(values: Any, params: QuantParams) -> "pandas.DataFrame":
+    """One row per value: its integer code, the bucket it falls into, and what comes back.
+
+    Columns: ``value``, ``q`` (the integer), ``bucket_low``/``bucket_high`` (the
+    floats that round to ``q``; clipped values show the edge bucket),
+    ``dequantized`` and ``error``. Per-tensor ``params`` only. Taught in ``01_buckets``.
+    """
+    import pandas as pd
+
+    if params.per_axis:
+        raise ValueError("describe_buckets needs per-tensor params (axis=None), got per-axis params")
+    x = finite_array(values, "values", np.float32).reshape(-1)
+    q = quantize(x, params)
+    centre = dequantize(q, params)
+    half = np.float32(params.scale) / 2
+    return pd.DataFrame({"value": x, "q": q.astype(int), "bucket_low": centre - half,
+                         "bucket_high": centre + half, "dequantized": centre,
+                         "error": centre - x})

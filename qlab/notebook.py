@@ -112,8 +112,9 @@ def run_notebook(source: str | Path, smoke: bool, output_dir: str | Path | None 
         failed = output.with_name(f"{output.stem}.FAILED.ipynb")
         if running.exists():
             os.replace(running, failed)
-        raise RuntimeError(f"{source.name} failed in {mode} mode; the executed copy with the "
-                           f"error is {failed}") from exc
+        cause = f"{exc.ename}: {exc.evalue}" if hasattr(exc, "ename") else repr(exc)
+        raise RuntimeError(f"{source.name} failed in {mode} mode ({cause}); the executed copy "
+                           f"with the error is {failed}") from exc
     os.replace(running, output)  # only a notebook that ran to the end replaces the last good copy
     seconds = time.perf_counter() - start
     return NotebookRun(source, output, seconds, read_records(output))

@@ -73,3 +73,18 @@ def test_bad_input():
         max_abs_error([], [])
     with pytest.raises(TypeError, match="params"):
         error_report(np.zeros(2), None)
+
+
+def test_describe_buckets_matches_hand_computed_int8_buckets():
+    from qlab.metrics import describe_buckets
+
+    params = choose_quant_params(-10.0, 10.0, num_bits=8)  # scale 20/255, zero point -1 after nudging
+    table = describe_buckets([2.0, 2.03, 2.3, 50.0], params)
+    assert table["q"].tolist() == [25, 25, 28, 127]  # 2.0 and 2.03 share a bucket; 50 is clipped
+    scale = np.float32(20.0) / np.float32(255.0)
+    assert table["dequantized"][0] == pytest.approx(26 * scale, rel=1e-6)  # (25 - (-1)) * scale
+    assert (table["bucket_low"][:3] <= table["value"][:3]).all()
+    assert (table["value"][:3] <= table["bucket_high"][:3]).all()
+    assert table["error"][3] == pytest.approx(params.max - 50.0, rel=1e-6)
+    with pytest.raises(ValueError, match="per-tensor"):
+        describe_buckets([1.0], choose_quant_params([-1.0, -2.0], [1.0, 2.0], axis=-1))

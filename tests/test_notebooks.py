@@ -13,12 +13,28 @@ from qlab.notebook import notebook_paths, run_notebook
 # notebook name -> {record name: predicate on its value}
 CHECKS = {
     "00_start_here.ipynb": {"environment_ok": lambda v: v is True},
+    "01_buckets.ipynb": {
+        "int8_codes_2_to_2_3": lambda v: v == [25, 25, 26, 27, 28],
+        "buckets_spanned_by_window": lambda v: v["8"] == 4 and v["4"] == 1,
+        "fake_quant_mismatches_vs_tensorflow": lambda v: v == 0,
+        "sqnr_db_by_range_method": lambda v: v["min MSE"] >= v["min/max"] > 25,
+        "range_shift": lambda v: v["clipped_fraction"]["requested [2, 10], slid by TensorFlow"] > 0.2
+        and v["sqnr_db"]["widened to [0, 10]"] > v["sqnr_db"]["requested [2, 10], slid by TensorFlow"] + 20,
+        "sqnr_db_by_scheme": lambda v: v["ReLU outputs (>= 0)"]["asymmetric"]
+        > v["ReLU outputs (>= 0)"]["symmetric"] + 4,
+    },
 }
 
 
 @pytest.fixture(scope="session")
 def smoke_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("executed-smoke")
+    """Executed copies and the smoke-size models they train go to a private folder, shared by
+    all notebooks of the session (so later notebooks reuse the models earlier ones trained)."""
+    root = tmp_path_factory.mktemp("notebooks-smoke")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("QLAB_ARTIFACTS", str(root / "artifacts"))  # inherited by the papermill kernels
+    yield root / "executed"
+    patch.undo()
 
 
 @pytest.mark.parametrize("notebook", notebook_paths(), ids=lambda p: p.stem)
