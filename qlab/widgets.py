@@ -201,7 +201,7 @@ class BucketExplorer(_FigureWidget):
                               source=self.source.value)
 
     def _draw(self, view: wf.BucketView) -> None:
-        wf.draw_bucket_explorer(view, self.figure)
+        wf.draw_bucket_explorer(view, self.figure, show_numbers=False)
 
     def _describe(self, view: wf.BucketView) -> str:
         rows = "".join(f"<td style='padding:0 8px'>{html.escape(k)}<br><b>{v:.4g}</b></td>"

@@ -1,0 +1,80 @@
+"""How long a widget takes from a control change to the redrawn picture.
+
+For each widget and control, set the control's ``.value`` (as the browser
+does through the comm) and time until the new PNG is in ``widget.image.value``:
+recompute + redraw + PNG encode, all of it synchronous in the kernel. Prints the
+median and 90th percentile wall time over the repeats, plus the CPU time (wall
+time on a shared machine includes waiting for a core). The goal is a median
+under 100 ms. The browser adds one comm round trip on top (a few ms on localhost).
+
+    .venv/bin/python benchmarks/widget_update_times.py [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from typing import Any, Callable, Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+
+from qlab import widgets as qw  # noqa: E402
+
+
+def time_changes(widget: Any, control: Any, values: Iterable[Any], repeats: int) -> tuple[np.ndarray, np.ndarray]:
+    """Wall and CPU milliseconds of ``repeats`` changes of ``control`` cycling through ``values``."""
+    wall, cpu = [], []
+    cycle = itertools.cycle(values)
+    for _ in range(repeats):
+        value = next(cycle)
+        if value == control.value:
+            value = next(cycle)
+        png = widget.image.value
+        w0, c0 = time.perf_counter(), time.process_time()
+        control.value = value
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+        if widget.image.value == png or widget.message.value:
+            raise RuntimeError(f"changing {control.description or control} to {value!r} did not "
+                               f"redraw: {widget.message.value}")
+    return 1000 * np.array(wall), 1000 * np.array(cpu)
+
+
+CASES: list[tuple[str, Callable[[], Any], str, list[Any]]] = [
+    ("BucketExplorer", qw.BucketExplorer, "num_bits", [8, 4, 12, 2, 16, 6]),
+    ("BucketExplorer", qw.BucketExplorer, "window", [(2.0, 2.3), (0.5, 0.6), (-3.0, -2.5)]),
+    ("BucketExplorer", qw.BucketExplorer, "symmetric", [True, False]),
+    ("ErrorAccumulation", qw.ErrorAccumulation, "depth", [8, 16, 4, 24]),
+    ("ErrorAccumulation", qw.ErrorAccumulation, "num_bits", [8, 4, 6]),
+    ("ErrorAccumulation", qw.ErrorAccumulation, "per_channel", [True, False]),
+    ("PerChannelRanges", qw.PerChannelRanges, "num_bits", [8, 4, 6, 3]),
+    ("PerChannelRanges", qw.PerChannelRanges, "sort", [True, False]),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args(argv)
+    print(f"{'widget':<18} {'control':<12} {'median ms':>9} {'p90 ms':>7} {'cpu median ms':>13}")
+    per_widget: dict[str, list[float]] = {}
+    for name, make, control_name, values in CASES:
+        widget = make()
+        wall, cpu = time_changes(widget, getattr(widget, control_name), values, args.repeats)
+        widget.close()
+        per_widget.setdefault(name, []).extend(wall)
+        print(f"{name:<18} {control_name:<12} {np.median(wall):9.1f} {np.percentile(wall, 90):7.1f} "
+              f"{np.median(cpu):13.1f}")
+    print()
+    for name, wall in per_widget.items():
+        print(f"{name:<18} all controls: median {np.median(wall):.1f} ms over {len(wall)} updates")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
