@@ -416,29 +416,52 @@ def chain_layer_error(chain: Any) -> tuple[np.ndarray, str]:
     raise TypeError(f"chain has none of the per-layer error fields {_CHAIN_ERROR_FIELDS}: {chain!r}")
 
 
-def layer_error_profile(table: Any, error_column: str | None = None) -> tuple[list[str], np.ndarray, str]:
-    """Layer names and one error column from a per-layer table (DataFrame, dict or array).
+# Column names a per-layer table may use, in order of preference.
+_NAME_COLUMNS = ("keras_layer", "layer", "layer_name", "name", "tensor_name")
+_ERROR_COLUMNS = ("rmse/scale", "rmse", "relative_error", "mse", "mean_squared_error",
+                  "max_abs_error")
 
-    ``table`` may be a pandas DataFrame (the index or a ``layer``/``name``
-    column names the layers; ``error_column`` or the first numeric column is
-    taken), a ``{layer: error}`` dict, or a 1-D array.
+
+def layer_error_profile(table: Any, error_column: str | None = None) -> tuple[list[str], np.ndarray, str]:
+    """Layer names and one error column from a per-layer table, in graph order.
+
+    ``table`` may be the DataFrame of :func:`qlab.debug.layer_error_table`
+    (rows are put back in ``op_index`` order; ``keras_layer`` names them;
+    ``rmse/scale`` - the error in units of the output's bucket width - is drawn
+    unless ``error_column`` says otherwise), another DataFrame (the index or a
+    ``layer``/``name`` column names the layers), a ``{layer: error}`` dict, or
+    a 1-D array.
     """
     if isinstance(table, dict):
         return [str(k) for k in table], np.asarray(list(table.values()), dtype=np.float64), "error"
     if hasattr(table, "columns"):
-        names_col = next((c for c in ("layer", "layer_name", "name", "tensor_name")
-                          if c in table.columns), None)
+        if "op_index" in table.columns:
+            table = table.sort_values("op_index")
+        names_col = next((c for c in _NAME_COLUMNS if c in table.columns), None)
         names = [str(v) for v in (table[names_col] if names_col else table.index)]
-        numeric = [c for c in table.select_dtypes("number").columns if c != names_col]
+        numeric = [c for c in table.select_dtypes("number").columns
+                   if c not in ("op_index", "num_elements", "zero_point")]
         if error_column is None:
-            if not numeric:
-                raise ValueError(f"table has no numeric column; columns are {list(table.columns)}")
-            error_column = numeric[0]
+            error_column = next((c for c in _ERROR_COLUMNS if c in numeric), None)
+            error_column = error_column or (numeric[0] if numeric else None)
+            if error_column is None:
+                raise ValueError(f"table has no numeric error column; columns are {list(table.columns)}")
         elif error_column not in table.columns:
             raise ValueError(f"error_column {error_column!r} is not a column; choose from {numeric}")
         return names, np.asarray(table[error_column], dtype=np.float64), str(error_column)
     values = np.asarray(table, dtype=np.float64).ravel()
     return [str(i) for i in range(values.size)], values, "error"
+
+
+def model_error_profile(model: Any, x: np.ndarray, num_samples: int = 100) -> Any:
+    """The per-layer error table of ``model``'s int8 TFLite version (TFLite's QuantizationDebugger).
+
+    A thin call of :func:`qlab.debug.layer_error_table` (converts the model:
+    seconds to minutes), for :class:`qlab.widgets.ErrorAccumulation`'s lower panel.
+    """
+    from qlab.debug import layer_error_table
+
+    return layer_error_table(model, x, num_samples=num_samples)
 
 
 def accumulation_view(depth: int = 8, num_bits: int = 8, per_channel: bool = False,
@@ -675,7 +698,8 @@ __all__ = [
     "synthetic_tensor", "synthetic_depthwise_kernel",
     "BucketView", "range_from_data", "bucket_view", "bucket_edges", "draw_bucket_explorer",
     "static_bucket_explorer",
-    "AccumulationView", "chain_layer_error", "layer_error_profile", "accumulation_view",
+    "AccumulationView", "chain_layer_error", "layer_error_profile", "model_error_profile",
+    "accumulation_view",
     "draw_error_accumulation", "static_error_accumulation",
     "ChannelRangesView", "channel_ranges_view", "draw_channel_ranges", "static_per_channel_ranges",
     "LayerWeights", "weight_layers", "layer_weights", "layer_activations",

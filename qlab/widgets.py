@@ -234,9 +234,24 @@ class ErrorAccumulation(_FigureWidget):
                                            value=False)
         self.int32_accumulate = W.Checkbox(value=True, description="int32 accumulate", indent=False)
         self.requantize = W.Checkbox(value=True, description="requantize", indent=False)
-        super().__init__([self.depth, self.num_bits, self.per_channel, self.int32_accumulate,
-                          self.requantize])
+        controls = [self.depth, self.num_bits, self.per_channel, self.int32_accumulate,
+                    self.requantize]
+        self.profile_column: W.Dropdown | None = None
+        if model_profile is not None and hasattr(model_profile, "columns"):
+            _, _, default = wf.layer_error_profile(model_profile, model_error_column)
+            numeric = [c for c in model_profile.select_dtypes("number").columns
+                       if c not in ("op_index", "num_elements", "zero_point")]
+            self.profile_column = W.Dropdown(options=numeric, value=default,
+                                             description="model error")
+            controls.append(self.profile_column)
+        super().__init__(controls)
         self.update()
+
+    @classmethod
+    def for_model(cls, model: Any, x: np.ndarray, num_samples: int = 100,
+                  **kwargs: Any) -> "ErrorAccumulation":
+        """The widget with ``model``'s int8 TFLite per-layer error profile (converts the model)."""
+        return cls(model_profile=wf.model_error_profile(model, x, num_samples), **kwargs)
 
     def _figsize(self) -> tuple[float, float]:
         return (9.0, 4.2) if self.model_profile is None else (9.0, 6.4)
@@ -247,7 +262,9 @@ class ErrorAccumulation(_FigureWidget):
                                     int32_accumulate=self.int32_accumulate.value,
                                     requantize=self.requantize.value,
                                     model_profile=self.model_profile,
-                                    model_error_column=self.model_error_column)
+                                    model_error_column=(self.profile_column.value
+                                                        if self.profile_column is not None
+                                                        else self.model_error_column))
 
     def _draw(self, view: wf.AccumulationView) -> None:
         wf.draw_error_accumulation(view, self.figure)

@@ -173,6 +173,13 @@ def test_layer_error_profile_reads_dataframes_dicts_and_arrays():
     with pytest.raises(ValueError, match="error_column"):
         wf.layer_error_profile(table, "nope")
     assert wf.layer_error_profile({"a": 1.0, "b": 2.0})[0] == ["a", "b"]
+    # qlab.debug.layer_error_table's shape: worst first, op_index gives the graph order
+    debug_table = pd.DataFrame({"op_index": [2, 0, 1], "keras_layer": ["fc", "conv", "dw"],
+                                "num_elements": [10, 100, 50], "rmse/scale": [0.9, 0.2, 0.4],
+                                "layer": ["t2", "t0", "t1"]})
+    names, values, column = wf.layer_error_profile(debug_table)
+    assert names == ["conv", "dw", "fc"] and column == "rmse/scale"
+    np.testing.assert_allclose(values, [0.2, 0.4, 0.9])
     assert wf.layer_error_profile(np.array([1.0, 2.0, 3.0]))[0] == ["0", "1", "2"]
 
 
@@ -275,3 +282,23 @@ def test_layer_activations_shape(mobilenet):
     x = np.zeros((2, 32, 32, 1), np.float32)
     act = wf.layer_activations(mobilenet, "conv_pw_1_relu", x)
     assert act.shape[0] == 2 and act.ndim == 4
+
+
+@pytest.mark.slow
+def test_model_error_profile_of_a_small_keras_model():
+    from qlab._keras import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.layers.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
+        keras.layers.DepthwiseConv2D(3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3),
+    ])
+    x = np.random.default_rng(0).random((8, 8, 8, 1), dtype=np.float32)
+    table = wf.model_error_profile(model, x, num_samples=8)
+    names, values, column = wf.layer_error_profile(table)
+    assert column == "rmse/scale" and len(names) >= 3
+    assert np.all(np.isfinite(values)) and np.all(values >= 0)
+    fig = wf.draw_error_accumulation(wf.accumulation_view(depth=3, batch=32, model_profile=table))
+    assert len(fig.axes) == 2

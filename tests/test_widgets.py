@@ -111,6 +111,19 @@ def test_error_accumulation_with_a_model_profile():
     assert w.view.model_profile[0] == ["conv1", "dw1", "fc"]
 
 
+def test_error_accumulation_model_profile_column_dropdown():
+    pd = pytest.importorskip("pandas")
+    table = pd.DataFrame({"op_index": [1, 0], "keras_layer": ["fc", "conv"],
+                          "rmse/scale": [0.5, 0.2], "max_abs_error": [0.01, 0.03]})
+    w = qw.ErrorAccumulation(model_profile=table)
+    assert w.profile_column.value == "rmse/scale"
+    np.testing.assert_allclose(w.view.model_profile[1], [0.2, 0.5])
+    png = w.image.value
+    w.profile_column.value = "max_abs_error"
+    np.testing.assert_allclose(w.view.model_profile[1], [0.03, 0.01])
+    assert w.view.model_error_name == "max_abs_error" and w.image.value != png
+
+
 def test_per_channel_ranges_controls():
     w = qw.PerChannelRanges()
     first = w.view
