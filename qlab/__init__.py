@@ -20,9 +20,6 @@ _LAZY: dict[str, str] = {
     "record": "qlab.notebook",
     "environment_report": "qlab.environment",
     "check_environment": "qlab.environment",
-    # TensorFlow and Keras 2 (tf_keras) as qlab configures them, for notebooks: qlab.tf, qlab.keras
-    "tf": "qlab._keras",
-    "keras": "qlab._keras",
     "QuantParams": "qlab.quant",
     "choose_quant_params": "qlab.quant",
     "quantize": "qlab.quant",
@@ -40,15 +37,14 @@ _LAZY: dict[str, str] = {
     "sqnr_db": "qlab.metrics",
     "bucket_occupancy": "qlab.metrics",
     "error_report": "qlab.metrics",
-    "describe_buckets": "qlab.metrics",
     "simulate_chain": "qlab.accumulate",
     "MODELS": "qlab.models",
     "load_or_train": "qlab.models",
     "mnist_for": "qlab.models",
-    "VARIANTS": "qlab.convert",
-    "convert": "qlab.convert",
-    "convert_qat": "qlab.convert",
-    "representative_dataset": "qlab.convert",
+    "VARIANTS": "qlab.conversion",
+    "convert": "qlab.conversion",
+    "convert_qat": "qlab.conversion",
+    "representative_dataset": "qlab.conversion",
     "evaluate_tflite": "qlab.tflite",
     "predict_tflite": "qlab.tflite",
     "measure_latency": "qlab.tflite",
@@ -66,9 +62,8 @@ _LAZY: dict[str, str] = {
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()``
 _SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io", "intsim", "intkernels",
-               "quant", "calibration", "metrics", "fixedpoint", "accumulate", "widget_figures",
-               "widgets",
-               "models", "cache", "convert", "tflite", "qat", "pipeline", "debug", "plots"}
+               "quant", "calibration", "metrics", "fixedpoint", "accumulate",
+               "models", "cache", "conversion", "tflite", "qat", "pipeline", "debug", "plots"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

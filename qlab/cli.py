@@ -42,7 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from qlab.pipeline import check_models, compare
-    from qlab.convert import check_variants
+    from qlab.conversion import check_variants
 
     models = check_models(",".join(args.model) if args.model else "all")
     variants = check_variants(args.variants)  # fail on a bad name before any training
@@ -65,7 +65,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     from qlab.pipeline import COLUMNS
-    from qlab.convert import VARIANTS
+    from qlab.conversion import VARIANTS
     from qlab.models import MODELS
 
     compare = sub.add_parser(
@@ -76,7 +76,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                     "(interleaved with the float32 baseline in this process). The table is "
                     "printed and saved with the environment under artifacts/results/.",
         epilog=f"models: {', '.join(MODELS)}. variants: {', '.join(VARIANTS)} (described in "
-               f"qlab.convert.VARIANTS). JSON rows have the keys {', '.join(COLUMNS)}; accuracy "
+               f"qlab.conversion.VARIANTS). JSON rows have the keys {', '.join(COLUMNS)}; accuracy "
                f"is a fraction, sizes in bytes, latency in ms.")
     compare.add_argument("--model", action="append", metavar="NAME",
                          help="zoo model(s): repeat the option or give a comma list; 'all' "

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from qlab.convert import representative_dataset
+from qlab.conversion import representative_dataset
 
 #: 1/sqrt(12): the RMS error of rounding to a uniform grid with step 1.
 ROUNDING_NOISE = 1 / np.sqrt(12)
@@ -80,7 +80,7 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
     on ``x_test``), ``size_bytes`` and the float32 model's accuracy and size for
     reference. ``k = 0`` is the fully quantized model (float input and output).
     """
-    from qlab.convert import convert
+    from qlab.conversion import convert
     from qlab.tflite import evaluate_tflite
 
     if errors is None:

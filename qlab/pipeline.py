@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from qlab.convert import (DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
+from qlab.conversion import (DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
                           convert_qat)
 from qlab.models import MODELS, check_size, get_spec
 
@@ -173,7 +173,7 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
 
     Args:
         models: zoo names (:data:`qlab.models.MODELS`), a comma list, or ``"all"``.
-        variants: variant names (:data:`qlab.convert.VARIANTS`), a comma list, or ``"all"``.
+        variants: variant names (:data:`qlab.conversion.VARIANTS`), a comma list, or ``"all"``.
         size: ``"full"`` (all 60,000/10,000 images) or ``"smoke"`` (a few hundred, for tests).
         seed: training seed; the same seed and config give identical accuracies.
         latency: measure batch-1, single-thread latency (interleaved with float32).

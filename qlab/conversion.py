@@ -100,7 +100,7 @@ def configure(converter: Any, variant: str, representative_data: Callable | None
     if variant in NEEDS_CALIBRATION:
         if representative_data is None:
             raise ValueError(f"variant {variant!r} needs representative_data "
-                             "(see qlab.convert.representative_dataset)")
+                             "(see qlab.conversion.representative_dataset)")
         converter.representative_dataset = representative_data
     if variant in ("int8_per_channel", "int8_per_tensor"):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -130,7 +130,7 @@ def convert(model: Any, variant: str, representative_data: np.ndarray | Callable
     check_variants([variant])
     if variant in QAT_VARIANTS:
         raise ValueError(f"variant {variant!r} needs a quantization-aware model: use "
-                         "qlab.qat to make one and qlab.convert.convert_qat to convert it")
+                         "qlab.qat to make one and qlab.conversion.convert_qat to convert it")
     if isinstance(representative_data, np.ndarray):
         representative_data = representative_dataset(
             representative_data, min(num_samples, len(representative_data)), model.input_shape)

@@ -1,0 +1,94 @@
+"""Conversion variants, representative-data checks and the LiteRT evaluation helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qlab import conversion as qconvert
+from qlab import tflite
+
+
+def test_check_variants_accepts_all_and_comma_lists():
+    assert qconvert.check_variants("all") == list(qconvert.VARIANTS)
+    assert qconvert.check_variants("float32, int8_per_channel") == ["float32", "int8_per_channel"]
+    with pytest.raises(ValueError, match="unknown variant.*'int4'.*valid variants: float32"):
+        qconvert.check_variants("float32,int4")
+
+
+def test_representative_dataset_checks_dtype_shape_and_count():
+    x = np.zeros((20, 28, 28, 1), np.float32)
+    batches = list(qconvert.representative_dataset(x, 5, (None, 28, 28, 1))())
+    assert len(batches) == 5 and batches[0][0].shape == (1, 28, 28, 1)
+    with pytest.raises(ValueError, match="float32.*uint8"):
+        qconvert.representative_dataset(x.astype(np.uint8), 5, (None, 28, 28, 1))
+    with pytest.raises(ValueError, match=r"shape \(20, 28, 28, 1\).*\(None, 32, 32, 1\)"):
+        qconvert.representative_dataset(x, 5, (None, 32, 32, 1))
+    with pytest.raises(ValueError, match=r"num_samples must be an integer in \[1, 20\]"):
+        qconvert.representative_dataset(x, 21)
+    with pytest.raises(TypeError, match="numpy array"):
+        qconvert.representative_dataset([[0.0]], 1)
+
+
+def test_int8_input_quantization_hand_computed():
+    detail = {"dtype": np.int8, "quantization": (0.5, -3)}
+    q = tflite.quantize_input(np.array([0.0, 1.0, 1.3, 100.0, -100.0], np.float32), detail)
+    np.testing.assert_array_equal(q, [-3, -1, -0, 127, -128])  # round(x/0.5) - 3, clipped
+    np.testing.assert_allclose(tflite.dequantize_output(q, detail), [0.0, 1.0, 1.5, 65.0, -62.5])
+
+
+@pytest.fixture(scope="module")
+def smoke_cnn(tmp_path_factory):
+    import os
+
+    from qlab.models import load_or_train, mnist_for
+
+    old = os.environ.get("QLAB_ARTIFACTS")
+    os.environ["QLAB_ARTIFACTS"] = str(tmp_path_factory.mktemp("artifacts"))
+    try:
+        model = load_or_train("mnist_cnn", "smoke", verbose=0)
+    finally:
+        if old is None:
+            os.environ.pop("QLAB_ARTIFACTS")
+        else:
+            os.environ["QLAB_ARTIFACTS"] = old
+    (x_train, _), (x_test, y_test) = mnist_for("mnist_cnn", "smoke")
+    return model, x_train, x_test, y_test
+
+
+def _weight_scales(model_bytes):
+    interpreter = tflite.make_interpreter(model_bytes)
+    return {d["name"]: len(d["quantization_parameters"]["scales"])
+            for d in interpreter.get_tensor_details() if d["dtype"] == np.int8
+            and len(d["shape"]) == 4 and d["shape"][0] == 64}  # conv2's kernel: 64 filters
+
+
+@pytest.mark.slow
+def test_ptq_variants_convert_and_int8_is_smaller(smoke_cnn):
+    model, x_train, x_test, y_test = smoke_cnn
+    files = {v: qconvert.convert(model, v, x_train, 50) for v in qconvert.PTQ_VARIANTS}
+    for variant in ("dynamic_int8", "int8_per_channel", "int8_per_tensor"):
+        assert len(files[variant]) < len(files["float32"]) / 3, variant
+    assert tflite.tensor_summary(files["int8_per_channel"])["input_dtype"] == "int8"
+    assert list(_weight_scales(files["int8_per_channel"]).values()) == [64]
+    assert list(_weight_scales(files["int8_per_tensor"]).values()) == [1]
+    keras_pred = model.predict(x_test, verbose=0).argmax(axis=1)
+    float_pred = tflite.predict_tflite(files["float32"], x_test).argmax(axis=1)
+    assert np.mean(keras_pred == float_pred) > 0.99
+    with pytest.raises(ValueError, match="needs representative_data"):
+        qconvert.convert(model, "int8_per_channel")
+    with pytest.raises(ValueError, match="quantization-aware model"):
+        qconvert.convert(model, "qat_int8")
+
+
+@pytest.mark.slow
+def test_batched_evaluation_matches_batch_one_for_int8(smoke_cnn):
+    model, x_train, x_test, y_test = smoke_cnn
+    model_bytes = qconvert.convert(model, "int8_per_channel", x_train, 50)
+    one = tflite.predict_tflite(model_bytes, x_test[:60], batch_size=1)
+    batched = tflite.predict_tflite(model_bytes, x_test[:60], batch_size=25)  # 25, 25, then 10
+    np.testing.assert_array_equal(one, batched)
+    accuracy = tflite.evaluate_tflite(model_bytes, x_test[:60], y_test[:60])
+    assert accuracy == np.mean(one.argmax(axis=1) == y_test[:60])
+    stats = tflite.measure_latency(model_bytes, runs=10, warmup=2)
+    assert stats.runs == 10 and 0 < stats.min_ms <= stats.median_ms <= stats.max_ms
