@@ -20,6 +20,9 @@ _LAZY: dict[str, str] = {
     "record": "qlab.notebook",
     "environment_report": "qlab.environment",
     "check_environment": "qlab.environment",
+    # TensorFlow and Keras 2 (tf_keras) as qlab configures them, for notebooks: qlab.tf, qlab.keras
+    "tf": "qlab._keras",
+    "keras": "qlab._keras",
     "QuantParams": "qlab.quant",
     "choose_quant_params": "qlab.quant",
     "quantize": "qlab.quant",
@@ -37,6 +40,7 @@ _LAZY: dict[str, str] = {
     "sqnr_db": "qlab.metrics",
     "bucket_occupancy": "qlab.metrics",
     "error_report": "qlab.metrics",
+    "describe_buckets": "qlab.metrics",
     "simulate_chain": "qlab.accumulate",
     "MODELS": "qlab.models",
     "load_or_train": "qlab.models",
@@ -62,7 +66,8 @@ _LAZY: dict[str, str] = {
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()``
 _SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io", "intsim", "intkernels",
-               "quant", "calibration", "metrics", "fixedpoint", "accumulate",
+               "quant", "calibration", "metrics", "fixedpoint", "accumulate", "widget_figures",
+               "widgets",
                "models", "cache", "conversion", "tflite", "qat", "pipeline", "debug", "plots"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
