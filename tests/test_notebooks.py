@@ -23,6 +23,14 @@ CHECKS = {
         "sqnr_db_by_scheme": lambda v: v["ReLU outputs (>= 0)"]["asymmetric"]
         > v["ReLU outputs (>= 0)"]["symmetric"] + 4,
     },
+    "02_error_accumulation.ipynb": {
+        "aligned_accumulator": lambda v: v > 10 * 32767,
+        "requantized_3353": lambda v: v == 7,
+        "chain_sqnr_db_per_tensor": lambda v: v[0] > v[-1] + 5 and v[0] > 25,
+        "per_channel_gain_db": lambda v: len(v) == 8 and min(v) > 1,  # better at every layer
+        "what_if_sqnr_last_layer": lambda v: v["int16 (int64 accumulator)"]
+        > v["int8, int32 accumulator (TFLite)"] + 30 > v["int4"] + 30,
+    },
 }
 
 
