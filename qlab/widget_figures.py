@@ -498,8 +498,12 @@ def draw_error_accumulation(view: AccumulationView, fig: Figure | None = None) -
              f"{'int32 accumulate' if s['int32_accumulate'] else 'low-precision accumulate'}, "
              f"{'requantize' if s['requantize'] else 'no requantize'}")
     ax.plot(layers, view.layer_error, "o-", color="tab:blue", label=label)
-    log = view.error_name != "sqnr_db" and bool(np.all(view.layer_error > 0))
+    errors = view.layer_error
+    # log only when the error spans decades; otherwise a log axis has one label or none
+    log = (view.error_name != "sqnr_db" and bool(np.all(errors > 0))
+           and float(errors.max() / errors.min()) > 30)
     _set_yscale(ax, "log" if log else "linear")
+    ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
     ax.set_xlabel("layer")
     ax.set_ylabel(view.error_name.replace("_", " "))
     ax.set_title(f"synthetic chain: error against float after each of {layers.size} layers",
