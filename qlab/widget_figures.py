@@ -29,6 +29,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
@@ -344,7 +345,7 @@ def _set_yscale(ax, scale: str) -> None:
         if scale == "log":
             ax.yaxis.set_major_locator(LogLocator(numticks=5))
             # plain "0.001" labels: the default 10^x labels go through mathtext (slow to draw)
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_locator(NullLocator())
 
 
@@ -692,8 +693,10 @@ def layer_activations(model: Any, layer_name: str, x: np.ndarray) -> np.ndarray:
 def figure_png(fig: Figure) -> bytes:
     """The PNG bytes of ``fig`` (what a widget shows; they change when the picture does)."""
     buf = io.BytesIO()
-    # zlib level 1: a third of the default's encoding time for a slightly larger PNG
-    fig.savefig(buf, format="png", dpi=_DPI, pil_kwargs={"compress_level": 1})
+    # Unhinted glyphs render about a quarter faster and look the same at this size;
+    # zlib level 1 encodes in a third of the default's time for a slightly larger PNG.
+    with matplotlib.rc_context({"text.hinting": "none"}):
+        fig.savefig(buf, format="png", dpi=_DPI, pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 
