@@ -49,11 +49,15 @@ CASES: list[tuple[str, Callable[[], Any], str, list[Any]]] = [
     ("BucketExplorer", qw.BucketExplorer, "num_bits", [8, 4, 12, 2, 16, 6]),
     ("BucketExplorer", qw.BucketExplorer, "window", [(2.0, 2.3), (0.5, 0.6), (-3.0, -2.5)]),
     ("BucketExplorer", qw.BucketExplorer, "symmetric", [True, False]),
+    ("BucketExplorer", qw.BucketExplorer, "source", ["normal", "laplace (weight-like)", "uniform"]),
+    ("BucketExplorer", qw.BucketExplorer, "range_method", ["percentile", "mse", "minmax"]),
     ("ErrorAccumulation", qw.ErrorAccumulation, "depth", [8, 16, 4, 24]),
     ("ErrorAccumulation", qw.ErrorAccumulation, "num_bits", [8, 4, 6]),
     ("ErrorAccumulation", qw.ErrorAccumulation, "per_channel", [True, False]),
     ("PerChannelRanges", qw.PerChannelRanges, "num_bits", [8, 4, 6, 3]),
     ("PerChannelRanges", qw.PerChannelRanges, "sort", [True, False]),
+    ("PerChannelRanges", qw.PerChannelRanges, "layer",
+     ["synthetic depthwise kernel, 128 channels", "synthetic depthwise kernel"]),
 ]
 
 
