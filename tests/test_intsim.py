@@ -267,15 +267,15 @@ def pipeline_artifacts(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name,variant", PIPELINE_CASES)
 def test_workbook_int8_models_are_bit_exact(pipeline_artifacts, name, variant):
-    from qlab import convert, models
+    from qlab import conversion, models
 
     (x_train, _), (x_test, _) = models.mnist_for(name, "smoke")
     if variant.startswith("qat"):
         from qlab import qat
 
-        content = convert.convert_qat(qat.load_or_fine_tune(name, variant, "smoke", verbose=0))
+        content = conversion.convert_qat(qat.load_or_fine_tune(name, variant, "smoke", verbose=0))
     else:
-        content = convert.convert(models.load_or_train(name, "smoke", verbose=0), variant, x_train[:200])
+        content = conversion.convert(models.load_or_train(name, "smoke", verbose=0), variant, x_train[:200])
     model = intsim.load(content)
     x = intsim.quantize_input(model, x_test[:200])
     report = intsim.check(model, x)
