@@ -1,0 +1,77 @@
+"""Quantization-aware training: clear errors, partial annotation, 4-bit weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qlab import qat
+from qlab._keras import keras
+
+
+def _tiny_model(extra=None):
+    layers = [keras.Input(shape=(8,)), keras.layers.Dense(16, activation="relu", name="hidden")]
+    if extra is not None:
+        layers.append(extra)
+    layers.append(keras.layers.Dense(4, name="out"))
+    model = keras.Sequential(layers, name="tiny")
+    model.set_weights([np.random.default_rng(i).normal(size=w.shape).astype(np.float32)
+                       for i, w in enumerate(model.get_weights())])
+    return model
+
+
+def test_unsupported_layer_error_names_the_layer_and_the_fix():
+    model = _tiny_model(keras.layers.LayerNormalization(name="norm"))
+    with pytest.raises(qat.UnsupportedLayerError) as error:
+        qat.quantize_whole_model(model)
+    message = str(error.value)
+    assert "'norm' (LayerNormalization)" in message and "quantize_partial" in message
+
+
+def test_keras3_model_is_rejected_with_the_fix():
+    keras3 = pytest.importorskip("keras")
+    if not keras3.__version__.startswith("3"):
+        pytest.skip("Keras 3 is not installed")
+    model = keras3.Sequential([keras3.Input(shape=(4,)), keras3.layers.Dense(2)])
+    with pytest.raises(TypeError, match="Keras 3 model.*tf_keras"):
+        qat.quantize_whole_model(model)
+
+
+def test_partial_quantization_wraps_only_the_picked_layers():
+    model = _tiny_model(keras.layers.Dense(16, name="middle"))
+    quantized = qat.quantize_partial(model, predicate=lambda layer: layer.name == "middle")
+    configs = {getattr(layer, "layer", layer).name: type(getattr(layer, "quantize_config", None))
+               .__name__ for layer in quantized.layers}
+    assert configs["middle"] == "Default8BitQuantizeConfig"
+    assert configs["out"] == "NoneType"  # after the picked layer: left in float
+    # TFMOT quantizes the input of a picked layer by giving its producer an output quantizer
+    assert configs["hidden"] == "OutputOnlyConfig"
+    # the trained weights survive annotation
+    middle = next(layer for layer in quantized.layers if layer.name == "quant_middle")
+    kernel = next(w for w in middle.weights if w.name.endswith("kernel:0"))
+    np.testing.assert_array_equal(kernel.numpy(), model.get_layer("middle").kernel.numpy())
+
+
+def _distinct_per_column(quantized_model, name):
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32)
+    quantized_model(x, training=False)
+    wrapper = next(layer for layer in quantized_model.layers
+                   if getattr(layer, "layer", None) is not None and layer.layer.name == name)
+    kernel = np.asarray(wrapper.layer.kernel)  # the fake-quantized kernel used by the last call
+    return max(len(np.unique(kernel[:, j])) for j in range(kernel.shape[1]))
+
+
+def test_four_bit_config_leaves_at_most_15_levels_per_channel():
+    model = _tiny_model()
+    assert _distinct_per_column(qat.quantize_low_bit_weights(model, num_bits=4), "hidden") <= 15
+    # the same check on the default 8-bit scheme sees more levels: the test can fail
+    assert _distinct_per_column(qat.quantize_whole_model(model), "out") > 15
+
+
+def test_low_bit_config_validates():
+    with pytest.raises(ValueError, match="num_bits must be in"):
+        qat.LowBitWeightsQuantizeConfig(num_bits=1)
+    with pytest.raises(ValueError, match="supports"):
+        qat.LowBitWeightsQuantizeConfig.for_layer(keras.layers.Flatten(name="f"))
+    with pytest.raises(ValueError, match="unknown QAT variant"):
+        qat.load_or_fine_tune("mnist_cnn", "qat_2bit", "smoke")
