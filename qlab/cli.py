@@ -48,7 +48,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     variants = check_variants(args.variants)  # fail on a bad name before any training
     result = compare(models, variants, size="smoke" if args.smoke else "full", seed=args.seed,
                      latency=not args.no_latency, calibration_samples=args.calibration_samples,
-                     verbose=0 if args.quiet else 1)
+                     verbose=0 if args.quiet else 2)
     print(result)
     if args.json:
         from qlab.io import write_json_atomic
