@@ -37,6 +37,8 @@ def _debugger(model: Any, dataset: Callable, denylisted_nodes: Sequence[str] = (
 
 def keras_layer_name(tensor_name: str) -> str:
     """The Keras layer a TFLite tensor name comes from, e.g. 'model/conv1/Relu;...' -> 'conv1'."""
+    if tensor_name.startswith("StatefulPartitionedCall"):
+        return "(model output)"  # the last layer's output carries the graph's output name
     parts = tensor_name.split(";")[0].split("/")
     return parts[1] if len(parts) > 2 else tensor_name
 
@@ -99,3 +101,27 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
                      "size_bytes": len(model_bytes), "float32_accuracy": float_accuracy,
                      "float32_size_bytes": len(float_bytes)})
     return pd.DataFrame(rows)
+
+
+def weight_scale_spread(model_bytes: bytes) -> pd.DataFrame:
+    """For every per-channel int8 weight tensor of a TFLite model: how far its channel scales spread.
+
+    ``max/min scale`` is what per-tensor quantization throws away: with one scale
+    for the whole tensor, the channel with the smallest range gets only about
+    ``127 / (max/min scale)`` levels instead of 127. Depthwise kernels with batch
+    norm folded in are where this ratio gets large.
+    """
+    from qlab.tflite import make_interpreter
+
+    rows = []
+    for detail in make_interpreter(model_bytes).get_tensor_details():
+        scales = detail["quantization_parameters"]["scales"]
+        if detail["dtype"] != np.int8 or len(scales) < 2:
+            continue
+        rows.append({"tensor": detail["name"], "channels": len(scales),
+                     "max/min scale": float(scales.max() / max(scales.min(), 1e-30)),
+                     "levels_of_smallest_channel_if_per_tensor":
+                         float(127 * scales.min() / scales.max())})
+    columns = ["tensor", "channels", "max/min scale", "levels_of_smallest_channel_if_per_tensor"]
+    return pd.DataFrame(rows, columns=columns).sort_values("max/min scale", ascending=False,
+                                                           ignore_index=True)

@@ -33,3 +33,19 @@ def test_layer_errors_and_selective_quantization(artifacts):
     assert table["size_bytes"][0] < table["size_bytes"][1] < table["float32_size_bytes"][0]
     assert np.isfinite(table["accuracy"]).all()
     assert len(plot_layer_errors(errors).axes[0].patches) == len(errors)
+
+
+@pytest.mark.slow
+def test_weight_scale_spread_lists_per_channel_tensors(artifacts):
+    from qlab.conversion import convert
+    from qlab.debug import weight_scale_spread
+    from qlab.models import load_or_train, mnist_for
+
+    model = load_or_train("mnist_cnn", "smoke", verbose=0)
+    (x_train, _), _ = mnist_for("mnist_cnn", "smoke")
+    spread = weight_scale_spread(convert(model, "int8_per_channel", x_train, 16))
+    assert sorted(spread["channels"]) == [10, 32, 64, 128]
+    assert (spread["max/min scale"] >= 1).all()
+    np.testing.assert_allclose(spread["levels_of_smallest_channel_if_per_tensor"],
+                               127 / spread["max/min scale"])
+    assert weight_scale_spread(convert(model, "int8_per_tensor", x_train, 16)).empty
