@@ -649,9 +649,12 @@ class LayerWeights:
     kind: str
     kernel: np.ndarray
     channel_axis: int
+    folded_batch_norm: str = ""  #: name of the BatchNormalization folded into ``kernel``, if any
 
     def __repr__(self) -> str:
-        return f"LayerWeights({self.name!r}, {self.kind}, shape {self.kernel.shape}, axis {self.channel_axis})"
+        folded = f", folded {self.folded_batch_norm}" if self.folded_batch_norm else ""
+        return (f"LayerWeights({self.name!r}, {self.kind}{folded}, shape {self.kernel.shape}, "
+                f"axis {self.channel_axis})")
 
 
 def weight_layers(model: Any) -> list[str]:
@@ -659,11 +662,30 @@ def weight_layers(model: Any) -> list[str]:
     return [layer.name for layer in model.layers if type(layer).__name__ in WEIGHT_LAYER_TYPES]
 
 
-def layer_weights(model: Any, layer_name: str) -> LayerWeights:
-    """The kernel of ``layer_name`` with its output-channel axis.
+def following_batch_norm(model: Any, layer_name: str) -> Any:
+    """The BatchNormalization layer that alone consumes ``layer_name``'s output, or None."""
+    consumers = [node.outbound_layer for node in model.get_layer(layer_name)._outbound_nodes
+                 if node.outbound_layer in model.layers]
+    if len(consumers) == 1 and type(consumers[0]).__name__ == "BatchNormalization":
+        return consumers[0]
+    return None
+
+
+def batch_norm_scale(bn_layer: Any) -> np.ndarray:
+    """Per-channel factor ``gamma / sqrt(moving_variance + epsilon)`` a folded kernel is multiplied by."""
+    weights = {w.name.split("/")[-1].split(":")[0]: np.asarray(w) for w in bn_layer.weights}
+    gamma = weights.get("gamma", np.ones_like(weights["moving_variance"]))
+    return gamma / np.sqrt(weights["moving_variance"] + bn_layer.epsilon)
+
+
+def layer_weights(model: Any, layer_name: str, fold_batch_norm: bool = True) -> LayerWeights:
+    """The kernel of ``layer_name`` with its output-channel axis, as TFLite will quantize it.
 
     A DepthwiseConv2D kernel (kh, kw, in, multiplier) is reshaped to
-    (kh, kw, in * multiplier) with the channels last, as TFLite does.
+    (kh, kw, in * multiplier) with the channels last, as TFLite does. With
+    ``fold_batch_norm`` a BatchNormalization right after the layer is folded
+    into the kernel (the converter does the same), which is what makes
+    MobileNet's depthwise channels so unequal.
     """
     names = weight_layers(model)
     if layer_name not in names:
@@ -675,7 +697,10 @@ def layer_weights(model: Any, layer_name: str) -> LayerWeights:
     if kind == "DepthwiseConv2D":
         kh, kw, cin, mult = kernel.shape
         kernel = kernel.reshape(kh, kw, cin * mult)
-    return LayerWeights(layer_name, kind, kernel, kernel.ndim - 1)
+    bn = following_batch_norm(model, layer_name) if fold_batch_norm else None
+    if bn is not None:
+        kernel = kernel * batch_norm_scale(bn)  # output channels are the last axis now
+    return LayerWeights(layer_name, kind, kernel, kernel.ndim - 1, bn.name if bn is not None else "")
 
 
 def layer_activations(model: Any, layer_name: str, x: np.ndarray) -> np.ndarray:
@@ -709,6 +734,7 @@ __all__ = [
     "accumulation_view",
     "draw_error_accumulation", "static_error_accumulation",
     "ChannelRangesView", "channel_ranges_view", "draw_channel_ranges", "static_per_channel_ranges",
-    "LayerWeights", "weight_layers", "layer_weights", "layer_activations",
+    "LayerWeights", "weight_layers", "following_batch_norm", "batch_norm_scale", "layer_weights",
+    "layer_activations",
     "WorkbookFigure", "new_figure", "figure_png",
 ]

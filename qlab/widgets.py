@@ -284,11 +284,14 @@ class PerChannelRanges(_FigureWidget):
                  kernels: Mapping[str, tuple[np.ndarray, int]] | None = None,
                  layer: str | None = None, num_bits: int = 8) -> None:
         self.kernels: dict[str, tuple[np.ndarray, int]] = {}
+        self._titles: dict[str, str] = {}
         first_depthwise = None
         if model is not None:
             for name in wf.weight_layers(model):
-                lw = wf.layer_weights(model, name)
+                lw = wf.layer_weights(model, name)  # batch norm folded, as the converter does
                 self.kernels[name] = (lw.kernel, lw.channel_axis)
+                self._titles[name] = (f"{name} ({lw.kind}, {lw.folded_batch_norm} folded in)"
+                                      if lw.folded_batch_norm else f"{name} ({lw.kind})")
                 if first_depthwise is None and lw.kind == "DepthwiseConv2D":
                     first_depthwise = name
         for name, (kernel, axis) in (kernels or {}).items():
@@ -310,7 +313,8 @@ class PerChannelRanges(_FigureWidget):
     def _compute(self) -> wf.ChannelRangesView:
         kernel, axis = self.kernels[self.layer.value]
         return wf.channel_ranges_view(kernel, axis, num_bits=self.num_bits.value,
-                                      layer_name=self.layer.value)
+                                      layer_name=self._titles.get(self.layer.value,
+                                                                  self.layer.value))
 
     def _draw(self, view: wf.ChannelRangesView) -> None:
         wf.draw_channel_ranges(view, self.figure, sort=self.sort.value)

@@ -302,3 +302,22 @@ def test_model_error_profile_of_a_small_keras_model():
     assert np.all(np.isfinite(values)) and np.all(values >= 0)
     fig = wf.draw_error_accumulation(wf.accumulation_view(depth=3, batch=32, model_profile=table))
     assert len(fig.axes) == 2
+
+
+def test_layer_weights_folds_the_following_batch_norm_like_the_converter(mobilenet):
+    bn = mobilenet.get_layer("conv_dw_1_bn")
+    saved = bn.get_weights()
+    try:
+        channels = saved[0].size
+        gamma = np.linspace(0.5, 4.0, channels).astype(np.float32)
+        variance = np.linspace(0.1, 9.0, channels).astype(np.float32)
+        bn.set_weights([gamma, saved[1], saved[2], variance])  # gamma, beta, mean, variance
+        raw = wf.layer_weights(mobilenet, "conv_dw_1", fold_batch_norm=False)
+        folded = wf.layer_weights(mobilenet, "conv_dw_1")
+        assert raw.folded_batch_norm == "" and folded.folded_batch_norm == "conv_dw_1_bn"
+        assert folded.kind == "DepthwiseConv2D"
+        expected = raw.kernel * gamma / np.sqrt(variance + bn.epsilon)
+        np.testing.assert_allclose(folded.kernel, expected, rtol=1e-6)
+    finally:
+        bn.set_weights(saved)
+    assert wf.following_batch_norm(mobilenet, "conv_preds") is None

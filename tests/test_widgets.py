@@ -162,3 +162,4 @@ def test_widgets_on_a_keras_mobilenet(mobilenet):
     ranges = qw.PerChannelRanges(model=mobilenet)
     assert ranges.layer.value == "conv_dw_1"
     assert ranges.view.channels == 8
+    assert ranges.view.layer_name == "conv_dw_1 (DepthwiseConv2D, conv_dw_1_bn folded in)"
