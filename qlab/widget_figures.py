@@ -712,6 +712,42 @@ def layer_activations(model: Any, layer_name: str, x: np.ndarray) -> np.ndarray:
     return np.asarray(probe(np.asarray(x, dtype=np.float32), training=False))
 
 
+# Layers the converter fuses into the op before them: their output is the tensor it quantizes.
+_FUSED_AFTER = ("BatchNormalization", "ReLU", "Activation")
+
+
+def fused_output_layer(model: Any, layer_name: str) -> str:
+    """The last layer of ``layer_name``'s fused chain (conv -> batch norm -> ReLU -> ...).
+
+    TFLite folds batch norm and fuses the activation into the convolution, so
+    the int8 tensor it quantizes is the output of the last layer in that chain.
+    """
+    name = layer_name
+    while True:
+        consumers = [node.outbound_layer for node in model.get_layer(name)._outbound_nodes
+                     if node.outbound_layer in model.layers]
+        if len(consumers) != 1 or type(consumers[0]).__name__ not in _FUSED_AFTER:
+            return name
+        name = consumers[0].name
+
+
+def model_activations(model: Any, x: np.ndarray,
+                      layer_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """``{"<layer> activations": output}`` of each weight layer's fused chain on the batch ``x``.
+
+    One forward pass for all layers; keys name the Conv2D/DepthwiseConv2D/Dense
+    layer, values are the outputs TFLite would quantize (after batch norm and ReLU).
+    """
+    from qlab._keras import keras
+
+    names = list(layer_names) if layer_names is not None else weight_layers(model)
+    outputs = [model.get_layer(fused_output_layer(model, n)).output for n in names]
+    probe = keras.Model(model.inputs, outputs)
+    results = probe(np.asarray(x, dtype=np.float32), training=False)
+    results = results if isinstance(results, (list, tuple)) else [results]
+    return {f"{n} activations": np.asarray(r) for n, r in zip(names, results)}
+
+
 # ---------------------------------------------------------------------- output
 
 
@@ -735,6 +771,6 @@ __all__ = [
     "draw_error_accumulation", "static_error_accumulation",
     "ChannelRangesView", "channel_ranges_view", "draw_channel_ranges", "static_per_channel_ranges",
     "LayerWeights", "weight_layers", "following_batch_norm", "batch_norm_scale", "layer_weights",
-    "layer_activations",
+    "layer_activations", "fused_output_layer", "model_activations",
     "WorkbookFigure", "new_figure", "figure_png",
 ]

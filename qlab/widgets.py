@@ -103,13 +103,15 @@ class BucketExplorer(_FigureWidget):
         sources: extra named tensors to explore, e.g. ``{"conv1 weights": w}``;
             the synthetic distributions of :data:`qlab.widget_figures.SYNTHETIC_SOURCES`
             are always offered.
-        model: a tf_keras model; each Conv2D/DepthwiseConv2D/Dense kernel is
-            added as a source.
+        model: a tf_keras model; each Conv2D/DepthwiseConv2D/Dense kernel (batch
+            norm folded in) is added as a source.
+        x: a batch of model inputs; with ``model``, each of those layers'
+            activations on ``x`` (after its fused batch norm and ReLU) is added too.
         source: the source shown first.
     """
 
     def __init__(self, sources: Mapping[str, np.ndarray] | None = None, model: Any = None,
-                 source: str | None = None, num_bits: int = 8,
+                 x: np.ndarray | None = None, source: str | None = None, num_bits: int = 8,
                  window: tuple[float, float] = (2.0, 2.3)) -> None:
         self.sources: dict[str, np.ndarray] = {}
         for name, values in (sources or {}).items():
@@ -117,6 +119,9 @@ class BucketExplorer(_FigureWidget):
         if model is not None:
             for name in wf.weight_layers(model):
                 self.sources[f"{name} weights"] = wf.layer_weights(model, name).kernel.ravel()
+            if x is not None:
+                for name, values in wf.model_activations(model, x).items():
+                    self.sources[name] = values.ravel()
         for name in wf.SYNTHETIC_SOURCES:
             self.sources[name] = wf.synthetic_tensor(name)
         source = source or next(iter(self.sources))

@@ -321,3 +321,14 @@ def test_layer_weights_folds_the_following_batch_norm_like_the_converter(mobilen
     finally:
         bn.set_weights(saved)
     assert wf.following_batch_norm(mobilenet, "conv_preds") is None
+
+
+def test_model_activations_are_the_fused_chain_outputs(mobilenet):
+    assert wf.fused_output_layer(mobilenet, "conv_dw_1") == "conv_dw_1_relu"
+    assert wf.fused_output_layer(mobilenet, "conv_preds") == "conv_preds"
+    x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
+    acts = wf.model_activations(mobilenet, x, ["conv1", "conv_dw_1"])
+    assert list(acts) == ["conv1 activations", "conv_dw_1 activations"]
+    expected = wf.layer_activations(mobilenet, "conv_dw_1_relu", x)
+    np.testing.assert_allclose(acts["conv_dw_1 activations"], expected, rtol=1e-5, atol=1e-6)
+    assert acts["conv1 activations"].min() >= 0.0  # after ReLU6

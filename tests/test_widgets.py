@@ -155,6 +155,9 @@ def mobilenet():
 
 
 def test_widgets_on_a_keras_mobilenet(mobilenet):
+    x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
+    with_acts = qw.BucketExplorer(model=mobilenet, x=x, source="conv_dw_1 activations")
+    assert with_acts.view.x.min() >= 0.0 and with_acts.view.x.size == 2 * 16 * 16 * 8
     explorer = qw.BucketExplorer(model=mobilenet)
     assert explorer.source.value == "conv1 weights"
     explorer.source.value = "conv_dw_1 weights"
