@@ -165,6 +165,27 @@ def _run_all_and_wait_for_widget(page, url: str) -> None:
                            timeout=30_000)
 
 
+# Times, inside the page, from the next key press to the widget's new PNG having loaded.
+_TIME_NEXT_PICTURE = """(selector) => {
+    const img = document.querySelector(selector);
+    window.__qlabPictureMs = null;
+    let pressed = null;
+    document.addEventListener('keydown', () => { pressed = performance.now(); },
+                              {capture: true, once: true});
+    img.addEventListener('load', () => { window.__qlabPictureMs = performance.now() - pressed; },
+                         {once: true});
+}"""
+
+
+def _wait_for_picture(page, old_src: str, text: str) -> None:
+    """Wait until the widget shows a new PNG and its caption mentions ``text`` (e.g. "int4")."""
+    page.wait_for_function(
+        "([selector, old, text]) => document.querySelector(selector).src !== old && "
+        "[...document.querySelectorAll('.widget-html-content')]"
+        ".some(e => e.textContent.includes(text))",
+        arg=[WIDGET_IMAGE, old_src, text], timeout=30_000)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_widget_redraws_when_a_slider_moves_in_jupyterlab(name, jupyter_lab, browser):
@@ -182,16 +203,16 @@ def test_widget_redraws_when_a_slider_moves_in_jupyterlab(name, jupyter_lab, bro
         readout = slider.locator(".widget-readout").first
         assert readout.inner_text().strip() == "8"
         slider.locator(".noUi-handle").first.focus()
-        start = time.perf_counter()
-        for _ in range(4):
+        # one step: key press -> comm -> kernel redraw -> new PNG shown, timed inside the page
+        page.evaluate(_TIME_NEXT_PICTURE, WIDGET_IMAGE)
+        page.keyboard.press("ArrowLeft")
+        _wait_for_picture(page, before, "int7")
+        one_step_ms = page.evaluate("() => window.__qlabPictureMs")
+        # three more steps; every key press is one update in the kernel
+        middle = image.get_attribute("src")
+        for _ in range(3):
             page.keyboard.press("ArrowLeft")
-        # every key press is one update in the kernel; wait for the one at num_bits=4
-        page.wait_for_function(
-            "([selector, old]) => document.querySelector(selector).src !== old && "
-            "[...document.querySelectorAll('.widget-html-content')]"
-            ".some(e => e.textContent.includes('int4'))",
-            arg=[WIDGET_IMAGE, before], timeout=30_000)
-        seconds = time.perf_counter() - start
+        _wait_for_picture(page, middle, "int4")
         assert readout.inner_text().strip() == "4"
         assert image.get_attribute("src") != before
         assert not page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
@@ -200,7 +221,7 @@ def test_widget_redraws_when_a_slider_moves_in_jupyterlab(name, jupyter_lab, bro
         shot = artifacts_dir() / "browser" / f"{name}.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot))
-        print(f"{name}: slider -> new picture in the page in {1000 * seconds:.0f} ms; "
+        print(f"{name}: one slider step -> new picture loaded in the page in {one_step_ms:.0f} ms; "
               f"screenshot {shot}")
     finally:
         page.close()
