@@ -139,8 +139,8 @@ class BucketExplorer(_FigureWidget):
             options=[("from data: min/max", "minmax"), ("from data: 99.99th percentile", "percentile"),
                      ("from data: min MSE", "mse"), ("typed in", "manual")],
             value="minmax", description="range")
-        self.range_min = W.FloatText(description="min", layout=W.Layout(width="160px"))
-        self.range_max = W.FloatText(description="max", layout=W.Layout(width="160px"))
+        self.range_min = W.FloatText(description="min", layout=W.Layout(width="190px"))
+        self.range_max = W.FloatText(description="max", layout=W.Layout(width="190px"))
         self.symmetric = W.Checkbox(value=False, description="symmetric", indent=False)
         self.narrow_range = W.Checkbox(value=False, description="narrow_range", indent=False)
         self.window = W.FloatRangeSlider(value=window, min=-15.0, max=15.0, step=0.01,
