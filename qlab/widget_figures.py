@@ -512,12 +512,25 @@ def draw_error_accumulation(view: AccumulationView, fig: Figure | None = None) -
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     if view.model_profile is not None:
-        names, values = view.model_profile
-        bx = axes[1]
-        bx.bar(np.arange(len(values)), values, color="tab:purple")
-        bx.set_xticks(np.arange(len(values)), names, rotation=60, ha="right", fontsize=6)
-        bx.set_ylabel(view.model_error_name.replace("_", " "))
-        bx.set_title("int8 TFLite model: per-layer error against float", fontsize=10)
+        _draw_layer_profile(axes[1], *view.model_profile, view.model_error_name)
+    return fig
+
+
+def _draw_layer_profile(ax, names: Sequence[str], values: np.ndarray, error_name: str) -> None:
+    ax.bar(np.arange(len(values)), values, color="tab:purple")
+    ax.set_xticks(np.arange(len(values)), names, rotation=60, ha="right", fontsize=6)
+    ax.set_xlim(-0.7, len(values) - 0.3)
+    ax.set_ylabel(error_name.replace("_", " "))
+    ax.set_title("int8 TFLite model: per-layer error against float", fontsize=10)
+
+
+def draw_layer_profile(table: Any, error_column: str | None = None,
+                       fig: Figure | None = None) -> Figure:
+    """Draw a real model's per-layer error profile on its own (see :func:`layer_error_profile`)."""
+    names, values, column = layer_error_profile(table, error_column)
+    fig = new_figure((9.0, 3.0)) if fig is None else fig
+    (ax,) = _fresh_axes(fig, "layer_profile", 1, bottom=0.32)
+    _draw_layer_profile(ax, names, values, column)
     return fig
 
 
@@ -767,7 +780,7 @@ __all__ = [
     "BucketView", "range_from_data", "bucket_view", "bucket_edges", "draw_bucket_explorer",
     "static_bucket_explorer",
     "AccumulationView", "chain_layer_error", "layer_error_profile", "model_error_profile",
-    "accumulation_view",
+    "accumulation_view", "draw_layer_profile",
     "draw_error_accumulation", "static_error_accumulation",
     "ChannelRangesView", "channel_ranges_view", "draw_channel_ranges", "static_per_channel_ranges",
     "LayerWeights", "weight_layers", "following_batch_norm", "batch_norm_scale", "layer_weights",

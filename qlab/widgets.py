@@ -255,7 +255,35 @@ class ErrorAccumulation(_FigureWidget):
                                              description="model error")
             controls.append(self.profile_column)
         super().__init__(controls)
+        # The model's profile does not depend on the chain's controls: its own picture,
+        # redrawn only when its column changes, keeps chain updates quick.
+        self.profile: tuple[list[str], np.ndarray, str] | None = None
+        self.profile_figure = wf.new_figure((9.0, 3.0))
+        self.profile_image = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        if model_profile is not None:
+            self.widget.children = (*self.widget.children[:3], self.profile_image,
+                                    *self.widget.children[3:])
+            self.update_profile()
         self.update()
+
+    def _on_change(self, change: dict) -> None:
+        if change["owner"] is self.profile_column:
+            self.update_profile()
+        else:
+            self.update()
+
+    def update_profile(self) -> bool:
+        """Redraw the real model's per-layer error profile; on bad input show why."""
+        column = self.profile_column.value if self.profile_column is not None else self.model_error_column
+        try:
+            self.profile = wf.layer_error_profile(self.model_profile, column)
+        except (ValueError, TypeError) as exc:
+            self.show_message(str(exc))
+            return False
+        wf.draw_layer_profile(self.model_profile, column, self.profile_figure)
+        self.profile_image.value = wf.figure_png(self.profile_figure)
+        self.show_message("")
+        return True
 
     @classmethod
     def for_model(cls, model: Any, x: np.ndarray, num_samples: int = 100,
@@ -264,17 +292,13 @@ class ErrorAccumulation(_FigureWidget):
         return cls(model_profile=wf.model_error_profile(model, x, num_samples), **kwargs)
 
     def _figsize(self) -> tuple[float, float]:
-        return (9.0, 4.2) if self.model_profile is None else (9.0, 6.4)
+        return (9.0, 4.2)
 
     def _compute(self) -> wf.AccumulationView:
         return wf.accumulation_view(depth=self.depth.value, num_bits=self.num_bits.value,
                                     per_channel=self.per_channel.value,
                                     int32_accumulate=self.int32_accumulate.value,
-                                    requantize=self.requantize.value,
-                                    model_profile=self.model_profile,
-                                    model_error_column=(self.profile_column.value
-                                                        if self.profile_column is not None
-                                                        else self.model_error_column))
+                                    requantize=self.requantize.value)
 
     def _draw(self, view: wf.AccumulationView) -> None:
         wf.draw_error_accumulation(view, self.figure)

@@ -107,8 +107,14 @@ def test_error_accumulation_depth_and_per_channel():
 
 def test_error_accumulation_with_a_model_profile():
     w = qw.ErrorAccumulation(model_profile={"conv1": 0.01, "dw1": 0.08, "fc": 0.02})
-    assert len(w.figure.axes) == 2
-    assert w.view.model_profile[0] == ["conv1", "dw1", "fc"]
+    assert w.profile[0] == ["conv1", "dw1", "fc"]
+    assert w.profile_image in w.widget.children and w.profile_image.value[:4] == b"\x89PNG"
+    ticks = [t.get_text() for t in w.profile_figure.axes[0].get_xticklabels()]
+    assert ticks == ["conv1", "dw1", "fc"]
+    profile_png = w.profile_image.value
+    w.depth.value = 3  # the chain's controls leave the model's picture alone
+    assert w.profile_image.value == profile_png and w.view.layer_error.shape == (3,)
+    assert qw.ErrorAccumulation().profile_image not in qw.ErrorAccumulation().widget.children
 
 
 def test_error_accumulation_model_profile_column_dropdown():
@@ -117,11 +123,12 @@ def test_error_accumulation_model_profile_column_dropdown():
                           "rmse/scale": [0.5, 0.2], "max_abs_error": [0.01, 0.03]})
     w = qw.ErrorAccumulation(model_profile=table)
     assert w.profile_column.value == "rmse/scale"
-    np.testing.assert_allclose(w.view.model_profile[1], [0.2, 0.5])
-    png = w.image.value
+    np.testing.assert_allclose(w.profile[1], [0.2, 0.5])
+    png, chain_png = w.profile_image.value, w.image.value
     w.profile_column.value = "max_abs_error"
-    np.testing.assert_allclose(w.view.model_profile[1], [0.03, 0.01])
-    assert w.view.model_error_name == "max_abs_error" and w.image.value != png
+    np.testing.assert_allclose(w.profile[1], [0.03, 0.01])
+    assert w.profile[2] == "max_abs_error" and w.profile_image.value != png
+    assert w.image.value == chain_png
 
 
 def test_per_channel_ranges_controls():
