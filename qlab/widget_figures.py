@@ -124,9 +124,24 @@ class BucketView:
         """How many distinct buckets the values in ``window`` land in."""
         return int(np.unique(self.window_codes).size)
 
+    def error_split(self) -> tuple[float, float]:
+        """The MSE split into ``(rounding, clipping)`` parts; they add up to the MSE.
+
+        Values inside the quantized range only suffer rounding (at most half a
+        bucket); values outside it are clipped to the end bucket. A wider range
+        trades clipping error for rounding error - that is the whole game of
+        choosing a range.
+        """
+        squared = (self.x - self.x_hat) ** 2
+        clipped = (self.x < float(np.asarray(self.params.min))) | (
+            self.x > float(np.asarray(self.params.max)))
+        n = self.x.size
+        return float(squared[~clipped].sum() / n), float(squared[clipped].sum() / n)
+
     def summary(self) -> dict[str, float]:
-        """The error numbers, plus the scale and zero point, as a flat dict."""
+        """The error numbers, the rounding/clipping split, scale and zero point, as a flat dict."""
         out = dict(self.report.as_dict())
+        out["rounding_mse"], out["clipping_mse"] = self.error_split()
         out["scale"] = float(np.asarray(self.params.scale))
         out["zero_point"] = int(np.asarray(self.params.zero_point))
         out["window_buckets"] = self.window_buckets
@@ -277,7 +292,9 @@ def _draw_histogram(ax, view: BucketView, xlim: tuple[float, float], show_number
     if not show_numbers:
         return
     r = view.report
-    text = (f"MSE {r.mse:.3g}\nmax error {r.max_abs_error:.3g}\nSQNR {r.sqnr_db:.1f} dB\n"
+    rounding, clipping = view.error_split()
+    text = (f"MSE {r.mse:.3g}\n rounding {rounding:.3g}\n clipping {clipping:.3g}\n"
+            f"max error {r.max_abs_error:.3g}\nSQNR {r.sqnr_db:.1f} dB\n"
             f"buckets used {r.buckets_used}/{r.levels}\nclipped {100 * r.clipped_fraction:.2f} %")
     ax.text(0.99, 0.97, text, transform=ax.transAxes, ha="right", va="top", fontsize=8,
             family="monospace", bbox=dict(boxstyle="round", fc="white", ec="0.7"))

@@ -78,6 +78,20 @@ def test_clipping_versus_rounding_trade_off():
     assert tight.report.mse < wide.report.mse  # clipping the rare outliers pays off here
 
 
+def test_error_split_adds_up_and_moves_with_the_range():
+    x = wf.synthetic_tensor("normal + outliers")
+    wide = wf.bucket_view(x, num_bits=4)
+    tight = wf.bucket_view(x, num_bits=4, range_min=-3.0, range_max=3.0)
+    for view in (wide, tight):
+        rounding, clipping = view.error_split()
+        assert rounding + clipping == pytest.approx(view.report.mse, rel=1e-3)
+    # min/max range: only the nudge to put 0.0 on the grid clips a hair off an end
+    assert wide.error_split()[1] < 0.01 * wide.report.mse
+    assert tight.error_split()[0] < wide.error_split()[0]  # finer buckets round less
+    assert tight.error_split()[1] > 0.0  # ... but the outliers are clipped
+    assert set(tight.summary()) >= {"rounding_mse", "clipping_mse", "mse", "scale"}
+
+
 def test_symmetric_puts_zero_point_at_zero():
     view = wf.bucket_view(np.linspace(-1, 3, 50), symmetric=True)
     assert int(view.params.zero_point) == 0
