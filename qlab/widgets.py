@@ -182,8 +182,9 @@ class BucketExplorer(_FigureWidget):
         if self.range_method.value == "manual":
             return
         lo, hi = wf.range_from_data(self.data, self.range_method.value, self.num_bits.value)
-        self._set_quietly(self.range_min, round(lo, 6))
-        self._set_quietly(self.range_max, round(hi, 6))
+        # exact values: rounding them for display would clip the extreme values a hair
+        self._set_quietly(self.range_min, lo)
+        self._set_quietly(self.range_max, hi)
 
     def _fit_window_slider(self) -> None:
         """Keep the follow-values window inside the data when the source changes."""
