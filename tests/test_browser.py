@@ -98,7 +98,7 @@ def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float
 
 @pytest.fixture(scope="module")
 def jupyter_lab(tmp_path_factory):
-    """A private JupyterLab on a free localhost port; yields (base_url, token), killed at the end."""
+    """A private JupyterLab on a free localhost port; yields (base_url, token, log), killed at the end."""
     _chromium()
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "notebooks"
@@ -127,7 +127,7 @@ def jupyter_lab(tmp_path_factory):
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_for_server(f"{base}/api/status?token={token}", proc, log)
-        yield base, token
+        yield base, token, log
     finally:
         proc.terminate()
         try:
@@ -186,10 +186,25 @@ def _wait_for_picture(page, old_src: str, text: str) -> None:
         arg=[WIDGET_IMAGE, old_src, text], timeout=30_000)
 
 
+def _type_min_above_max(page) -> None:
+    """Type a range min above the max: the widget says why, and the kernel raises nothing."""
+    box = page.locator(".widget-text", has_text="min").locator("input").first
+    box.fill("50")
+    box.press("Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.widget-html-content')]"
+        ".some(e => e.textContent.includes('min must be below'))", timeout=20_000)
+    box.fill("-4")
+    box.press("Enter")
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.widget-html-content')]"
+        ".some(e => e.textContent.includes('min must be below'))", timeout=20_000)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_widget_redraws_when_a_slider_moves_in_jupyterlab(name, jupyter_lab, browser):
-    base, token = jupyter_lab
+    base, token, log = jupyter_lab
     page = browser.new_page(viewport={"width": 1300, "height": 1100})
     try:
         # a workspace of its own, so no other notebook is restored in a background tab
@@ -215,8 +230,12 @@ def test_widget_redraws_when_a_slider_moves_in_jupyterlab(name, jupyter_lab, bro
         _wait_for_picture(page, middle, "int4")
         assert readout.inner_text().strip() == "4"
         assert image.get_attribute("src") != before
+        if name == "bucket_explorer":
+            _type_min_above_max(page)
         assert not page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
                                 ).count(), "a cell wrote to stderr (a traceback?)"
+        # an exception inside a widget callback lands in the kernel's log, not in a cell
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
         image.scroll_into_view_if_needed()
         shot = artifacts_dir() / "browser" / f"{name}.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
