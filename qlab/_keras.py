@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
-from typing import Iterator
+
+from qlab._stderr import native_stderr_silenced
 
 if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     # TensorFlow was imported before qlab without the variable. qlab itself only
@@ -26,37 +26,15 @@ else:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
-@contextmanager
-def _native_stderr_silenced(enabled: bool) -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null while TensorFlow starts.
-
-    TensorFlow's C++ start-up lines (oneDNN notices, "Could not find cuda drivers",
-    "failed call to cuInit" on a CPU-only machine) are written before its logging
-    is configured, so TF_CPP_MIN_LOG_LEVEL does not hide them; in a notebook they
-    look like errors. Python exceptions are unaffected. QLAB_TF_VERBOSE=1 shows them.
-    """
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-with _native_stderr_silenced(os.environ.get("QLAB_TF_VERBOSE") != "1"):
+with native_stderr_silenced():
     import tensorflow as tf
     import tf_keras as keras
     import tensorflow_model_optimization as tfmot
 
     tf.config.list_physical_devices()  # device discovery prints the CUDA lines; do it now, quietly
+# "INFO:tensorflow:Assets written to ..." on every conversion is noise in a lesson
+tf.get_logger().setLevel("ERROR")
 
 __all__ = ["tf", "keras", "tfmot", "require_keras2_model"]
 

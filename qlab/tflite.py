@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from qlab._stderr import native_stderr_silenced
+
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
     """A LiteRT interpreter for a flatbuffer (``tf.lite.Interpreter`` if LiteRT is missing)."""
@@ -27,7 +29,10 @@ def make_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
         from qlab._keras import tf
 
         Interpreter = tf.lite.Interpreter
-    return Interpreter(model_content=bytes(model_bytes), num_threads=num_threads)
+    with native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_content=bytes(model_bytes), num_threads=num_threads)
+        interpreter.allocate_tensors()  # the delegate is applied (and announces itself) here
+    return interpreter
 
 
 def quantize_input(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
@@ -159,3 +164,65 @@ def compare_latency(models: dict[str, bytes], runs: int = 200, warmup: int = 20,
                 times[name].append((time.perf_counter() - start) * 1e3)
     return {name: LatencyStats(statistics.median(t), min(t), max(t), len(t))
             for name, t in times.items()}
+
+
+#: TFLite ops whose second input is a weight tensor.
+WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+def _ops(interpreter: Any) -> list[dict[str, Any]]:
+    # DELEGATE is XNNPACK's stand-in for the ops it took over, not an op of the file
+    return [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+
+
+def op_table(model_bytes: bytes) -> "pd.DataFrame":
+    """Every op of a TFLite model in execution order with the dtypes it reads and writes.
+
+    Shows what a converted model really computes in: ``CONV_2D`` on int8 inputs is an
+    integer kernel, on float32 a float one; ``QUANTIZE``/``DEQUANTIZE`` mark the borders.
+    """
+    import pandas as pd
+
+    interpreter = make_interpreter(model_bytes)
+    return pd.DataFrame([{"op": op["op_name"],
+                          "input dtypes": ", ".join(np.dtype(t).name for t in op["operand_types"]),
+                          "output dtype": ", ".join(np.dtype(t).name for t in op["result_types"])}
+                         for op in _ops(interpreter)])
+
+
+def _levels_per_channel(values: np.ndarray, axis: int, per_channel: bool) -> int:
+    if not per_channel or values.ndim == 0:
+        return len(np.unique(values))
+    rows = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
+    return max(len(np.unique(row)) for row in rows)
+
+
+def weight_tensors(model_bytes: bytes) -> "pd.DataFrame":
+    """The weight tensor of every conv/dense op of a TFLite model, read from the file.
+
+    Columns: ``op``, ``tensor`` (its name), ``dtype``, ``shape``, ``scales`` (1:
+    per-tensor, one per output channel: per-channel), ``levels`` (most distinct stored
+    values in one channel, or in the tensor when per-tensor), ``min``/``max`` of the
+    stored values and ``bytes``. A 4-bit model converted by TFLite shows int8 storage
+    with at most 15 levels in [-7, 7]: the grid survives, the packing does not.
+    """
+    import pandas as pd
+
+    interpreter = make_interpreter(model_bytes)
+    interpreter.allocate_tensors()
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    rows = []
+    for op in _ops(interpreter):
+        if op["op_name"] not in WEIGHT_OPS:
+            continue
+        detail = details[int(op["inputs"][1])]
+        values = interpreter.get_tensor(detail["index"])
+        quant = detail["quantization_parameters"]
+        scales = len(quant["scales"])
+        rows.append({"op": op["op_name"], "tensor": detail["name"], "dtype": values.dtype.name,
+                     "shape": tuple(int(s) for s in values.shape), "scales": scales,
+                     "levels": _levels_per_channel(values, int(quant["quantized_dimension"]),
+                                                   scales > 1),
+                     "min": values.min().item(), "max": values.max().item(),
+                     "bytes": int(values.nbytes)})
+    return pd.DataFrame(rows)

@@ -31,6 +31,14 @@ CHECKS = {
         "what_if_sqnr_last_layer": lambda v: v["int16 (int64 accumulator)"]
         > v["int8, int32 accumulator (TFLite)"] + 30 > v["int4"] + 30,
     },
+    "03_float_baselines.ipynb": {
+        "keras_accuracy": lambda v: sorted(v) == ["mnist_cnn", "mobilenet_v1", "mobilenet_v2"]
+        and all(0 <= a <= 1 for a in v.values()),
+        # float32 TFLite = Keras to within one of the (smoke: 500) test images
+        "tflite_accuracy": lambda v: len(v) == 6 and all(
+            abs(v[f"{m}/float32"] - v[f"{m}/float16"]) <= 0.002 for m in ("mnist_cnn", "mobilenet_v2")),
+        "float16_size_ratio": lambda v: all(1.8 < r < 2.0 for r in v.values()),
+    },
 }
 
 
