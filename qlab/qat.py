@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from qlab._keras import keras, require_keras2_model, tfmot
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 qkeras = tfmot.quantization.keras
 QAT_LEARNING_RATE = 1e-4
@@ -210,3 +213,89 @@ def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0
 
     compile_for_training(model, QAT_LEARNING_RATE)
     return model
+
+
+def describe_quantizer(quantizer: Any) -> str:
+    """``LastValueQuantizer(8-bit, per-axis, symmetric, narrow)``: a quantizer in TFMOT's words."""
+    config = quantizer.get_config() if hasattr(quantizer, "get_config") else {}
+    flags = [f"{config['num_bits']}-bit"] if "num_bits" in config else []
+    flags += [word for key, word in (("per_axis", "per-axis"), ("symmetric", "symmetric"),
+                                      ("narrow_range", "narrow")) if config.get(key)]
+    return f"{type(quantizer).__name__}({', '.join(flags)})"
+
+
+def _weight_names(config: Any) -> list[str]:
+    # once the model has run, layer.kernel is the fake-quantized tensor, so take the
+    # attribute names from the config (TFMOT: weight_attrs, qlab: weight_attr)
+    settings = config.get_config()
+    return list(settings.get("weight_attrs") or [settings.get("weight_attr", "weight")])
+
+
+def quantizer_table(qat_model: Any) -> pd.DataFrame:
+    """Where a quantization-aware model fake-quantizes: one row per layer.
+
+    Columns: ``layer``, ``class`` (``QuantizeLayer``, ``QuantizeWrapperV2`` or a plain
+    float layer), ``wraps`` (the original layer's class), ``config`` (its
+    ``QuantizeConfig``), and the quantizers it applies to ``weights``, ``activations``
+    (after the activation function) and ``outputs``; ``range variables`` lists the
+    learned min/max variables.
+    """
+    import pandas as pd
+
+    rows = []
+    for layer in qat_model.layers:
+        inner, config = getattr(layer, "layer", None), getattr(layer, "quantize_config", None)
+        row = {"layer": layer.name, "class": type(layer).__name__,
+               "wraps": type(inner).__name__ if inner is not None else "", "config": "",
+               "weights": "", "activations": "", "outputs": ""}
+        if config is not None:
+            row["config"] = type(config).__name__
+            row["weights"] = "; ".join(f"{name}: {describe_quantizer(q)}" for name, (_, q) in
+                                       zip(_weight_names(config), config.get_weights_and_quantizers(inner)))
+            row["activations"] = "; ".join(describe_quantizer(q) for _, q in
+                                           config.get_activations_and_quantizers(inner))
+            row["outputs"] = "; ".join(describe_quantizer(q)
+                                       for q in config.get_output_quantizers(inner))
+        elif hasattr(layer, "quantizer"):  # QuantizeLayer: quantizes the model input
+            row["outputs"] = describe_quantizer(layer.quantizer)
+        row["range variables"] = ", ".join(sorted(v.name.split("/")[-1][:-2] for v in layer.weights
+                                                  if v.name.endswith(("_min:0", "_max:0"))))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def range_variables(layer: Any) -> dict[str, Any]:
+    """A QAT layer's learned ranges and float weights by short name (``kernel_min``, ``kernel``, ...)."""
+    return {v.name.split("/")[-1][:-2]: v.numpy() for v in layer.weights}
+
+
+def low_bit_sweep(model: Any, x: Any, y: Any, x_test: Any, y_test: Any,
+                  bit_widths: tuple[int, ...] = (2, 4, 6, 8), per_axis: tuple[bool, ...] = (True, False),
+                  epochs: int = 1, seed: int = 0) -> pd.DataFrame:
+    """Keras accuracy of ``model`` with ``num_bits`` weights, before and after fine-tuning.
+
+    For every ``(num_bits, per_axis)``: :func:`quantize_low_bit_weights`, then one pass
+    over ``x`` with learning rate 0 (the fake-quant ranges are calibrated, the weights do
+    not move: post-training quantization simulated in Keras), the test accuracy, then
+    ``epochs`` of :func:`fine_tune` (QAT) and the test accuracy again.
+
+    Returns:
+        DataFrame with ``num_bits``, ``per_axis``, ``calibrated_accuracy``,
+        ``qat_accuracy`` and ``fine_tune_seconds``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    def accuracy(m: Any) -> float:
+        return float(np.mean(m.predict(x_test, batch_size=500, verbose=0).argmax(axis=1) == y_test))
+
+    rows = []
+    for axis in per_axis:
+        for bits in bit_widths:
+            qat_model = quantize_low_bit_weights(model, bits, axis)
+            fine_tune(qat_model, x, y, 1, learning_rate=0.0, seed=seed, verbose=0)
+            calibrated = accuracy(qat_model)
+            seconds = fine_tune(qat_model, x, y, epochs, seed=seed, verbose=0)["fine_tune_seconds"]
+            rows.append({"num_bits": bits, "per_axis": axis, "calibrated_accuracy": calibrated,
+                         "qat_accuracy": accuracy(qat_model), "fine_tune_seconds": seconds})
+    return pd.DataFrame(rows)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qlab._stderr import native_stderr_silenced
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
@@ -175,7 +178,7 @@ def _ops(interpreter: Any) -> list[dict[str, Any]]:
     return [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
 
 
-def op_table(model_bytes: bytes) -> "pd.DataFrame":
+def op_table(model_bytes: bytes) -> pd.DataFrame:
     """Every op of a TFLite model in execution order with the dtypes it reads and writes.
 
     Shows what a converted model really computes in: ``CONV_2D`` on int8 inputs is an
@@ -197,7 +200,7 @@ def _levels_per_channel(values: np.ndarray, axis: int, per_channel: bool) -> int
     return max(len(np.unique(row)) for row in rows)
 
 
-def weight_tensors(model_bytes: bytes) -> "pd.DataFrame":
+def weight_tensors(model_bytes: bytes) -> pd.DataFrame:
     """The weight tensor of every conv/dense op of a TFLite model, read from the file.
 
     Columns: ``op``, ``tensor`` (its name), ``dtype``, ``shape``, ``scales`` (1:

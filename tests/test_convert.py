@@ -92,3 +92,35 @@ def test_batched_evaluation_matches_batch_one_for_int8(smoke_cnn):
     assert accuracy == np.mean(one.argmax(axis=1) == y_test[:60])
     stats = tflite.measure_latency(model_bytes, runs=10, warmup=2)
     assert stats.runs == 10 and 0 < stats.min_ms <= stats.median_ms <= stats.max_ms
+
+
+@pytest.fixture(scope="module")
+def four_bit_tflite():
+    from qlab import qat
+    from qlab._keras import keras
+
+    model = keras.Sequential([keras.Input(shape=(8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(4)])
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    y = np.arange(64) % 4
+    four = qat.quantize_low_bit_weights(model, 4, per_axis=False)
+    eight = qat.quantize_whole_model(model)
+    for m in (four, eight):
+        qat.fine_tune(m, x, y, verbose=0)
+    return qconvert.convert_qat(four, int8_io=False), qconvert.convert_qat(eight, int8_io=False)
+
+
+def test_weight_tensors_read_the_stored_grid(four_bit_tflite):
+    four, eight = (tflite.weight_tensors(b) for b in four_bit_tflite)
+    assert list(four["op"]) == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
+    assert set(four["dtype"]) == {"int8"}  # no 4-bit storage in TFLite
+    assert four["levels"].max() <= 15 and four["min"].min() >= -7 and four["max"].max() <= 7
+    assert eight["levels"].max() > 15  # the same reading on 8-bit weights sees more: can fail
+    assert list(four["bytes"]) == [16 * 8, 4 * 16]
+
+
+def test_op_table_lists_ops_and_dtypes(four_bit_tflite):
+    ops = tflite.op_table(four_bit_tflite[0])
+    assert ops["op"].iloc[0] == "QUANTIZE" and ops["op"].iloc[-1] == "DEQUANTIZE"
+    assert "DELEGATE" not in set(ops["op"])
+    assert ops.set_index("op").loc["QUANTIZE", "output dtype"] == "int8"

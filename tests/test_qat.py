@@ -75,3 +75,40 @@ def test_low_bit_config_validates():
         qat.LowBitWeightsQuantizeConfig.for_layer(keras.layers.Flatten(name="f"))
     with pytest.raises(ValueError, match="unknown QAT variant"):
         qat.load_or_fine_tune("mnist_cnn", "qat_2bit", "smoke")
+
+
+def test_quantizer_table_shows_where_the_fake_quants_are():
+    table = qat.quantizer_table(qat.quantize_whole_model(_tiny_model())).set_index("layer")
+    assert table.loc["quantize_layer", "class"] == "QuantizeLayer"
+    assert table.loc["quantize_layer", "outputs"].startswith("AllValuesQuantizer(8-bit")
+    hidden = table.loc["quant_hidden"]
+    assert hidden["wraps"] == "Dense" and hidden["class"] == "QuantizeWrapperV2"
+    assert hidden["weights"] == "kernel: LastValueQuantizer(8-bit, symmetric, narrow)"
+    assert hidden["activations"] == "MovingAverageQuantizer(8-bit)"
+    assert "kernel_min" in hidden["range variables"]
+    low = qat.quantizer_table(qat.quantize_low_bit_weights(_tiny_model(), 4)).set_index("layer")
+    assert low.loc["quant_hidden", "weights"] == \
+        "kernel: LastValueQuantizer(4-bit, per-axis, symmetric, narrow)"
+    assert low.loc["quant_hidden", "config"] == "LowBitWeightsQuantizeConfig"
+
+
+def test_range_variables_are_the_quantizers_state():
+    quantized = qat.quantize_whole_model(_tiny_model())
+    quantized(np.ones((2, 8), np.float32), training=True)  # LastValueQuantizer stores the range
+    ranges = qat.range_variables(quantized.get_layer("quant_hidden"))
+    kernel = ranges["kernel"]
+    assert ranges["kernel_max"] == pytest.approx(np.abs(kernel).max())
+    assert ranges["kernel_min"] == pytest.approx(-np.abs(kernel).max())
+
+
+@pytest.mark.slow
+def test_low_bit_sweep_fewer_bits_lose_more_before_fine_tuning():
+    rng = np.random.default_rng(0)
+    model = _tiny_model()
+    x = rng.normal(size=(512, 8)).astype(np.float32)
+    y = model.predict(x, verbose=0).argmax(axis=1)  # the float model is 100% right by construction
+    table = qat.low_bit_sweep(model, x, y, x, y, bit_widths=(2, 8), per_axis=(True,))
+    assert list(table["num_bits"]) == [2, 8] and set(table["per_axis"]) == {True}
+    by_bits = table.set_index("num_bits")
+    assert by_bits.loc[8, "calibrated_accuracy"] > 0.85  # near-ties among random logits flip
+    assert by_bits.loc[2, "calibrated_accuracy"] < by_bits.loc[8, "calibrated_accuracy"] - 0.1
