@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.qlab-installed
 
-.PHONY: setup run test lab clean
+.PHONY: setup run test lab bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: setup
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
+
+# full-size comparison + notebook and widget times -> BENCHMARKS.md, then check the goals
+bench: setup
+	$(BIN)/qlab bench
+	$(BIN)/python benchmarks/check.py
 
 clean:
 	rm -rf artifacts .pytest_cache .hypothesis

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 
@@ -102,6 +103,76 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     compare.set_defaults(func=_cmd_compare)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from qlab import bench
+
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+    else:
+        command = "qlab bench" + (" " + " ".join(args.argv) if args.argv else "")
+        results = bench.collect(models=",".join(args.model) if args.model else "all",
+                                variants=args.variants, seed=args.seed,
+                                latency_repeats=args.latency_repeats,
+                                latency_runs=args.latency_runs, notebooks=args.notebooks,
+                                skip_notebooks=args.skip_notebooks, skip_widgets=args.skip_widgets,
+                                widget_repeats=args.widget_repeats, verbose=not args.quiet,
+                                command=command)
+    paths = bench.write_report(results, args.json, args.report, args.plot)
+    for kind, path in paths.items():
+        print(f"{kind:>6}: {path}")
+    missed = bench.check_goals(results)
+    print("all goals met" if not missed else f"{len(missed)} goal(s) missed:\n  "
+          + "\n  ".join(missed))
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from qlab import bench
+
+    parser = sub.add_parser(
+        "bench", help="full-size benchmark: accuracy, size, latency, notebook and widget times "
+                      "-> BENCHMARKS.md",
+        description="Run the full-size comparison of every model and variant (trained models "
+                    "come from artifacts/models/), repeat the latency measurement to show its "
+                    "noise, time the widgets' updates and every notebook in full and smoke mode "
+                    "(fresh kernel each, one after another), then write the JSON, a plot and "
+                    "the markdown report. Takes tens of minutes; progress goes to stdout.",
+        epilog="Check the goals afterwards with: python benchmarks/check.py [results.json]")
+    parser.add_argument("--model", action="append", metavar="NAME",
+                        help="zoo model(s) (repeat or comma list); default all")
+    parser.add_argument("--variants", default="all", metavar="LIST",
+                        help="comma list of variants, or 'all' (default)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--latency-repeats", type=int, default=7, metavar="N",
+                        help="interleaved latency measurements per model; the report shows "
+                             "their median and min-max (default 7)")
+    parser.add_argument("--latency-runs", type=int, default=400, metavar="N",
+                        help="timed invokes per file in each repeat (default 400)")
+    parser.add_argument("--notebooks", nargs="+", metavar="NN",
+                        help="only time the notebooks whose names start with these (default all)")
+    parser.add_argument("--skip-notebooks", action="store_true",
+                        help="do not time the notebooks (for development; the checker then "
+                             "fails the workbook-time goal)")
+    parser.add_argument("--skip-widgets", action="store_true",
+                        help="do not time the widget updates")
+    parser.add_argument("--widget-repeats", type=int, default=15, metavar="N",
+                        help="updates per widget control (default 15)")
+    parser.add_argument("--from-json", metavar="PATH",
+                        help="measure nothing: re-render the report and plot from a results "
+                             "JSON written by an earlier run")
+    parser.add_argument("--json", default=str(bench.RESULTS_JSON), metavar="PATH",
+                        help="where to write the results JSON (default benchmarks/results.json)")
+    parser.add_argument("--report", default=str(bench.REPORT_MD), metavar="PATH",
+                        help="where to write the markdown report (default BENCHMARKS.md)")
+    parser.add_argument("--plot", default=str(bench.PLOT_PNG), metavar="PATH",
+                        help="where to save the accuracy/size/latency plot "
+                             "(default benchmarks/accuracy_size_latency.png)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(func=_cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -124,12 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
     run.set_defaults(func=_cmd_run)
     _add_compare(sub)
+    _add_bench(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qlab`` command."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
