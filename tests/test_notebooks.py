@@ -39,6 +39,14 @@ CHECKS = {
             abs(v[f"{m}/float32"] - v[f"{m}/float16"]) <= 0.002 for m in ("mnist_cnn", "mobilenet_v2")),
         "float16_size_ratio": lambda v: all(1.8 < r < 2.0 for r in v.values()),
     },
+    "04_post_training_quantization.ipynb": {
+        "ptq_accuracy": lambda v: len(v) == 8 and all(0 <= a <= 1 for a in v.values()),
+        "ptq_size_ratio": lambda v: v["mnist_cnn/int8_per_channel"] > 3.5
+        and v["mobilenet_v2/int8_per_channel"] > 2.0,
+        "calibration_study": lambda v: len(v) >= 4 and all(0 <= a <= 1 for a in v.values()),
+        "input_quantization_matches_tflite": lambda v: v is True,
+        "intsim_mismatches_vs_reference": lambda v: v == 0,
+    },
 }
 
 
