@@ -12,6 +12,7 @@ fake-quantized Keras model's, and the table says so.
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +26,8 @@ from qlab.models import MODELS, check_size, get_spec
 
 #: Columns of the results table, in display order.
 COLUMNS = ["model", "variant", "accuracy", "size_bytes", "size_ratio", "latency_ms",
-           "latency_ratio", "keras_accuracy", "keras_tflite_agreement", "evaluated_with", "note"]
+           "latency_ratio", "keras_accuracy", "keras_tflite_agreement", "evaluated_with",
+           "seconds", "note"]
 #: Latency budget per size: (timed runs, warm-up runs).
 LATENCY_RUNS = {"full": (400, 50), "smoke": (20, 5)}
 NO_4BIT_KERNELS = "fake-quantized Keras: TFLite has no 4-bit kernels, so no file and no latency"
@@ -137,6 +139,7 @@ def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: 
     for variant in variants:
         if verbose:
             print(f"  {name}: {variant}", flush=True)
+        start = time.perf_counter()
         model_bytes, keras_model = files.get(variant), None
         if model_bytes is None:
             model_bytes, keras_model = _variant_model(name, variant, float_model, x_train, size,
@@ -154,6 +157,7 @@ def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: 
                        size_ratio=len(files["float32"]) / len(model_bytes))
             if save_tflite:
                 write_bytes_atomic(_tflite_dir(name, size, seed) / f"{variant}.tflite", model_bytes)
+        row["seconds"] = round(time.perf_counter() - start, 1)  # convert (+ fine-tune) + evaluate
         rows.append(row)
     if latency:
         runs, warmup = LATENCY_RUNS[size]
