@@ -346,3 +346,14 @@ def test_model_activations_are_the_fused_chain_outputs(mobilenet):
     expected = wf.layer_activations(mobilenet, "conv_dw_1_relu", x)
     np.testing.assert_allclose(acts["conv_dw_1 activations"], expected, rtol=1e-5, atol=1e-6)
     assert acts["conv1 activations"].min() >= 0.0  # after ReLU6
+
+
+def test_channel_ranges_table_has_one_row_per_weight_layer_and_per_channel_never_loses(mobilenet):
+    table = wf.channel_ranges_table(mobilenet)
+    assert list(table.index) == wf.weight_layers(mobilenet)
+    assert set(table["kind"]) == {"Conv2D", "DepthwiseConv2D"}  # keras MobileNet ends in a 1x1 conv
+    assert (table["gain dB"] >= -1e-9).all()  # a channel's own scale is never coarser than the tensor's
+    first = table.index[0]
+    view = wf.channel_ranges_view(wf.layer_weights(mobilenet, first).kernel,
+                                  wf.layer_weights(mobilenet, first).channel_axis)
+    assert table.loc[first, "per-channel SQNR dB"] == pytest.approx(view.per_channel_sqnr_db)
