@@ -206,11 +206,13 @@ def accuracy_gaps(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- notebooks and widgets
 def measure_notebooks(paths: Sequence[Path], modes: Sequence[str] = ("full", "smoke"),
-                      progress: bool = False, verbose: bool = True) -> list[dict[str, Any]]:
+                      progress: bool = False, verbose: bool = True,
+                      on_run: Callable[[list[dict[str, Any]]], Any] | None = None
+                      ) -> list[dict[str, Any]]:
     """Run every notebook in each mode (fresh kernel each, one after another) and time it.
 
     A failing notebook is recorded with its error and the time until it failed; the
-    others still run.
+    others still run. ``on_run`` is called with the rows so far after each notebook.
     """
     from qlab.notebook import run_notebook
 
@@ -228,6 +230,8 @@ def measure_notebooks(paths: Sequence[Path], modes: Sequence[str] = ("full", "sm
                        "seconds": time.perf_counter() - start}
             _say(verbose, f"  {'ok' if row['ok'] else 'FAILED'} in {row['seconds']:.1f} s")
             rows.append(row)
+            if on_run:
+                on_run(rows)
     return rows
 
 
@@ -260,31 +264,44 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
             seed: int = 0, latency_repeats: int = 7, latency_runs: int = 400,
             notebooks: Sequence[str] | None = None, skip_notebooks: bool = False,
             skip_widgets: bool = False, widget_repeats: int = 15, verbose: bool = True,
-            command: str = "qlab bench") -> dict[str, Any]:
-    """Measure the comparison, the widgets and the notebooks; return the results dict."""
+            command: str = "qlab bench",
+            checkpoint: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
+    """Measure the comparison, the widgets and the notebooks; return the results dict.
+
+    ``checkpoint`` is called with the results so far (marked ``partial``) after each
+    step, so a run that is cut short still leaves its numbers behind.
+    """
     from qlab.notebook import notebook_paths
 
     started, start = _now(), time.perf_counter()
+    paths = notebook_paths(notebooks)
+    skipped = [part for part, skip in (("widgets", skip_widgets), ("notebooks", skip_notebooks))
+               if skip]
+
+    def save(results: dict[str, Any], partial: bool = True) -> dict[str, Any]:
+        results.update(schema=SCHEMA, command=command, started=started, skipped=skipped,
+                       notebooks_found=[p.name for p in paths], partial=partial,
+                       finished=None if partial else _now(),
+                       total_seconds=time.perf_counter() - start)
+        if checkpoint and partial:
+            checkpoint(results)
+        return results
+
     _say(verbose, "comparison: every model x variant at full size")
     results = measure_compare(models, variants, seed, latency_repeats, latency_runs, verbose)
-    results["gaps"] = accuracy_gaps(results["rows"])
-    skipped = []
-    results["widgets"] = []
-    if skip_widgets:
-        skipped.append("widgets")
-    else:
+    results.update(gaps=accuracy_gaps(results["rows"]), widgets=[], notebooks=[])
+    save(results)
+    if not skip_widgets:
         _say(verbose, f"widgets: {widget_repeats} updates per control")
         results["widgets"] = measure_widgets(widget_repeats)
-    results["notebooks"] = []
-    paths = notebook_paths(notebooks)
-    results["notebooks_found"] = [p.name for p in paths]
-    if skip_notebooks:
-        skipped.append("notebooks")
-    else:
-        results["notebooks"] = measure_notebooks(paths, verbose=verbose)
-    results.update(schema=SCHEMA, command=command, started=started, finished=_now(),
-                   skipped=skipped, total_seconds=time.perf_counter() - start)
-    return results
+        save(results)
+    if not skip_notebooks:
+        def on_run(rows: list[dict[str, Any]]) -> None:
+            results["notebooks"] = list(rows)
+            save(results)
+
+        results["notebooks"] = measure_notebooks(paths, verbose=verbose, on_run=on_run)
+    return save(results, partial=False)
 
 
 def notebook_totals(results: dict[str, Any]) -> dict[str, float]:
@@ -373,12 +390,15 @@ def goal_results(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def check_goals(results: dict[str, Any]) -> list[str]:
     """The missed goals, as readable lines (empty when every goal is met)."""
-    return [f"{g['goal']}: measured {g['measured']}" for g in goal_results(results) if not g["ok"]]
+    return [f"{g['goal']}: {g['measured']}" for g in goal_results(results) if not g["ok"]]
 
 
 def notes(results: dict[str, Any]) -> list[str]:
     """What the results cannot vouch for (not failures): skipped parts, notebooks not written yet."""
     lines = [f"{part} skipped in this run" for part in results.get("skipped", [])]
+    if results.get("partial"):
+        lines.insert(0, "PARTIAL: written while the run was still going (or after it was cut "
+                        "short); the parts not listed here were not measured")
     found = results.get("notebooks_found", [])
     if len(found) < PLANNED_NOTEBOOKS:
         numbers = {name[:2] for name in found}
@@ -436,6 +456,13 @@ def _results_section(results: dict[str, Any]) -> list[str]:
             ["variant", "accuracy %", "vs float32 (points)", "size KB", "float32 size / size",
              "latency ms (min-max)", "latency / float32 (min-max)", "Keras-TFLite agreement %",
              "note"], table), ""]
+    slow = [r for r in results["rows"] if (r.get("latency_ratio") or 0) > 2]
+    if slow:
+        out += ["Slower than float32: " + ", ".join(
+            f"`{r['model']}` `{r['variant']}` {r['latency_ratio']:.0f}x" for r in slow) + ". "
+            "`int16x8` has no optimized CPU kernels: XNNPACK does not run 16-bit activations, "
+            "so TFLite falls back to its reference kernels. It is a route for accuracy on "
+            "hardware that supports it, not for speed on this CPU.", ""]
     return out
 
 
@@ -479,7 +506,7 @@ def _size_section(results: dict[str, Any]) -> list[str]:
             rows.append([model, f"`{variant}`", f"{size / 1024:.1f}",
                          f"{float_size / size:.2f}" if float_size else None,
                          f"{weights / 1024:.1f} ({100 * weights / size:.0f}%)",
-                         f"{(parts.get('int32', 0) + parts.get('int16', 0) + parts.get('int64', 0)) / 1024:.1f}",
+                         f"{(parts.get('int32', 0) + parts.get('int64', 0)) / 1024:.1f}",
                          f"{parts.get('float32', 0) / 1024:.1f}", f"{parts.get('other', 0) / 1024:.1f}"])
     return ["## Why int8 files are not exactly 4x smaller", "",
             "4x is the limit for the weights alone (1 byte instead of 4). A file also stores "
@@ -489,7 +516,7 @@ def _size_section(results: dict[str, Any]) -> list[str]:
             "that fixed part and the further the ratio from 4x. Constant tensors read from each "
             "file (KB):", "",
             _md_table(["model", "variant", "file KB", "float32 / file", "int8 constants KB",
-                       "int32/int16 constants KB", "float32 constants KB", "graph, names, scales KB"],
+                       "bias (int32/int64) constants KB", "float32 constants KB", "graph, names, scales KB"],
                       rows), ""]
 
 
@@ -545,7 +572,8 @@ def render_markdown(results: dict[str, Any], plot_name: str = "benchmarks/accura
                f"{len(missed)} of {len(goals)} goals MISSED (listed below)")
     out = ["# Benchmarks", "",
            f"Generated by `{results.get('command', 'qlab bench')}` from `benchmarks/results.json`, "
-           f"started {results.get('started', '?')}, finished {results.get('finished', '?')} "
+           f"started {results.get('started', '?')}, finished "
+           f"{results.get('finished') or 'NOT YET (partial results)'} "
            f"({results.get('total_seconds', 0) / 60:.0f} min). Do not edit by hand: run "
            "`make bench` again. `python benchmarks/check.py` checks the goals: "
            f"**{verdict}**.", "",
@@ -566,35 +594,44 @@ def render_markdown(results: dict[str, Any], plot_name: str = "benchmarks/accura
 
 
 def plot_results(results: dict[str, Any]) -> Any:
-    """Accuracy against file size (top) and latency with its min-max (bottom), one column per model."""
+    """Accuracy against file size (top) and latency with its min-max (bottom), one column per model.
+
+    One colour per variant in every panel, named in the legend; ``qat_4bit`` (no file)
+    is drawn as a dotted accuracy line.
+    """
     import matplotlib.pyplot as plt
 
     rows = [r for r in results["rows"] if r.get("accuracy") is not None]
     models = list(dict.fromkeys(r["model"] for r in rows))
     if not models:
         raise ValueError("results has no rows with an accuracy to plot")
-    fig, axes = plt.subplots(2, len(models), figsize=(5 * len(models), 8), squeeze=False)
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    colour = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(variants)}
+    fig, axes = plt.subplots(2, len(models), figsize=(4.5 * len(models), 7.5), squeeze=False)
     for col, model in enumerate(models):
         top, bottom = axes[0][col], axes[1][col]
         for r in (r for r in rows if r["model"] == model):
-            acc = 100 * r["accuracy"]
-            if r.get("size_bytes"):
-                top.scatter(r["size_bytes"] / 1024, acc, s=30)
-                top.annotate(r["variant"], (r["size_bytes"] / 1024, acc), fontsize=7,
-                             textcoords="offset points", xytext=(3, 3))
+            acc, c = 100 * r["accuracy"], colour[r["variant"]]
+            if not r.get("size_bytes"):
+                for ax in (top, bottom):
+                    ax.axhline(acc, color=c, linestyle=":", label=r["variant"])
+                continue
+            top.scatter(r["size_bytes"] / 1024, acc, s=36, color=c, label=r["variant"])
             if r.get("latency_ms") is not None:
                 err = [[r["latency_ms"] - r.get("latency_ms_min", r["latency_ms"])],
                        [r.get("latency_ms_max", r["latency_ms"]) - r["latency_ms"]]]
-                bottom.errorbar(r["latency_ms"], acc, xerr=err, fmt="o", markersize=5, capsize=3)
-                bottom.annotate(r["variant"], (r["latency_ms"], acc), fontsize=7,
-                                textcoords="offset points", xytext=(3, 3))
+                bottom.errorbar(r["latency_ms"], acc, xerr=err, fmt="o", color=c, markersize=6,
+                                capsize=3)
         top.set(xscale="log", xlabel="TFLite file size (KB, log)", ylabel="top-1 accuracy (%)",
                 title=model)
-        bottom.set(xlabel="batch-1 latency (ms, median; bars: min-max of repeats)",
+        bottom.set(xscale="log", xlabel="batch-1 latency (ms, log; bars: min-max of repeats)",
                    ylabel="top-1 accuracy (%)")
         for ax in (top, bottom):
-            ax.grid(alpha=0.3)
-    fig.tight_layout()
+            ax.grid(alpha=0.3, which="both")
+    handles = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels())}
+    ncol = min(len(handles), 3 * len(models))
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol, fontsize=8)
+    fig.tight_layout(rect=(0, 0.02 + 0.03 * -(-len(handles) // ncol), 1, 1))
     return fig
 
 

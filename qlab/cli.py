@@ -118,7 +118,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                 latency_runs=args.latency_runs, notebooks=args.notebooks,
                                 skip_notebooks=args.skip_notebooks, skip_widgets=args.skip_widgets,
                                 widget_repeats=args.widget_repeats, verbose=not args.quiet,
-                                command=command)
+                                command=command, checkpoint=lambda partial: bench.write_report(
+                                    partial, args.json, args.report, args.plot))
     paths = bench.write_report(results, args.json, args.report, args.plot)
     for kind, path in paths.items():
         print(f"{kind:>6}: {path}")

@@ -216,3 +216,41 @@ def test_size_breakdown_finds_the_weights_of_a_tiny_model():
     # the 8x16 kernel and 16 biases; the input and the output are not constants
     assert parts == {"float32": 4 * (8 * 16 + 16), "other": len(model_bytes) - 4 * (8 * 16 + 16)}
     assert parts["other"] == len(model_bytes) - parts["float32"] > 0
+
+
+def test_a_partial_run_says_so():
+    results = fake_results()
+    results.update(partial=True, finished=None)
+    assert bench.notes(results)[0].startswith("PARTIAL")
+    assert "PARTIAL" in bench.render_markdown(results)
+
+
+@pytest.mark.slow
+def test_measure_notebooks_times_each_and_records_a_failure(tmp_path):
+    import nbformat
+
+    good, bad = tmp_path / "00_good.ipynb", tmp_path / "01_bad.ipynb"
+    for path, source in ((good, "SMOKE = False"), (bad, "raise ValueError('broken lesson')")):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        nbformat.write(nb, path)
+    seen = []
+    rows = bench.measure_notebooks([good, bad], modes=("smoke",), verbose=False,
+                                   on_run=lambda so_far: seen.append(len(so_far)))
+    assert [(r["notebook"], r["ok"]) for r in rows] == [("00_good.ipynb", True),
+                                                        ("01_bad.ipynb", False)]
+    assert "broken lesson" in rows[1]["error"] and all(r["seconds"] > 0 for r in rows)
+    assert seen == [1, 2]
+
+
+def test_measure_widgets_times_every_case_of_the_widget_script():
+    rows = bench.measure_widgets(repeats=2)
+    assert len(rows) == len(bench._widget_benchmark().CASES)
+    assert all(r["updates"] == 2 and 0 < r["median_ms"] <= r["max_ms"] for r in rows)
+
+
+def test_a_variant_slower_than_float32_is_called_out():
+    results = _set(fake_results(), "mnist_cnn", "int8_per_tensor", latency_ratio=60.0)
+    assert "`mnist_cnn` `int8_per_tensor` 60x" in bench.render_markdown(results)
+    assert "Slower than float32" not in bench.render_markdown(fake_results())
