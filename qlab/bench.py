@@ -150,6 +150,26 @@ def _read_files(model: str, variants: Sequence[str], seed: int) -> dict[str, byt
             if (folder / f"{v}.tflite").exists()}
 
 
+def _measure_model(model: str, variants: Sequence[str], seed: int, latency_repeats: int,
+                   latency_runs: int, verbose: bool) -> tuple[Any, dict[str, Any]]:
+    """``(ComparisonResult, extras)`` of one model: compare rows plus repeated latency."""
+    from qlab.pipeline import compare
+
+    result = compare([model], variants, size="full", seed=seed, latency=False,
+                     verbose=2 if verbose else 0)
+    rows = result.rows()
+    files = _read_files(model, ["float32"] + [r["variant"] for r in rows
+                                              if r["evaluated_with"] == "litert"], seed)
+    _say(verbose, f"{model}: latency of {len(files)} files, {latency_repeats} repeats")
+    noise = measure_latency_repeats(files, latency_repeats, latency_runs)
+    for row in rows:
+        row.update(noise.get(row["variant"], {}))
+    extras = {"rows": rows, "size_breakdown": {v: size_breakdown(b) for v, b in files.items()},
+              "scale_spread": (scale_spread_summary(files["int8_per_channel"])
+                               if "int8_per_channel" in files else {})}
+    return result, extras
+
+
 def measure_compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] = "all",
                     seed: int = 0, latency_repeats: int = 7, latency_runs: int = 400,
                     verbose: bool = True) -> dict[str, Any]:
@@ -158,31 +178,33 @@ def measure_compare(models: str | Sequence[str] = "all", variants: str | Sequenc
     Accuracy and size come from :func:`qlab.pipeline.compare`; latency is measured here
     ``latency_repeats`` times (each interleaved with float32) so the report can show the
     median and the min-max noise. Also records each int8 file's size breakdown and each
-    model's per-channel scale spread.
+    model's per-channel scale spread. A model that fails is recorded under ``errors``
+    and the others are still measured.
     """
-    from qlab.pipeline import compare
+    from qlab.conversion import check_variants
+    from qlab.environment import environment_report
+    from qlab.pipeline import check_models
 
+    models, variants = check_models(models), check_variants(variants)
     start = time.perf_counter()
-    result = compare(models, variants, size="full", seed=seed, latency=False,
-                     verbose=2 if verbose else 0)
-    rows = result.rows()
-    breakdowns, spreads = {}, {}
-    for model in dict.fromkeys(r["model"] for r in rows):
-        model_rows = [r for r in rows if r["model"] == model]
-        files = _read_files(model, ["float32"] + [r["variant"] for r in model_rows
-                                                  if r["evaluated_with"] == "litert"], seed)
-        _say(verbose, f"{model}: latency of {len(files)} files, {latency_repeats} repeats")
-        noise = measure_latency_repeats(files, latency_repeats, latency_runs)
-        for row in model_rows:
-            row.update(noise.get(row["variant"], {}))
-        breakdowns[model] = {v: size_breakdown(b) for v, b in files.items()}
-        if "int8_per_channel" in files:
-            spreads[model] = scale_spread_summary(files["int8_per_channel"])
-    config = {**result.config, "latency_repeats": latency_repeats, "latency_runs": latency_runs,
-              "latency": True}
-    return {"rows": rows, "config": config, "environment": result.environment,
-            "size_breakdown": breakdowns, "scale_spread": spreads,
-            "compare_seconds": time.perf_counter() - start}
+    out: dict[str, Any] = {"rows": [], "size_breakdown": {}, "scale_spread": {}, "errors": {},
+                           "environment": environment_report(), "config": {}}
+    for model in models:
+        try:
+            result, extras = _measure_model(model, variants, seed, latency_repeats,
+                                            latency_runs, verbose)
+        except Exception as exc:  # noqa: BLE001 - one broken model must not hide the others
+            out["errors"][model] = f"{type(exc).__name__}: {exc}"
+            _say(verbose, f"{model} FAILED: {out['errors'][model]}")
+            continue
+        out["rows"] += extras["rows"]
+        out["size_breakdown"][model] = extras["size_breakdown"]
+        if extras["scale_spread"]:
+            out["scale_spread"][model] = extras["scale_spread"]
+        out["config"] = {**result.config, "models": models, "latency": True,
+                         "latency_repeats": latency_repeats, "latency_runs": latency_runs}
+    out["compare_seconds"] = time.perf_counter() - start
+    return out
 
 
 def accuracy_gaps(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -396,6 +418,8 @@ def check_goals(results: dict[str, Any]) -> list[str]:
 def notes(results: dict[str, Any]) -> list[str]:
     """What the results cannot vouch for (not failures): skipped parts, notebooks not written yet."""
     lines = [f"{part} skipped in this run" for part in results.get("skipped", [])]
+    lines += [f"`{model}` could not be measured: {error}"
+              for model, error in results.get("errors", {}).items()]
     if results.get("partial"):
         lines.insert(0, "PARTIAL: written while the run was still going (or after it was cut "
                         "short); the parts not listed here were not measured")

@@ -254,3 +254,11 @@ def test_a_variant_slower_than_float32_is_called_out():
     results = _set(fake_results(), "mnist_cnn", "int8_per_tensor", latency_ratio=60.0)
     assert "`mnist_cnn` `int8_per_tensor` 60x" in bench.render_markdown(results)
     assert "Slower than float32" not in bench.render_markdown(fake_results())
+
+
+def test_a_model_that_failed_is_named_in_the_notes_and_misses_its_goals():
+    results = fake_results()
+    results["rows"] = [r for r in results["rows"] if r["model"] != "mobilenet_v1"]
+    results["errors"] = {"mobilenet_v1": "RuntimeError: out of memory"}
+    assert "`mobilenet_v1` could not be measured: RuntimeError: out of memory" in bench.notes(results)
+    assert sum("mobilenet_v1" in m for m in bench.check_goals(results)) == 3
