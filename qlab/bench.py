@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.util
+import os
 import statistics
 import time
 from pathlib import Path
@@ -51,6 +52,14 @@ PLANNED_NOTEBOOKS = 10
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _load_average() -> float | None:
+    """1-minute load average: how busy the (shared) machine was around the timings."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _say(verbose: bool, message: str) -> None:
@@ -296,6 +305,7 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     from qlab.notebook import notebook_paths
 
     started, start = _now(), time.perf_counter()
+    load_at_start = _load_average()
     paths = notebook_paths(notebooks)
     skipped = [part for part, skip in (("widgets", skip_widgets), ("notebooks", skip_notebooks))
                if skip]
@@ -304,7 +314,8 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
         results.update(schema=SCHEMA, command=command, started=started, skipped=skipped,
                        notebooks_found=[p.name for p in paths], partial=partial,
                        finished=None if partial else _now(),
-                       total_seconds=time.perf_counter() - start)
+                       total_seconds=time.perf_counter() - start,
+                       load_average={"start": load_at_start, "now": _load_average()})
         if checkpoint and partial:
             checkpoint(results)
         return results
@@ -603,6 +614,11 @@ def render_markdown(results: dict[str, Any], plot_name: str = "benchmarks/accura
            f"**{verdict}**.", "",
            "## Machine", "",
            _md_table(["", ""], [[k, v] for k, v in env.items()]), ""]
+    load = results.get("load_average") or {}
+    if load.get("start") is not None:
+        out += [f"1-minute load average {load['start']} at the start and {load['now']} at the end "
+                f"of the run on {env.get('cores', '?')} cores: other work on the machine slows "
+                "the notebook and widget timings and adds latency noise.", ""]
     extra = notes(results)
     if extra:
         out += ["## Notes", ""] + [f"- {line}" for line in extra] + [""]

@@ -262,3 +262,11 @@ def test_a_model_that_failed_is_named_in_the_notes_and_misses_its_goals():
     results["errors"] = {"mobilenet_v1": "RuntimeError: out of memory"}
     assert "`mobilenet_v1` could not be measured: RuntimeError: out of memory" in bench.notes(results)
     assert sum("mobilenet_v1" in m for m in bench.check_goals(results)) == 3
+
+
+def test_the_machine_load_during_the_run_is_shown():
+    results = fake_results()
+    assert "load average" not in bench.render_markdown(results)
+    results["load_average"] = {"start": 1.5, "now": 2.25}
+    assert "load average 1.5 at the start and 2.25 at the end of the run on 2 cores" \
+        in bench.render_markdown(results)
