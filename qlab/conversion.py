@@ -152,3 +152,20 @@ def convert_qat(qat_model: Any, int8_io: bool = True) -> bytes:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     return converter.convert()
+
+
+def try_convert_qat(qat_model: Any, int8_io: bool = False) -> tuple[bytes | None, str]:
+    """:func:`convert_qat`, but a converter refusal is returned, not raised.
+
+    Returns:
+        ``(flatbuffer, "")`` when the model converts, ``(None, reason)`` when the TFLite
+        converter rejects it (``reason`` is the converter's own error line) - for
+        showing which fake-quantized models deploy and which do not.
+    """
+    try:
+        return convert_qat(qat_model, int8_io), ""
+    except Exception as exc:  # TFLite's ConverterError; qlab imports TensorFlow only in _keras
+        if type(exc).__name__ != "ConverterError":
+            raise
+        lines = [line for line in str(exc).splitlines() if "error:" in line]
+        return None, (lines[0].split("error:", 1)[1].strip() if lines else str(exc))

@@ -265,8 +265,13 @@ def quantizer_table(qat_model: Any) -> pd.DataFrame:
 
 
 def range_variables(layer: Any) -> dict[str, Any]:
-    """A QAT layer's learned ranges and float weights by short name (``kernel_min``, ``kernel``, ...)."""
-    return {v.name.split("/")[-1][:-2]: v.numpy() for v in layer.weights}
+    """A QAT layer's learned ranges and float weights by short name (``kernel_min``, ``kernel``, ...).
+
+    A ``QuantizeLayer``'s own range (``quantize_layer_1_min``, numbered when a session
+    made several) is returned as ``min`` and ``max``.
+    """
+    names = (v.name.split("/")[-1][:-2] for v in layer.weights)
+    return {name.removeprefix(f"{layer.name}_"): v.numpy() for name, v in zip(names, layer.weights)}
 
 
 def low_bit_sweep(model: Any, x: Any, y: Any, x_test: Any, y_test: Any,

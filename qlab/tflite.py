@@ -206,8 +206,10 @@ def weight_tensors(model_bytes: bytes) -> pd.DataFrame:
     Columns: ``op``, ``tensor`` (its name), ``dtype``, ``shape``, ``scales`` (1:
     per-tensor, one per output channel: per-channel), ``levels`` (most distinct stored
     values in one channel, or in the tensor when per-tensor), ``min``/``max`` of the
-    stored values and ``bytes``. A 4-bit model converted by TFLite shows int8 storage
-    with at most 15 levels in [-7, 7]: the grid survives, the packing does not.
+    stored values and ``bytes`` (of the values as the interpreter returns them). A 4-bit
+    model converted by TFLite shows at most 15 levels in [-7, 7]. The interpreter hands
+    weights back as int8 even when the file stores them packed as INT4 (TF >= 2.16 does
+    that for 4-bit per-tensor fake-quant); the file size tells the two apart.
     """
     import pandas as pd
 

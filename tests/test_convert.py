@@ -124,3 +124,19 @@ def test_op_table_lists_ops_and_dtypes(four_bit_tflite):
     assert ops["op"].iloc[0] == "QUANTIZE" and ops["op"].iloc[-1] == "DEQUANTIZE"
     assert "DELEGATE" not in set(ops["op"])
     assert ops.set_index("op").loc["QUANTIZE", "output dtype"] == "int8"
+
+
+def test_try_convert_qat_returns_the_converter_refusal():
+    from qlab import qat
+    from qlab._keras import keras
+
+    model = keras.Sequential([keras.Input(shape=(8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(4)])
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    per_channel = qat.quantize_low_bit_weights(model, 4, per_axis=True)
+    qat.fine_tune(per_channel, x, np.arange(64) % 4, verbose=0)
+    flatbuffer, reason = qconvert.try_convert_qat(per_channel)
+    # per-axis fake-quant on a Dense kernel: TFLite's FULLY_CONNECTED wants the other axis
+    assert flatbuffer is None and "quantized axes" in reason
+    flatbuffer, reason = qconvert.try_convert_qat(qat.quantize_whole_model(model))
+    assert isinstance(flatbuffer, bytes) and reason == ""

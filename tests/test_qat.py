@@ -112,3 +112,9 @@ def test_low_bit_sweep_fewer_bits_lose_more_before_fine_tuning():
     by_bits = table.set_index("num_bits")
     assert by_bits.loc[8, "calibrated_accuracy"] > 0.85  # near-ties among random logits flip
     assert by_bits.loc[2, "calibrated_accuracy"] < by_bits.loc[8, "calibrated_accuracy"] - 0.1
+
+
+def test_range_variables_of_the_input_quantizer_are_min_and_max():
+    quantized = qat.quantize_whole_model(_tiny_model())
+    ranges = qat.range_variables(quantized.layers[0])
+    assert {"min", "max"} <= set(ranges)
