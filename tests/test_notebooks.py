@@ -47,6 +47,28 @@ CHECKS = {
         "input_quantization_matches_tflite": lambda v: v is True,
         "intsim_mismatches_vs_reference": lambda v: v == 0,
     },
+    "06_quantization_aware_training.ipynb": {
+        "wrapped_layers": lambda v: v == 7,  # 2 conv, 2 pool, flatten, 2 dense
+        "conv1_by_hand_equal_fraction": lambda v: v > 0.99,  # fake_quant + float conv == the QAT layer
+        "conv1_by_hand_max_steps_off": lambda v: v <= 1.0,
+        "ste_gradient": lambda v: set(v) == {0.0, 1.0} and v[0] == 0.0 and v[6] == 1.0 and v[-1] == 0.0,
+        "accuracy": lambda v: all(0.0 <= a <= 1.0 for model in v.values() for a in model.values()),
+        "agreement_count": lambda v: v[1] > 0 and v[0] >= 0.9 * v[1],
+        "size_ratio": lambda v: v["qat_int8"]["mnist_cnn"] > 3.0,
+        "partial_wrapped_layers": lambda v: v >= 4,
+        "losses": lambda v: set(v["test accuracy"]) == {"float", "fake-quant, calibrated only",
+                                                        "fake-quant, fine-tuned (QAT)"},
+    },
+    "07_custom_quantization.ipynb": {
+        "conv2_4bit_levels_per_channel_max": lambda v: 2 < v <= 15,  # narrow 4-bit: -7..7
+        "four_bit_per_channel_converts": lambda v: v is False,  # per-axis Dense: converter refuses
+        "four_bit_stored": lambda v: v["dtypes"] == ["int8"] and v["levels_max"] <= 15
+        and v["min"] >= -7 and v["max"] <= 7,
+        # TFLite packs 4-bit weights as INT4: the file is about half the int8 one
+        "file_bytes": lambda v: v["QAT 4-bit weights (per-tensor)"] < 0.6 * v["QAT int8"] < v["float32"],
+        "sweep": lambda v: len(v) >= 2 and all(0 <= r["qat_accuracy"] <= 1 for r in v),
+        "four_bit_per_tensor_accuracy": lambda v: abs(v["Keras (fake-quant)"] - v["TFLite file"]) < 0.05,
+    },
 }
 
 
