@@ -47,6 +47,15 @@ CHECKS = {
         "input_quantization_matches_tflite": lambda v: v is True,
         "intsim_mismatches_vs_reference": lambda v: v == 0,
     },
+    "05_per_channel.ipynb": {
+        "layer_sqnr_db": lambda v: v["per-channel"] >= v["per-tensor"],
+        "median_gain_db": lambda v: all(g >= 0 for g in v.values()) and len(v) >= 4,
+        "scheme_accuracy": lambda v: len(v) == 9 and all(0 <= a <= 1 for a in v.values()),
+        # per-channel parameters cost bytes in every model
+        "scheme_size_bytes": lambda v: all(v[f"{m}/int8_per_channel"] > v[f"{m}/int8_per_tensor"]
+                                           for m in ("mnist_cnn", "mobilenet_v1", "mobilenet_v2")),
+        "per_channel_gap_points": lambda v: len(v) == 3,
+    },
     "06_quantization_aware_training.ipynb": {
         "wrapped_layers": lambda v: v == 7,  # 2 conv, 2 pool, flatten, 2 dense
         "conv1_by_hand_equal_fraction": lambda v: v > 0.99,  # fake_quant + float conv == the QAT layer
