@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import matplotlib
+import numpy as np
 import pytest
 
 from qlab import bench
@@ -54,7 +55,8 @@ def fake_results():
                                           "tensors_over_10x": 12, "per_channel_tensors": 30}},
         "size_breakdown": {"mnist_cnn": {"float32": {"float32": 390_000, "other": 10_000},
                                          "int8_per_channel": {"int8": 97_500, "int32": 500,
-                                                              "other": 16_000}}},
+                                                              "scales_zero_points": 6_000,
+                                                              "other": 10_000}}},
         "notebooks_found": names,
         "notebooks": [{"notebook": n, "mode": mode, "seconds": 100.0 if mode == "full" else 10.0,
                        "ok": True, "error": None} for mode in ("full", "smoke") for n in names],
@@ -152,7 +154,8 @@ def test_markdown_shows_numbers_noise_gaps_and_the_verdict():
     assert "0.0286 (0.0257-0.0343)" in text  # latency median (min-max) in ms
     assert "| mobilenet_v2 | +3.50 | +0.30 | 250 |" in text
     assert "| **whole workbook** | 1000 | 100 |" in text
-    assert "| mnist_cnn | `int8_per_channel` | 111.3 | 3.51 | 95.2 (86%) |" in text
+    assert "| mnist_cnn | `int8_per_channel` | 111.3 | 3.51 | 95.2 (86%) | 0.5 (0%) | 0.0 (0%) " \
+           "| 5.9 (5%) | 9.8 (9%) |" in text
     missed = fake_results()
     _set(missed, "mnist_cnn", "qat_int8", accuracy=0.98)
     text = bench.render_markdown(missed)
@@ -214,8 +217,14 @@ def test_size_breakdown_finds_the_weights_of_a_tiny_model():
     model_bytes = convert(model, "float32")
     parts = bench.size_breakdown(model_bytes)
     # the 8x16 kernel and 16 biases; the input and the output are not constants
-    assert parts == {"float32": 4 * (8 * 16 + 16), "other": len(model_bytes) - 4 * (8 * 16 + 16)}
-    assert parts["other"] == len(model_bytes) - parts["float32"] > 0
+    assert parts == {"float32": 4 * (8 * 16 + 16), "scales_zero_points": 0,
+                     "other": len(model_bytes) - 4 * (8 * 16 + 16)}
+    assert parts["other"] > 0
+    x = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
+    parts = bench.size_breakdown(convert(model, "int8_per_channel", x, 20))
+    assert parts["int8"] == 8 * 16 and parts["int32"] == 4 * 16 and "float32" not in parts
+    # 16 kernel + 16 bias channels with their own scale (4 bytes) and zero-point (8 bytes)
+    assert parts["scales_zero_points"] >= 12 * 32
 
 
 def test_a_partial_run_says_so():
@@ -270,3 +279,10 @@ def test_the_machine_load_during_the_run_is_shown():
     results["load_average"] = {"start": 1.5, "now": 2.25}
     assert "load average 1.5 at the start and 2.25 at the end of the run on 2 cores" \
         in bench.render_markdown(results)
+
+
+def test_a_size_ratio_far_from_4x_says_where_the_bytes_went():
+    results = _set(fake_results(), "mnist_cnn", "int8_per_channel", size_ratio=2.5)
+    missed = bench.check_goals(results)
+    assert missed == ["mnist_cnn int8_per_channel file >= 3x smaller than float32: 2.50x "
+                      "(scales and zero-points 5%, graph 9% of the file)"]
