@@ -153,6 +153,7 @@ def test_markdown_shows_numbers_noise_gaps_and_the_verdict():
     assert "| `int8_per_tensor` | 95.00 | -3.90 |" in text  # mobilenet_v2 accuracy and drop
     assert "0.0286 (0.0257-0.0343)" in text  # latency median (min-max) in ms
     assert "| mobilenet_v2 | +3.50 | +0.30 | 250 |" in text
+    assert "widest spread is 250.0x (`mobilenet_v2`)" in text
     assert "| **whole workbook** | 1000 | 100 |" in text
     assert "| mnist_cnn | `int8_per_channel` | 111.3 | 3.51 | 95.2 (86%) | 0.5 (0%) | 0.0 (0%) " \
            "| 5.9 (5%) | 9.8 (9%) |" in text
