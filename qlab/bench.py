@@ -506,10 +506,11 @@ def _results_section(results: dict[str, Any]) -> list[str]:
     slow = [r for r in results["rows"] if (r.get("latency_ratio") or 0) > 2]
     if slow:
         out += ["Slower than float32: " + ", ".join(
-            f"`{r['model']}` `{r['variant']}` {r['latency_ratio']:.0f}x" for r in slow) + ". "
-            "`int16x8` has no optimized CPU kernels: XNNPACK does not run 16-bit activations, "
-            "so TFLite falls back to its reference kernels. It is a route for accuracy on "
-            "hardware that supports it, not for speed on this CPU.", ""]
+            f"`{r['model']}` `{r['variant']}` {r['latency_ratio']:.0f}x" for r in slow) + "."
+            + (" `int16x8` has no optimized CPU kernels: XNNPACK does not run 16-bit "
+               "activations, so TFLite falls back to its reference kernels. It is a route for "
+               "accuracy on hardware that supports it, not for speed on this CPU."
+               if any(r["variant"] == "int16x8" for r in slow) else ""), ""]
     return out
 
 
