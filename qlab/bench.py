@@ -507,9 +507,9 @@ def _results_section(results: dict[str, Any]) -> list[str]:
     if slow:
         out += ["Slower than float32: " + ", ".join(
             f"`{r['model']}` `{r['variant']}` {r['latency_ratio']:.0f}x" for r in slow) + "."
-            + (" `int16x8` has no optimized CPU kernels: XNNPACK does not run 16-bit "
-               "activations, so TFLite falls back to its reference kernels. It is a route for "
-               "accuracy on hardware that supports it, not for speed on this CPU."
+            + (" `int16x8` lacks optimized CPU kernels (TFLite's documentation of the 16x8 "
+               "mode says inference is noticeably slower than 8-bit for that reason): it is a "
+               "route for accuracy on hardware that supports it, not for speed on this CPU."
                if any(r["variant"] == "int16x8" for r in slow) else ""), ""]
     return out
 
