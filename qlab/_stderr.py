@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -31,3 +32,18 @@ def native_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextmanager
+def tflite_chatter_silenced() -> Iterator[None]:
+    """Hide the TFLite converter's and quantization debugger's routine noise.
+
+    Every full-integer conversion prints "fully_quantize: 0, inference_type: 6 ..." from
+    C++ and warns "Statistics for quantized inputs were expected"; the debugger warns that
+    it uses the deprecated ``tf.lite.Interpreter`` internally. None of it is actionable
+    for a learner. Errors still raise as Python exceptions with their messages.
+    """
+    with warnings.catch_warnings(), native_stderr_silenced():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        yield

@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from qlab._stderr import tflite_chatter_silenced
+
 #: Every variant of the results table, in display order, with what it means.
 VARIANTS: dict[str, str] = {
     "float32": "no quantization: the float baseline",
@@ -89,6 +91,11 @@ def _converter(model: Any) -> Any:
     return tf.lite.TFLiteConverter.from_keras_model(require_keras2_model(model))
 
 
+def _run_converter(converter: Any) -> bytes:
+    with tflite_chatter_silenced():
+        return converter.convert()
+
+
 def configure(converter: Any, variant: str, representative_data: Callable | None) -> Any:
     """Set a ``TFLiteConverter``'s options for a post-training ``variant``."""
     from qlab._keras import tf
@@ -134,7 +141,7 @@ def convert(model: Any, variant: str, representative_data: np.ndarray | Callable
     if isinstance(representative_data, np.ndarray):
         representative_data = representative_dataset(
             representative_data, min(num_samples, len(representative_data)), model.input_shape)
-    return configure(_converter(model), variant, representative_data).convert()
+    return _run_converter(configure(_converter(model), variant, representative_data))
 
 
 def convert_qat(qat_model: Any, int8_io: bool = True) -> bytes:
@@ -151,7 +158,7 @@ def convert_qat(qat_model: Any, int8_io: bool = True) -> bytes:
     if int8_io:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    return converter.convert()
+    return _run_converter(converter)
 
 
 def try_convert_qat(qat_model: Any, int8_io: bool = False) -> tuple[bytes | None, str]:

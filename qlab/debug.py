@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from qlab._stderr import tflite_chatter_silenced
 from qlab.conversion import representative_dataset
 
 #: 1/sqrt(12): the RMS error of rounding to a uniform grid with step 1.
@@ -58,8 +59,9 @@ def layer_error_table(model: Any, x: np.ndarray, num_samples: int = 100) -> pd.D
         position ``op_index`` in the graph.
     """
     dataset = representative_dataset(x, num_samples, model.input_shape)
-    debugger = _debugger(model, dataset)
-    debugger.run()
+    with tflite_chatter_silenced():
+        debugger = _debugger(model, dataset)
+        debugger.run()
     buffer = io.StringIO()
     debugger.layer_statistics_dump(buffer)
     buffer.seek(0)
@@ -95,7 +97,8 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
         if not 0 <= k <= len(errors):
             raise ValueError(f"num_float_layers must be in [0, {len(errors)}], got {k}")
         denylist = list(errors["layer"][:k])
-        model_bytes = _debugger(model, dataset, denylist).get_nondebug_quantized_model()
+        with tflite_chatter_silenced():
+            model_bytes = _debugger(model, dataset, denylist).get_nondebug_quantized_model()
         rows.append({"num_float_layers": k, "denylist": denylist,
                      "accuracy": evaluate_tflite(model_bytes, x_test, y_test),
                      "size_bytes": len(model_bytes), "float32_accuracy": float_accuracy,
