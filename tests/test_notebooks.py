@@ -47,6 +47,16 @@ CHECKS = {
         "input_quantization_matches_tflite": lambda v: v is True,
         "intsim_mismatches_vs_reference": lambda v: v == 0,
     },
+    "08_compare_and_debug.ipynb": {
+        "accuracy": lambda v: len(v) == 27 and all(0 <= a <= 1 for a in v.values()),
+        "size_ratio": lambda v: all(v[f"{m}/int8_per_channel"] > 2.0 and v[f"{m}/float16"] > 1.8
+                                    for m in ("mnist_cnn", "mobilenet_v1", "mobilenet_v2")),
+        "latency_ratio": lambda v: len(v) == 24 and all(r > 0 for r in v.values()),
+        "worst_layers_rmse_over_scale": lambda v: len(v) >= 1 and all(r > 0 for r in v.values()),
+        "selective_accuracy": lambda v: sorted(v) == ["0", "1", "2", "3"],
+        # every layer kept in float stores its weights as float32 again
+        "selective_size_bytes": lambda v: v["0"] < v["1"] <= v["2"] <= v["3"],
+    },
     "05_per_channel.ipynb": {
         "layer_sqnr_db": lambda v: v["per-channel"] >= v["per-tensor"],
         "median_gain_db": lambda v: all(g >= 0 for g in v.values()) and len(v) >= 4,
