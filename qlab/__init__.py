@@ -53,6 +53,8 @@ _LAZY: dict[str, str] = {
     "predict_tflite": "qlab.tflite",
     "measure_latency": "qlab.tflite",
     "compare": "qlab.pipeline",
+    "compare_keras_model": "qlab.pipeline",
+    "load_keras_model": "qlab.models",
     "calibration_study": "qlab.pipeline",
     "ComparisonResult": "qlab.pipeline",
     "quantize_whole_model": "qlab.qat",

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -250,3 +252,43 @@ def load_or_train(name: str, size: str = "full", seed: int = 0, verbose: int | s
         train=lambda m: train_model(m, name, size, seed, verbose))
     compile_for_training(model, get_spec(name).budget(size).learning_rate)
     return (model, manifest) if return_manifest else model
+
+
+def _saved_keras_version(path: Path) -> str | None:
+    """The Keras version recorded in a ``.keras`` archive, or None if it records none."""
+    import json
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        if "metadata.json" not in archive.namelist():
+            return None
+        return str(json.loads(archive.read("metadata.json")).get("keras_version", "")) or None
+
+
+def load_keras_model(path: str | os.PathLike) -> Any:
+    """Load a model you bring (``.h5``, ``.keras`` or a SavedModel folder) as a Keras 2 model.
+
+    Raises a clear error instead of a deep stack trace when the file is missing or was
+    saved by Keras 3 (which tensorflow-model-optimization cannot quantize). Taught in
+    ``09_your_own_model``.
+    """
+    from qlab._keras import keras, require_keras2_model
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no model at {path}; give the path of a .h5 or .keras file or "
+                                "of a SavedModel folder")
+    version = _saved_keras_version(path) if path.is_file() else None
+    if version and not version.startswith("2."):
+        raise TypeError(
+            f"{path} was saved by Keras {version}; qlab and tensorflow-model-optimization need "
+            "Keras 2 (tf_keras). Rebuild the model with `import tf_keras as keras` (or "
+            "`qlab.keras`), load its weights (model.load_weights) and save it again, or save "
+            "it from Keras 3 as weights only and rebuild it in tf_keras.")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"tf_keras could not load {path}: {exc}") from exc
+    return require_keras2_model(model)

@@ -15,7 +15,7 @@ import datetime as _dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -123,17 +123,26 @@ def _keras_accuracy_and_agreement(keras_model: Any, tflite_bytes: bytes | None, 
     return accuracy, float(np.mean(predict_tflite(tflite_bytes, x).argmax(axis=1) == keras_pred))
 
 
-def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: int = 0,
-                  latency: bool = True, calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
-                  verbose: Any = 0, save_tflite: bool = True) -> list[dict[str, Any]]:
-    """Rows of the results table for one zoo model (see :func:`compare`)."""
+def measure_variants(float_model: Any, name: str, variants: Sequence[str], data: Any,
+                     variant_model: Callable[[str], tuple[bytes | None, Any]],
+                     latency_runs: tuple[int, int] | None, tflite_dir: Path | None = None,
+                     verbose: Any = 0) -> list[dict[str, Any]]:
+    """Rows of the results table for one float model and its variants.
+
+    Args:
+        float_model: the trained float Keras model (float32 is converted from it as the
+            baseline of the size and latency ratios).
+        name: the ``model`` column.
+        variants: variant names, in order.
+        data: ``((x_train, y_train), (x_test, y_test))``; accuracy is on the test part.
+        variant_model: ``variant -> (tflite bytes or None, Keras QAT model or None)``.
+        latency_runs: ``(runs, warmup)`` for interleaved latency, or None to skip it.
+        tflite_dir: where to keep each variant's ``.tflite`` file (None: not kept).
+    """
     from qlab.io import write_bytes_atomic
-    from qlab.models import load_or_train, mnist_for
     from qlab.tflite import compare_latency, evaluate_tflite
 
-    float_model = load_or_train(name, size, seed, verbose)
-    (x_train, _), (x_test, y_test) = mnist_for(name, size)
-    # float32 is always converted: it is the baseline of the size and latency ratios
+    (_, _), (x_test, y_test) = data
     files = {"float32": convert(float_model, "float32")}
     rows = []
     for variant in variants:
@@ -142,8 +151,7 @@ def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: 
         start = time.perf_counter()
         model_bytes, keras_model = files.get(variant), None
         if model_bytes is None:
-            model_bytes, keras_model = _variant_model(name, variant, float_model, x_train, size,
-                                                      seed, calibration_samples, verbose)
+            model_bytes, keras_model = variant_model(variant)
         row = {"model": name, "variant": variant}
         if keras_model is not None:
             row["keras_accuracy"], row["keras_tflite_agreement"] = \
@@ -155,18 +163,103 @@ def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: 
             row.update(accuracy=evaluate_tflite(model_bytes, x_test, y_test),
                        size_bytes=len(model_bytes), evaluated_with="litert",
                        size_ratio=len(files["float32"]) / len(model_bytes))
-            if save_tflite:
-                write_bytes_atomic(_tflite_dir(name, size, seed) / f"{variant}.tflite", model_bytes)
+            if tflite_dir is not None:
+                write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
         row["seconds"] = round(time.perf_counter() - start, 1)  # convert (+ fine-tune) + evaluate
         rows.append(row)
-    if latency:
-        runs, warmup = LATENCY_RUNS[size]
-        stats = compare_latency(files, runs=runs, warmup=warmup)
+    if latency_runs:
+        stats = compare_latency(files, runs=latency_runs[0], warmup=latency_runs[1])
         for row in rows:
             if row["variant"] in stats:
                 row["latency_ms"] = stats[row["variant"]].median_ms
                 row["latency_ratio"] = stats[row["variant"]].median_ms / stats["float32"].median_ms
     return rows
+
+
+def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: int = 0,
+                  latency: bool = True, calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+                  verbose: Any = 0, save_tflite: bool = True) -> list[dict[str, Any]]:
+    """Rows of the results table for one zoo model (see :func:`compare`)."""
+    from qlab.models import load_or_train, mnist_for
+
+    float_model = load_or_train(name, size, seed, verbose)
+    data = mnist_for(name, size)
+    x_train = data[0][0]
+    return measure_variants(
+        float_model, name, variants, data,
+        lambda variant: _variant_model(name, variant, float_model, x_train, size, seed,
+                                       calibration_samples, verbose),
+        LATENCY_RUNS[size] if latency else None,
+        _tflite_dir(name, size, seed) if save_tflite else None, verbose)
+
+
+def _check_data(model: Any, data: Any) -> Any:
+    """``data`` as ``((x_train, y_train), (x_test, y_test))`` that fits ``model``, or a ValueError."""
+    try:
+        (x_train, y_train), (x_test, y_test) = data
+    except (TypeError, ValueError):
+        raise ValueError("data must be ((x_train, y_train), (x_test, y_test))") from None
+    expected = tuple(model.input_shape[1:])
+    for label, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim == 0 or len(x) == 0:
+            raise ValueError(f"x_{label} is empty; it needs at least one example")
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(f"x_{label} examples have shape {x.shape[1:]}, but the model "
+                             f"{model.name!r} expects {expected}")
+        if x.dtype != np.float32:
+            raise ValueError(f"x_{label} must be float32 (as the model sees it), got {x.dtype}")
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"y_{label} must be integer class labels of shape ({len(x)},), "
+                             f"got {y.dtype} {y.shape}")
+    return data
+
+
+def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "all",
+                        name: str | None = None, latency: bool = True,
+                        calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+                        fine_tune_samples: int = 10_000, seed: int = 0, save: bool = True,
+                        verbose: Any = 0) -> ComparisonResult:
+    """:func:`compare` for a model you bring: every variant of one trained Keras 2 model.
+
+    Args:
+        model: a trained float ``tf_keras`` model that outputs class scores.
+        data: ``((x_train, y_train), (x_test, y_test))``, images float32 shaped like the
+            model input, integer labels; calibration and QAT fine-tuning use the train part.
+        variants: as for :func:`compare`; QAT variants fine-tune one epoch on
+            ``fine_tune_samples`` training examples (not cached).
+        name: the ``model`` column (default: the model's name).
+    Taught in ``09_your_own_model``.
+    """
+    from qlab._keras import require_keras2_model
+    from qlab.environment import environment_report
+    from qlab.qat import QAT_BUILDERS, fine_tune
+
+    model = require_keras2_model(model)
+    variants = check_variants(variants)
+    (x_train, y_train), _ = _check_data(model, data)
+
+    def variant_model(variant: str) -> tuple[bytes | None, Any]:
+        if variant not in QAT_VARIANTS:
+            return convert(model, variant, x_train, calibration_samples), None
+        qat_model = QAT_BUILDERS[variant](model)
+        fine_tune(qat_model, x_train[:fine_tune_samples], y_train[:fine_tune_samples], seed=seed,
+                  verbose=verbose)
+        if variant == "qat_4bit":
+            return None, qat_model
+        return convert_qat(qat_model, int8_io=(variant == "qat_int8")), qat_model
+
+    name = name or model.name
+    rows = measure_variants(model, name, variants, data, variant_model,
+                            LATENCY_RUNS["full"] if latency else None, None, verbose)
+    config = {"models": [name], "variants": variants, "size": "custom", "seed": seed,
+              "latency": latency, "calibration_samples": calibration_samples,
+              "fine_tune_samples": fine_tune_samples, "num_threads": 1}
+    result = ComparisonResult(pd.DataFrame(rows).reindex(columns=COLUMNS), environment_report(),
+                              config)
+    if save:
+        result.path = save_result(result)
+    return result
 
 
 def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] = "all",
