@@ -18,6 +18,7 @@ _LAZY: dict[str, str] = {
     "load_mnist": "qlab.data",
     "set_seed": "qlab.seed",
     "record": "qlab.notebook",
+    "expect_error": "qlab.notebook",
     "environment_report": "qlab.environment",
     "check_environment": "qlab.environment",
     # TensorFlow and Keras 2 (tf_keras) as qlab configures them, for notebooks: qlab.tf, qlab.keras
@@ -60,6 +61,7 @@ _LAZY: dict[str, str] = {
     "quantize_whole_model": "qlab.qat",
     "quantize_partial": "qlab.qat",
     "load_or_fine_tune": "qlab.qat",
+    "layer_support_table": "qlab.qat",
     "layer_error_table": "qlab.debug",
     "selective_quantization": "qlab.debug",
     "plot_accuracy_vs_size": "qlab.plots",

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -292,3 +293,37 @@ def load_keras_model(path: str | os.PathLike) -> Any:
     except (OSError, ValueError) as exc:
         raise ValueError(f"tf_keras could not load {path}: {exc}") from exc
     return require_keras2_model(model)
+
+
+def example_user_model(size: str = "full", seed: int = 0) -> Path:
+    """Path of a saved ``.h5`` model that stands in for "your model" in ``09_your_own_model``.
+
+    A small CNN that is *not* in the zoo (batch norm, global average pooling), trained
+    on MNIST (60,000 images, 3 epochs; smoke: 512 images, 1 epoch) and saved once under
+    ``artifacts/your_model/`` (atomically). Replace it with the path of your own file.
+    """
+    from qlab._keras import keras
+    from qlab.io import atomic_path
+    from qlab.paths import artifacts_dir
+    from qlab.seed import set_seed
+
+    path = artifacts_dir() / "your_model" / f"example_cnn-{check_size(size)}-s{seed}.h5"
+    if path.exists():
+        return path
+    set_seed(seed)
+    layers = keras.layers
+    model = keras.Sequential([
+        layers.Input((28, 28, 1)),
+        layers.Conv2D(24, 3, padding="same", use_bias=False), layers.BatchNormalization(), layers.ReLU(),
+        layers.MaxPooling2D(), layers.Conv2D(48, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.GlobalAveragePooling2D(), layers.Dense(10)], name="example_cnn")
+    model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    (x_train, y_train), _ = mnist_for("mnist_cnn", size)
+    samples, epochs = (None, 3) if size == "full" else (512, 1)
+    model.fit(x_train[:samples], y_train[:samples], epochs=epochs, batch_size=64, verbose=0)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+        model.save(tmp)  # .h5: the format most saved models people bring are in
+    return path

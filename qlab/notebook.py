@@ -118,3 +118,27 @@ def run_notebook(source: str | Path, smoke: bool, output_dir: str | Path | None 
     os.replace(running, output)  # only a notebook that ran to the end replaces the last good copy
     seconds = time.perf_counter() - start
     return NotebookRun(source, output, seconds, read_records(output))
+
+
+@dataclass
+class CaughtError:
+    """An error a lesson provokes on purpose: its type and message, shown as text."""
+
+    type: str
+    message: str
+
+    def __repr__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+def expect_error(function: Any, *args: Any, **kwargs: Any) -> CaughtError:
+    """Call ``function`` and return the error it raises, for a lesson that shows an error message.
+
+    The notebook keeps running (so "Run All" never stops on a demonstration), and an
+    AssertionError is raised if the call unexpectedly succeeds.
+    """
+    try:
+        function(*args, **kwargs)
+    except Exception as exc:  # the point is to show whatever the user would see
+        return CaughtError(type(exc).__name__, str(exc))
+    raise AssertionError(f"{getattr(function, '__name__', function)} was expected to fail but did not")

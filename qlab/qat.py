@@ -304,3 +304,29 @@ def low_bit_sweep(model: Any, x: Any, y: Any, x_test: Any, y_test: Any,
             rows.append({"num_bits": bits, "per_axis": axis, "calibrated_accuracy": calibrated,
                          "qat_accuracy": accuracy(qat_model), "fine_tune_seconds": seconds})
     return pd.DataFrame(rows)
+
+
+def layer_support_table(model: Any) -> "pd.DataFrame":
+    """Which layers TFMOT's default 8-bit scheme can quantize, before you try ``quantize_model``.
+
+    One row per layer: its name, class, and ``supported`` (TFMOT's default registry
+    has a QuantizeConfig for it). Layers marked False make :func:`quantize_whole_model`
+    fail; keep them in float with :func:`quantize_partial` or give them a QuantizeConfig.
+    Taught in ``09_your_own_model``.
+    """
+    import pandas as pd
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as registry)
+
+    supports = registry.Default8BitQuantizeRegistry().supports
+    model = require_keras2_model(model)
+    rows = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        inbound = [type(node.inbound_layers).__name__ for node in layer.inbound_nodes
+                   if not isinstance(node.inbound_layers, list)]
+        folded = kind == "BatchNormalization" and set(inbound) & set(_WEIGHT_ATTRS)
+        rows.append({"layer": layer.name, "class": kind,
+                     "supported": bool(supports(layer) or kind == "InputLayer" or folded),
+                     "note": "folded into the layer before it" if folded else ""})
+    return pd.DataFrame(rows)

@@ -57,6 +57,12 @@ CHECKS = {
         # every layer kept in float stores its weights as float32 again
         "selective_size_bytes": lambda v: v["0"] < v["1"] <= v["2"] <= v["3"],
     },
+    "09_your_own_model.ipynb": {
+        "unsupported_layers": lambda v: v == [],
+        "accuracy": lambda v: len(v) == 6 and all(0 <= a <= 1 for a in v.values()),
+        "size_ratio": lambda v: v["int8_per_channel"] > 2 and 1.5 < v["float16"] < 2,
+        "layer_rmse_over_scale": lambda v: len(v) >= 4,
+    },
     "05_per_channel.ipynb": {
         "layer_sqnr_db": lambda v: v["per-channel"] >= v["per-tensor"],
         "median_gain_db": lambda v: all(g >= 0 for g in v.values()) and len(v) >= 4,

@@ -58,3 +58,19 @@ def test_missing_file_and_bad_data_are_named(tiny, tmp_path):
         qlab.compare_keras_model(model, ((x, y[:5]), test))
     with pytest.raises(ValueError, match="x_test is empty"):
         qlab.compare_keras_model(model, ((x, y), (x[:0], y[:0])))
+
+
+def test_layer_support_table_flags_what_tfmot_cannot_quantize():
+    from qlab._keras import keras
+
+    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3),
+                              keras.layers.LayerNormalization(), keras.layers.Dense(2)])
+    table = qlab.layer_support_table(model).set_index("layer")
+    assert table["supported"].to_dict() == {"dense": True, "layer_normalization": False, "dense_1": True}
+    error = qlab.expect_error(qlab.quantize_whole_model, model)
+    assert error.type == "UnsupportedLayerError" and "layer_normalization" in error.message
+
+
+def test_expect_error_fails_when_nothing_fails():
+    with pytest.raises(AssertionError, match="expected to fail"):
+        qlab.expect_error(lambda: 1)
