@@ -63,12 +63,13 @@ def test_missing_file_and_bad_data_are_named(tiny, tmp_path):
 def test_layer_support_table_flags_what_tfmot_cannot_quantize():
     from qlab._keras import keras
 
-    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3),
-                              keras.layers.LayerNormalization(), keras.layers.Dense(2)])
+    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3, name="a"),
+                              keras.layers.BatchNormalization(name="bn_after_dense"),
+                              keras.layers.LayerNormalization(name="norm"), keras.layers.Dense(2, name="b")])
     table = qlab.layer_support_table(model).set_index("layer")
-    assert table["supported"].to_dict() == {"dense": True, "layer_normalization": False, "dense_1": True}
+    assert table["supported"].to_dict() == {"a": True, "bn_after_dense": True, "norm": False, "b": True}
     error = qlab.expect_error(qlab.quantize_whole_model, model)
-    assert error.type == "UnsupportedLayerError" and "layer_normalization" in error.message
+    assert error.type == "UnsupportedLayerError" and "'norm'" in error.message
 
 
 def test_expect_error_fails_when_nothing_fails():
