@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +29,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("no notebooks found", file=sys.stderr)
         return 1
     mode = "smoke" if args.smoke else "full"
+    started = time.time()
     runs = []
     for path in paths:
         print(f"running {path.name} ({mode} mode) ...", flush=True)
@@ -38,6 +40,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for run in runs:
         print(f"{run.source.name:<40} {run.seconds:>8.1f}")
     print(f"\nexecuted notebooks are in {runs[0].output.parent}")
+    from qlab.pipeline import latest_result
+
+    result = latest_result(mode, since=started)
+    if result is not None:
+        print(f"\nThe comparison table these notebooks measured ({result.path}):\n{result!r}")
     return 0
 
 

@@ -339,3 +339,29 @@ def calibration_study(name: str, sample_counts: Sequence[int] = (1, 10, 100, 100
              "accuracy": evaluate_tflite(convert(model, variant, x_train, int(n)), x_test, y_test),
              "float32_accuracy": float_accuracy} for n in sample_counts]
     return pd.DataFrame(rows)
+
+
+def load_result(path: str | Path) -> ComparisonResult:
+    """A :class:`ComparisonResult` read back from the JSON that :func:`save_result` wrote."""
+    import json
+
+    path = Path(path)
+    data = json.loads(path.read_text())
+    table = pd.DataFrame(data["rows"]).reindex(columns=COLUMNS)
+    extras = {k: v for k, v in data.items() if k not in ("environment", "config", "rows")}
+    return ComparisonResult(table, data["environment"], data["config"], path, extras)
+
+
+def latest_result(size: str = "full", since: float = 0.0) -> ComparisonResult | None:
+    """The most complete results table saved under ``artifacts/results/`` after ``since``.
+
+    Among the ``compare-<size>-*.json`` files modified at or after ``since`` (a
+    ``time.time()`` value), the one with the most rows, newest first on a tie; None if
+    there is none. ``qlab run`` prints it after the notebooks.
+    """
+    from qlab.paths import artifacts_dir
+
+    candidates = [p for p in (artifacts_dir() / "results").glob(f"compare-{size}-*.json")
+                  if p.stat().st_mtime >= since]
+    results = [load_result(p) for p in sorted(candidates, key=lambda p: p.stat().st_mtime)]
+    return max(reversed(results), key=lambda r: len(r.table), default=None)

@@ -121,3 +121,23 @@ def test_result_rows_turn_nan_into_none():
     row = result.rows()[0]
     assert row["size_bytes"] is None and row["accuracy"] == 0.5
     assert "qat_4bit" in repr(result)
+
+
+def test_saved_results_load_back_and_the_most_complete_recent_one_is_chosen(artifacts):
+    import time
+
+    from qlab.environment import environment_report
+    from qlab.pipeline import COLUMNS, ComparisonResult, latest_result, load_result, save_result
+
+    def result(rows):
+        table = pd.DataFrame([{"model": "mnist_cnn", "variant": v, "accuracy": 0.99} for v in rows])
+        return ComparisonResult(table.reindex(columns=COLUMNS), environment_report(),
+                                {"size": "full", "seed": 0})
+
+    assert latest_result("full") is None
+    big = save_result(result(["float32", "int8_per_channel"]))
+    start = time.time()
+    small = save_result(result(["float32"]))
+    assert load_result(big).table["variant"].tolist() == ["float32", "int8_per_channel"]
+    assert latest_result("full").path == big  # most rows wins
+    assert latest_result("full", since=start).path == small  # only what came after `since`
