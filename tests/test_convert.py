@@ -38,20 +38,11 @@ def test_int8_input_quantization_hand_computed():
 
 
 @pytest.fixture(scope="module")
-def smoke_cnn(tmp_path_factory):
-    import os
-
+def smoke_cnn():
+    """The smoke-size mnist_cnn, from the session's shared cache (conftest)."""
     from qlab.models import load_or_train, mnist_for
 
-    old = os.environ.get("QLAB_ARTIFACTS")
-    os.environ["QLAB_ARTIFACTS"] = str(tmp_path_factory.mktemp("artifacts"))
-    try:
-        model = load_or_train("mnist_cnn", "smoke", verbose=0)
-    finally:
-        if old is None:
-            os.environ.pop("QLAB_ARTIFACTS")
-        else:
-            os.environ["QLAB_ARTIFACTS"] = old
+    model = load_or_train("mnist_cnn", "smoke", verbose=0)
     (x_train, _), (x_test, y_test) = mnist_for("mnist_cnn", "smoke")
     return model, x_train, x_test, y_test
 

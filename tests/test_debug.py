@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 
 
 @pytest.mark.slow
-def test_layer_errors_and_selective_quantization(artifacts):
+def test_layer_errors_and_selective_quantization():  # smoke model from the shared cache
     from qlab.debug import ROUNDING_NOISE, layer_error_table, selective_quantization
     from qlab.models import load_or_train, mnist_for
     from qlab.plots import plot_layer_errors
@@ -36,7 +36,7 @@ def test_layer_errors_and_selective_quantization(artifacts):
 
 
 @pytest.mark.slow
-def test_weight_scale_spread_lists_per_channel_tensors(artifacts):
+def test_weight_scale_spread_lists_per_channel_tensors():
     from qlab.conversion import convert
     from qlab.debug import weight_scale_spread
     from qlab.models import load_or_train, mnist_for

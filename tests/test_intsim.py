@@ -257,16 +257,9 @@ PIPELINE_CASES = [("mnist_cnn", "int8_per_channel"), ("mnist_cnn", "int8_per_ten
                   ("mobilenet_v2", "int8_per_channel"), ("mobilenet_v2", "int8_per_tensor")]
 
 
-@pytest.fixture(scope="module")
-def pipeline_artifacts(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("QLAB_ARTIFACTS", str(tmp_path_factory.mktemp("artifacts")))
-        yield
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name,variant", PIPELINE_CASES)
-def test_workbook_int8_models_are_bit_exact(pipeline_artifacts, name, variant):
+def test_workbook_int8_models_are_bit_exact(name, variant):  # smoke models from the shared cache
     from qlab import conversion, models
 
     (x_train, _), (x_test, _) = models.mnist_for(name, "smoke")

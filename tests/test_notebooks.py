@@ -99,13 +99,9 @@ CHECKS = {
 
 @pytest.fixture(scope="session")
 def smoke_dir(tmp_path_factory):
-    """Executed copies and the smoke-size models they train go to a private folder, shared by
-    all notebooks of the session (so later notebooks reuse the models earlier ones trained)."""
-    root = tmp_path_factory.mktemp("notebooks-smoke")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("QLAB_ARTIFACTS", str(root / "artifacts"))  # inherited by the papermill kernels
-    yield root / "executed"
-    patch.undo()
+    """Executed copies go to a private folder; the smoke models they train go to the session's
+    shared artifacts (conftest), so later notebooks and tests reuse what earlier ones trained."""
+    return tmp_path_factory.mktemp("notebooks-smoke")
 
 
 @pytest.mark.parametrize("notebook", notebook_paths(), ids=lambda p: p.stem)
