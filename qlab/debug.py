@@ -119,7 +119,9 @@ def weight_scale_spread(model_bytes: bytes) -> pd.DataFrame:
     rows = []
     for detail in make_interpreter(model_bytes).get_tensor_details():
         scales = detail["quantization_parameters"]["scales"]
-        if detail["dtype"] != np.int8 or len(scales) < 2:
+        # per-tensor conversion can still store one (identical) scale per output channel
+        # for FULLY_CONNECTED weights: that is per-tensor quantization, not per-channel
+        if detail["dtype"] != np.int8 or len(scales) < 2 or np.all(scales == scales[0]):
             continue
         rows.append({"tensor": detail["name"], "channels": len(scales),
                      "max/min scale": float(scales.max() / max(scales.min(), 1e-30)),
