@@ -6,7 +6,7 @@ and says what would be valid, so a learner sees the problem in their own terms.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -55,3 +55,20 @@ def check_axis(axis: Any, ndim: int, argument: str = "axis") -> int | None:
     if not -ndim <= int(axis) < ndim:
         raise ValueError(f"{argument}={axis} is out of range for an array with {ndim} dimension(s)")
     return int(axis) % ndim
+
+
+def check_names(names: str | Sequence[str], valid: Iterable[str], what: str) -> list[str]:
+    """Normalise ``"all"``, a comma list or a sequence of names; raise a ValueError on unknown ones.
+
+    ``what`` is the plural noun for messages, e.g. "models" -> "unknown model(s) ...".
+    """
+    valid = list(valid)
+    if isinstance(names, str):
+        names = valid if names == "all" else [n.strip() for n in names.split(",")]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in valid]
+    if unknown or not names:
+        singular = what[:-1]
+        raise ValueError(f"unknown {singular}(s) {unknown or names!r}; valid {what}: "
+                         f"{', '.join(valid)} (or 'all')")
+    return names

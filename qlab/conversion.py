@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from qlab._stderr import tflite_chatter_silenced
+from qlab._validate import check_names
 
 #: Every variant of the results table, in display order, with what it means.
 VARIANTS: dict[str, str] = {
@@ -39,14 +40,7 @@ DEFAULT_CALIBRATION_SAMPLES = 500
 
 def check_variants(variants: str | Sequence[str]) -> list[str]:
     """Normalise ``"all"``, a comma list or a sequence of names; raise on unknown names."""
-    if isinstance(variants, str):
-        variants = list(VARIANTS) if variants == "all" else [v.strip() for v in variants.split(",")]
-    variants = [v for v in variants if v]
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
-        raise ValueError(f"unknown variant(s) {unknown or variants!r}; valid variants: "
-                         f"{', '.join(VARIANTS)} (or 'all')")
-    return variants
+    return check_names(variants, VARIANTS, "variants")
 
 
 def representative_dataset(x: np.ndarray, num_samples: int = DEFAULT_CALIBRATION_SAMPLES,

@@ -22,6 +22,7 @@ import pandas as pd
 
 from qlab.conversion import (DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
                           convert_qat)
+from qlab._validate import check_names
 from qlab.models import MODELS, check_size, get_spec
 
 #: Columns of the results table, in display order.
@@ -35,14 +36,7 @@ NO_4BIT_KERNELS = "fake-quantized Keras: TFLite has no 4-bit kernels, so no file
 
 def check_models(models: str | Sequence[str]) -> list[str]:
     """Normalise ``"all"``, a comma list or a sequence of zoo names; raise on unknown names."""
-    if isinstance(models, str):
-        models = list(MODELS) if models == "all" else [m.strip() for m in models.split(",")]
-    models = [m for m in models if m]
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise ValueError(f"unknown model(s) {unknown or models!r}; valid models: "
-                         f"{', '.join(MODELS)} (or 'all')")
-    return models
+    return check_names(models, MODELS, "models")
 
 
 @dataclass
