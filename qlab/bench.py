@@ -413,8 +413,9 @@ def _notebook_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = results.get("notebooks", [])
     full = [r for r in rows if r["mode"] == "full"]
     if not full:
+        why = "--skip-notebooks" if "notebooks" in results.get("skipped", []) else "run cut short"
         return [{"goal": "workbook run time measured (every notebook, full mode)",
-                 "measured": "not measured (--skip-notebooks)", "ok": False}]
+                 "measured": f"not measured ({why})", "ok": False}]
     goals = [{"goal": f"{r['notebook']} runs to the end ({r['mode']} mode)",
               "measured": f"{'ok' if r['ok'] else 'FAILED'} after {r['seconds']:.0f} s",
               "ok": bool(r["ok"])} for r in rows]
@@ -600,8 +601,9 @@ def _notebook_section(results: dict[str, Any]) -> list[str]:
     def cell(r: dict[str, Any] | None) -> str | None:
         return None if r is None else f"{r['seconds']:.0f}" + ("" if r["ok"] else " FAILED")
 
-    table = [[f"`{name}`", cell(modes.get("full")), cell(modes.get("smoke"))]
-             for name, modes in by_name.items()]
+    names = list(dict.fromkeys([*results.get("notebooks_found", []), *by_name]))
+    table = [[f"`{name}`", cell(by_name.get(name, {}).get("full")),
+              cell(by_name.get(name, {}).get("smoke"))] for name in names]
     totals = notebook_totals(results)
     table.append(["**whole workbook**", _fmt(totals.get("full"), ".0f"),
                   _fmt(totals.get("smoke"), ".0f")])
@@ -611,6 +613,9 @@ def _notebook_section(results: dict[str, Any]) -> list[str]:
            "`artifacts/models/` (a fresh clone trains them first). Full mode is what a learner "
            "runs; smoke mode is what `make test` runs.", "",
            _md_table(["notebook", "full s", "smoke s"], table), ""]
+    if results.get("partial"):
+        out += ["A `-` is a notebook the run had not reached when these results were written; "
+                "the totals cover only the runs listed.", ""]
     failed = [r for r in runs if not r["ok"]]
     for r in failed:
         out.append(f"- `{r['notebook']}` ({r['mode']}) FAILED: {r['error']}")

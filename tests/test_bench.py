@@ -287,3 +287,13 @@ def test_a_size_ratio_far_from_4x_says_where_the_bytes_went():
     missed = bench.check_goals(results)
     assert missed == ["mnist_cnn int8_per_channel file >= 3x smaller than float32: 2.50x "
                       "(scales and zero-points 5%, graph 9% of the file)"]
+
+
+def test_a_run_cut_short_lists_the_notebooks_it_did_not_reach():
+    results = fake_results()
+    results.update(partial=True, notebooks=results["notebooks"][:3])
+    text = bench.render_markdown(results)
+    assert "| `03_lesson.ipynb` | - | - |" in text and "had not reached" in text
+    results["notebooks"] = []
+    assert "workbook run time measured (every notebook, full mode): not measured (run cut short)" \
+        in bench.check_goals(results)
