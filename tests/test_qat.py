@@ -79,8 +79,10 @@ def test_low_bit_config_validates():
 
 def test_quantizer_table_shows_where_the_fake_quants_are():
     table = qat.quantizer_table(qat.quantize_whole_model(_tiny_model())).set_index("layer")
-    assert table.loc["quantize_layer", "class"] == "QuantizeLayer"
-    assert table.loc["quantize_layer", "outputs"].startswith("AllValuesQuantizer(8-bit")
+    # the input quantizer's name depends on how many QAT models the session built before
+    input_quantizer = table[table["class"] == "QuantizeLayer"]
+    assert len(input_quantizer) == 1
+    assert input_quantizer["outputs"].iloc[0].startswith("AllValuesQuantizer(8-bit")
     hidden = table.loc["quant_hidden"]
     assert hidden["wraps"] == "Dense" and hidden["class"] == "QuantizeWrapperV2"
     assert hidden["weights"] == "kernel: LastValueQuantizer(8-bit, symmetric, narrow)"

@@ -17,6 +17,13 @@ from qlab import widget_figures as wf  # noqa: E402
 # ---------------------------------------------------------------- synthetic data
 
 
+@pytest.fixture(autouse=True)
+def no_open_pyplot_figures():
+    """Start every test with pyplot empty, so "nothing left open" checks this test's code only
+    (other test files draw pyplot figures and may leave them open)."""
+    plt.close("all")
+
+
 @pytest.mark.parametrize("source", wf.SYNTHETIC_SOURCES)
 def test_synthetic_tensor_is_reproducible_float32(source):
     a = wf.synthetic_tensor(source, size=1000, seed=3)
