@@ -73,7 +73,7 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r"^make test$", ci, flags=re.M)
 
 
-@pytest.mark.parametrize("target", ["run", "test", "lab", "setup"])
+@pytest.mark.parametrize("target", ["run", "test", "lab", "bench", "setup"])
 def test_makefile_targets_create_the_environment_first(target):
     makefile = (REPO_ROOT / "Makefile").read_text()
     match = re.search(rf"^{target}:(.*)$", makefile, flags=re.M)
