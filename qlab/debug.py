@@ -11,29 +11,32 @@ how much accuracy that recovers and how many bytes it costs.
 
 from __future__ import annotations
 
+import contextlib
 import io
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from qlab._stderr import tflite_chatter_silenced
-from qlab.conversion import representative_dataset
+from qlab.conversion import keras_converter, representative_dataset
 
 #: 1/sqrt(12): the RMS error of rounding to a uniform grid with step 1.
 ROUNDING_NOISE = 1 / np.sqrt(12)
 
 
-def _debugger(model: Any, dataset: Callable, denylisted_nodes: Sequence[str] = ()) -> Any:
-    from qlab._keras import require_keras2_model, tf
+@contextlib.contextmanager
+def _debugger(model: Any, dataset: Callable, denylisted_nodes: Sequence[str] = ()) -> Iterator[Any]:
+    """A ``QuantizationDebugger`` for ``model``, usable inside the ``with`` block."""
+    from qlab._keras import tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(require_keras2_model(model))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = dataset
-    options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=list(denylisted_nodes) or None)
-    return tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=dataset, debug_options=options)
+    with keras_converter(model) as converter:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
+        options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=list(denylisted_nodes) or None)
+        yield tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=dataset, debug_options=options)
 
 
 def keras_layer_name(tensor_name: str) -> str:
@@ -59,11 +62,10 @@ def layer_error_table(model: Any, x: np.ndarray, num_samples: int = 100) -> pd.D
         position ``op_index`` in the graph.
     """
     dataset = representative_dataset(x, num_samples, model.input_shape)
-    with tflite_chatter_silenced():
-        debugger = _debugger(model, dataset)
-        debugger.run()
     buffer = io.StringIO()
-    debugger.layer_statistics_dump(buffer)
+    with tflite_chatter_silenced(), _debugger(model, dataset) as debugger:
+        debugger.run()
+        debugger.layer_statistics_dump(buffer)
     buffer.seek(0)
     stats = pd.read_csv(buffer)
     stats["rmse/scale"] = np.sqrt(stats["mean_squared_error"]) / stats["scale"]
@@ -97,8 +99,8 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
         if not 0 <= k <= len(errors):
             raise ValueError(f"num_float_layers must be in [0, {len(errors)}], got {k}")
         denylist = list(errors["layer"][:k])
-        with tflite_chatter_silenced():
-            model_bytes = _debugger(model, dataset, denylist).get_nondebug_quantized_model()
+        with tflite_chatter_silenced(), _debugger(model, dataset, denylist) as debugger:
+            model_bytes = debugger.get_nondebug_quantized_model()
         rows.append({"num_float_layers": k, "denylist": denylist,
                      "accuracy": evaluate_tflite(model_bytes, x_test, y_test),
                      "size_bytes": len(model_bytes), "float32_accuracy": float_accuracy,

@@ -85,6 +85,54 @@ def test_batched_evaluation_matches_batch_one_for_int8(smoke_cnn):
     assert stats.runs == 10 and 0 < stats.min_ms <= stats.median_ms <= stats.max_ms
 
 
+def _from_keras_model(model, variant, representative_data):
+    """The reference: TensorFlow's own Keras route, configured like qlab's variant."""
+    from qlab._keras import tf
+
+    return qconvert.configure(tf.lite.TFLiteConverter.from_keras_model(model), variant,
+                              representative_data).convert()
+
+
+def _tensor_summary(model_bytes):
+    interpreter = tflite.make_interpreter(model_bytes)
+    io = interpreter.get_input_details() + interpreter.get_output_details()
+    return (sorted(d["name"] for d in interpreter.get_tensor_details()),
+            [(d["name"], list(d["shape_signature"]), d["dtype"], d["quantization"]) for d in io])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["float32", "int8_per_channel", "int16x8"])
+def test_lean_export_converts_like_from_keras_model(smoke_cnn, variant):
+    """qlab skips Keras's slow SavedModel serialization; the flatbuffer must not change."""
+    model, x_train, x_test, _ = smoke_cnn
+    rep = qconvert.representative_dataset(x_train, 32, model.input_shape)
+    ours = qconvert.convert(model, variant, rep)
+    reference = _from_keras_model(model, variant, rep)
+    assert len(ours) == len(reference)
+    assert _tensor_summary(ours) == _tensor_summary(reference)
+    np.testing.assert_array_equal(tflite.predict_tflite(ours, x_test[:200]),
+                                  tflite.predict_tflite(reference, x_test[:200]))
+
+
+def test_keras_converter_removes_its_export_and_rejects_keras3_models(tmp_path, monkeypatch):
+    import tempfile
+
+    from qlab._keras import keras
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(2)])
+    with qconvert.keras_converter(model) as converter:
+        assert [p.name.startswith("qlab-convert-") for p in tmp_path.iterdir()] == [True]
+        assert converter.convert()
+    assert list(tmp_path.iterdir()) == []
+
+    class Keras3Model:  # what a `keras` 3 model looks like to qlab: its module is keras.*
+        __module__ = "keras.src.models.functional"
+
+    with pytest.raises(TypeError, match="Keras 3 model"):
+        qconvert.convert(Keras3Model(), "float32")
+
+
 @pytest.fixture(scope="module")
 def four_bit_tflite():
     from qlab import qat
