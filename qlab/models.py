@@ -121,9 +121,9 @@ MODELS: dict[str, ModelSpec] = {
         options={"alpha": 0.5, "bn_momentum": 0.9},
         full=TrainConfig(6, 64, 3e-3, None, None)),
     "mobilenet_v2": ModelSpec(
-        "mobilenet_v2", "keras.applications.MobileNetV2, alpha 0.35, MNIST zero-padded to 32x32", 32,
+        "mobilenet_v2", "keras.applications.MobileNetV2, alpha 1.0, MNIST zero-padded to 32x32", 32,
         lambda input_shape, **kw: _build_mobilenet(2, input_shape, **kw),
-        options={"alpha": 0.35, "bn_momentum": 0.9},
+        options={"alpha": 1.0, "bn_momentum": 0.9},
         full=TrainConfig(6, 64, 3e-3, None, None)),
 }
 
