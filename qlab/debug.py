@@ -86,25 +86,31 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
     on ``x_test``), ``size_bytes`` and the float32 model's accuracy and size for
     reference. ``k = 0`` is the fully quantized model (float input and output).
     """
+    from qlab._keras import tf
     from qlab.conversion import convert
     from qlab.tflite import evaluate_tflite
 
     if errors is None:
         errors = layer_error_table(model, x_calib, num_samples)
+    for k in num_float_layers:
+        if not 0 <= k <= len(errors):
+            raise ValueError(f"num_float_layers must be in [0, {len(errors)}], got {k}")
     dataset = representative_dataset(x_calib, num_samples, model.input_shape)
     float_bytes = convert(model, "float32")
     float_accuracy = evaluate_tflite(float_bytes, x_test, y_test)
     rows = []
-    for k in num_float_layers:
-        if not 0 <= k <= len(errors):
-            raise ValueError(f"num_float_layers must be in [0, {len(errors)}], got {k}")
-        denylist = list(errors["layer"][:k])
-        with tflite_chatter_silenced(), _debugger(model, dataset, denylist) as debugger:
+    # one calibration for all k: setting the debugger's options re-quantizes the same
+    # calibrated model with the new denylist, which is what a fresh debugger would do
+    with tflite_chatter_silenced(), _debugger(model, dataset) as debugger:
+        for k in num_float_layers:
+            denylist = list(errors["layer"][:k])
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=denylist or None)
             model_bytes = debugger.get_nondebug_quantized_model()
-        rows.append({"num_float_layers": k, "denylist": denylist,
-                     "accuracy": evaluate_tflite(model_bytes, x_test, y_test),
-                     "size_bytes": len(model_bytes), "float32_accuracy": float_accuracy,
-                     "float32_size_bytes": len(float_bytes)})
+            rows.append({"num_float_layers": k, "denylist": denylist,
+                         "accuracy": evaluate_tflite(model_bytes, x_test, y_test),
+                         "size_bytes": len(model_bytes), "float32_accuracy": float_accuracy,
+                         "float32_size_bytes": len(float_bytes)})
     return pd.DataFrame(rows)
 
 

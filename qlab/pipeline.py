@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -106,15 +107,15 @@ def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarra
     return convert_qat(qat_model, int8_io=(variant == "qat_int8")), qat_model
 
 
-def _keras_accuracy_and_agreement(keras_model: Any, tflite_bytes: bytes | None, x: np.ndarray,
-                                  y: np.ndarray) -> tuple[float, float | None]:
+def _predict_in_background(pool: ThreadPoolExecutor, model_bytes: bytes, x: np.ndarray) -> Future:
+    """Start the TFLite predictions for ``x``; the future gives ``(predictions, seconds)``."""
     from qlab.tflite import predict_tflite
 
-    keras_pred = keras_model.predict(x, batch_size=500, verbose=0).argmax(axis=1)
-    accuracy = float(np.mean(keras_pred == y))
-    if tflite_bytes is None:
-        return accuracy, None
-    return accuracy, float(np.mean(predict_tflite(tflite_bytes, x).argmax(axis=1) == keras_pred))
+    def run() -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        return predict_tflite(model_bytes, x, workers=1).argmax(axis=1), time.perf_counter() - start
+
+    return pool.submit(run)
 
 
 def measure_variants(float_model: Any, name: str, variants: Sequence[str], data: Any,
@@ -132,35 +133,54 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
         variant_model: ``variant -> (tflite bytes or None, Keras QAT model or None)``.
         latency_runs: ``(runs, warmup)`` for interleaved latency, or None to skip it.
         tflite_dir: where to keep each variant's ``.tflite`` file (None: not kept).
+
+    Each file is evaluated on a background thread while the next variant converts (the
+    interpreter releases the GIL, conversion is mostly Python): the slow 16x8 reference
+    kernels then cost almost no extra time on a 2-core machine.
     """
     from qlab.io import write_bytes_atomic
-    from qlab.tflite import compare_latency, evaluate_tflite
+    from qlab.tflite import compare_latency
 
     (_, _), (x_test, y_test) = data
+    y_test = np.asarray(y_test)
     files = {"float32": convert(float_model, "float32")}
-    rows = []
-    for variant in variants:
-        if verbose:
-            print(f"  {name}: {variant}", flush=True)
-        start = time.perf_counter()
-        model_bytes, keras_model = files.get(variant), None
-        if model_bytes is None:
-            model_bytes, keras_model = variant_model(variant)
-        row = {"model": name, "variant": variant}
-        if keras_model is not None:
-            row["keras_accuracy"], row["keras_tflite_agreement"] = \
-                _keras_accuracy_and_agreement(keras_model, model_bytes, x_test, y_test)
-        if model_bytes is None:
-            row.update(accuracy=row["keras_accuracy"], evaluated_with="keras", note=NO_4BIT_KERNELS)
-        else:
-            files[variant] = model_bytes
-            row.update(accuracy=evaluate_tflite(model_bytes, x_test, y_test),
-                       size_bytes=len(model_bytes), evaluated_with="litert",
-                       size_ratio=len(files["float32"]) / len(model_bytes))
-            if tflite_dir is not None:
-                write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
-        row["seconds"] = round(time.perf_counter() - start, 1)  # convert (+ fine-tune) + evaluate
-        rows.append(row)
+    rows, predictions = {}, {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qlab-evaluate") as pool:
+        # int16x8 first: its reference kernels take longest to evaluate in the background
+        for variant in sorted(variants, key=lambda v: v != "int16x8"):
+            if verbose:
+                print(f"  {name}: {variant}", flush=True)
+            start = time.perf_counter()
+            model_bytes, keras_model = files.get(variant), None
+            if model_bytes is None:
+                model_bytes, keras_model = variant_model(variant)
+            row = {"model": name, "variant": variant}
+            if keras_model is not None:
+                row["keras_prediction"] = keras_model.predict(x_test, batch_size=500,
+                                                              verbose=0).argmax(axis=1)
+                row["keras_accuracy"] = float(np.mean(row["keras_prediction"] == y_test))
+            if model_bytes is None:
+                row.update(accuracy=row["keras_accuracy"], evaluated_with="keras",
+                           note=NO_4BIT_KERNELS)
+            else:
+                files[variant] = model_bytes
+                predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
+                row.update(size_bytes=len(model_bytes), evaluated_with="litert",
+                           size_ratio=len(files["float32"]) / len(model_bytes))
+                if tflite_dir is not None:
+                    write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
+            row["seconds"] = time.perf_counter() - start  # convert (+ fine-tune) (+ evaluate, below)
+            rows[variant] = row
+        rows = [rows[variant] for variant in variants]
+        for row in rows:
+            keras_prediction = row.pop("keras_prediction", None)
+            if row["variant"] in predictions:
+                tflite_prediction, seconds = predictions[row["variant"]].result()
+                row["accuracy"] = float(np.mean(tflite_prediction == y_test))
+                row["seconds"] += seconds
+                if keras_prediction is not None:
+                    row["keras_tflite_agreement"] = float(np.mean(tflite_prediction == keras_prediction))
+            row["seconds"] = round(row["seconds"], 1)
     if latency_runs:
         stats = compare_latency(files, runs=latency_runs[0], warmup=latency_runs[1])
         for row in rows:

@@ -79,6 +79,11 @@ def test_batched_evaluation_matches_batch_one_for_int8(smoke_cnn):
     one = tflite.predict_tflite(model_bytes, x_test[:60], batch_size=1)
     batched = tflite.predict_tflite(model_bytes, x_test[:60], batch_size=25)  # 25, 25, then 10
     np.testing.assert_array_equal(one, batched)
+    for workers in (2, 3):  # 3 batches over 2 threads, one batch per thread
+        np.testing.assert_array_equal(
+            one, tflite.predict_tflite(model_bytes, x_test[:60], batch_size=25, workers=workers))
+    with pytest.raises(ValueError, match="x is empty"):
+        tflite.predict_tflite(model_bytes, x_test[:0])
     accuracy = tflite.evaluate_tflite(model_bytes, x_test[:60], y_test[:60])
     assert accuracy == np.mean(one.argmax(axis=1) == y_test[:60])
     stats = tflite.measure_latency(model_bytes, runs=10, warmup=2)
