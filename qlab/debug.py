@@ -26,17 +26,17 @@ ROUNDING_NOISE = 1 / np.sqrt(12)
 
 
 @contextlib.contextmanager
-def _debugger(model: Any, dataset: Callable, denylisted_nodes: Sequence[str] = ()) -> Iterator[Any]:
-    """A ``QuantizationDebugger`` for ``model``, usable inside the ``with`` block."""
+def _debugger(model: Any, dataset: Callable) -> Iterator[Any]:
+    """A ``QuantizationDebugger`` for ``model``, usable inside the ``with`` block.
+
+    It calibrates once; to quantize with a denylist, set its ``options``.
+    """
     from qlab._keras import tf
 
     with keras_converter(model) as converter:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = dataset
-        options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_nodes=list(denylisted_nodes) or None)
-        yield tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=dataset, debug_options=options)
+        yield tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
 
 
 def keras_layer_name(tensor_name: str) -> str:

@@ -100,9 +100,13 @@ def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarra
 
     if variant not in QAT_VARIANTS:
         return convert(float_model, variant, x_calib, calibration_samples), None
-    qat_model = load_or_fine_tune(name, variant, size, seed, verbose)
+    return _qat_variant(variant, load_or_fine_tune(name, variant, size, seed, verbose))
+
+
+def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes | None, Any]:
+    """``(tflite bytes or None, qat_model)`` for a fine-tuned QAT variant."""
     if variant == "qat_4bit":
-        return None, qat_model
+        return None, qat_model  # no 4-bit kernels in TFLite: evaluated as Keras
     # partial QAT leaves float layers, so its input and output stay float
     return convert_qat(qat_model, int8_io=(variant == "qat_int8")), qat_model
 
@@ -144,7 +148,7 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
     (_, _), (x_test, y_test) = data
     y_test = np.asarray(y_test)
     files = {"float32": convert(float_model, "float32")}
-    rows, predictions = {}, {}
+    rows, predictions, keras_predictions = {}, {}, {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qlab-evaluate") as pool:
         # int16x8 first: its reference kernels take longest to evaluate in the background
         for variant in sorted(variants, key=lambda v: v != "int16x8"):
@@ -156,9 +160,9 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
                 model_bytes, keras_model = variant_model(variant)
             row = {"model": name, "variant": variant}
             if keras_model is not None:
-                row["keras_prediction"] = keras_model.predict(x_test, batch_size=500,
-                                                              verbose=0).argmax(axis=1)
-                row["keras_accuracy"] = float(np.mean(row["keras_prediction"] == y_test))
+                keras_predictions[variant] = keras_model.predict(x_test, batch_size=500,
+                                                                 verbose=0).argmax(axis=1)
+                row["keras_accuracy"] = float(np.mean(keras_predictions[variant] == y_test))
             if model_bytes is None:
                 row.update(accuracy=row["keras_accuracy"], evaluated_with="keras",
                            note=NO_4BIT_KERNELS)
@@ -171,16 +175,14 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
                     write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
             row["seconds"] = time.perf_counter() - start  # convert (+ fine-tune) (+ evaluate, below)
             rows[variant] = row
-        rows = [rows[variant] for variant in variants]
-        for row in rows:
-            keras_prediction = row.pop("keras_prediction", None)
-            if row["variant"] in predictions:
-                tflite_prediction, seconds = predictions[row["variant"]].result()
-                row["accuracy"] = float(np.mean(tflite_prediction == y_test))
-                row["seconds"] += seconds
-                if keras_prediction is not None:
-                    row["keras_tflite_agreement"] = float(np.mean(tflite_prediction == keras_prediction))
-            row["seconds"] = round(row["seconds"], 1)
+        for variant, future in predictions.items():
+            tflite_prediction, seconds = future.result()
+            rows[variant]["accuracy"] = float(np.mean(tflite_prediction == y_test))
+            rows[variant]["seconds"] += seconds
+            if variant in keras_predictions:
+                rows[variant]["keras_tflite_agreement"] = float(
+                    np.mean(tflite_prediction == keras_predictions[variant]))
+    rows = [{**rows[variant], "seconds": round(rows[variant]["seconds"], 1)} for variant in variants]
     if latency_runs:
         stats = compare_latency(files, runs=latency_runs[0], warmup=latency_runs[1])
         for row in rows:
@@ -259,9 +261,7 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
         qat_model = QAT_BUILDERS[variant](model)
         fine_tune(qat_model, x_train[:fine_tune_samples], y_train[:fine_tune_samples], seed=seed,
                   verbose=verbose)
-        if variant == "qat_4bit":
-            return None, qat_model
-        return convert_qat(qat_model, int8_io=(variant == "qat_int8")), qat_model
+        return _qat_variant(variant, qat_model)
 
     name = name or model.name
     rows = measure_variants(model, name, variants, data, variant_model,
