@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from qlab.bench import RESULTS_JSON, check_goals, goal_results, notes
+from qlab.workbook.bench import RESULTS_JSON, check_goals, goal_results, notes
 
 
 def main(argv: list[str] | None = None) -> int:

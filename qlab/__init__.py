@@ -1,9 +1,23 @@
 """qlab: a workbook for learning and experimenting with neural-network quantization.
 
+The package is built in layers, one folder each; a module imports only from its
+own layer or the ones listed before it (``tests/unit/test_layers.py`` checks it):
+
+- ``qlab.numerics``: quantization math with numpy only (scale and zero point,
+  calibration, error metrics, fixed point, integer kernels, synthetic tensors);
+- ``qlab.files``: where data and artifacts live, atomic writes, MNIST;
+- ``qlab.lite``: TensorFlow, Keras 2, TFMOT and LiteRT (the model zoo, conversion,
+  the interpreter, QAT, the debugger, the integer simulator);
+- ``qlab.plots``: one module per picture, a pure compute function and a draw
+  function on a matplotlib ``Figure`` (no pyplot, no TensorFlow);
+- ``qlab.widgets``: thin ipywidgets wrappers around the plots;
+- ``qlab.workbook``: the comparison pipeline, the notebook runner and records,
+  the benchmark.
+
 Importing qlab is quick and has no side effects: it seeds nothing, prints nothing
 and does not import TensorFlow. Everything below is loaded on first use, and the
-modules that need TensorFlow get it through ``qlab._keras``, the one place that
-picks Keras 2.
+modules that need TensorFlow get it through ``qlab.lite.keras2``, the one place
+that picks Keras 2.
 """
 
 from __future__ import annotations
@@ -15,64 +29,74 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (loaded lazily by __getattr__ below)
 _LAZY: dict[str, str] = {
-    "load_mnist": "qlab.data",
-    "set_seed": "qlab.seed",
-    "record": "qlab.notebook",
-    "expect_error": "qlab.notebook",
-    "environment_report": "qlab.environment",
-    "check_environment": "qlab.environment",
+    "load_mnist": "qlab.files.data",
+    "set_seed": "qlab.lite.seed",
+    "record": "qlab.workbook.notebook",
+    "expect_error": "qlab.workbook.notebook",
+    "environment_report": "qlab.lite.environment",
+    "check_environment": "qlab.lite.environment",
     # TensorFlow and Keras 2 (tf_keras) as qlab configures them, for notebooks: qlab.tf, qlab.keras
-    "tf": "qlab._keras",
-    "keras": "qlab._keras",
-    "QuantParams": "qlab.quant",
-    "choose_quant_params": "qlab.quant",
-    "quantize": "qlab.quant",
-    "dequantize": "qlab.quant",
-    "fake_quant": "qlab.quant",
-    "nudge_range": "qlab.quant",
-    "minmax_range": "qlab.calibration",
-    "moving_average_range": "qlab.calibration",
-    "percentile_range": "qlab.calibration",
-    "mse_optimal_range": "qlab.calibration",
-    "estimate_range": "qlab.calibration",
-    "clipping_error_curve": "qlab.calibration",
-    "mse": "qlab.metrics",
-    "max_abs_error": "qlab.metrics",
-    "sqnr_db": "qlab.metrics",
-    "bucket_occupancy": "qlab.metrics",
-    "error_report": "qlab.metrics",
-    "describe_buckets": "qlab.metrics",
-    "simulate_chain": "qlab.accumulate",
-    "MODELS": "qlab.models",
-    "load_or_train": "qlab.models",
-    "mnist_for": "qlab.models",
-    "VARIANTS": "qlab.conversion",
-    "convert": "qlab.conversion",
-    "convert_qat": "qlab.conversion",
-    "representative_dataset": "qlab.conversion",
-    "evaluate_tflite": "qlab.tflite",
-    "predict_tflite": "qlab.tflite",
-    "measure_latency": "qlab.tflite",
-    "compare": "qlab.pipeline",
-    "compare_keras_model": "qlab.pipeline",
-    "load_keras_model": "qlab.models",
-    "calibration_study": "qlab.pipeline",
-    "ComparisonResult": "qlab.pipeline",
-    "quantize_whole_model": "qlab.qat",
-    "quantize_partial": "qlab.qat",
-    "load_or_fine_tune": "qlab.qat",
-    "layer_support_table": "qlab.qat",
-    "layer_error_table": "qlab.debug",
-    "selective_quantization": "qlab.debug",
-    "plot_accuracy_vs_size": "qlab.plots",
-    "plot_latency": "qlab.plots",
-    "plot_layer_errors": "qlab.plots",
+    "tf": "qlab.lite.keras2",
+    "keras": "qlab.lite.keras2",
+    "QuantParams": "qlab.numerics.quant",
+    "choose_quant_params": "qlab.numerics.quant",
+    "quantize": "qlab.numerics.quant",
+    "dequantize": "qlab.numerics.quant",
+    "fake_quant": "qlab.numerics.quant",
+    "nudge_range": "qlab.numerics.quant",
+    "minmax_range": "qlab.numerics.calibration",
+    "moving_average_range": "qlab.numerics.calibration",
+    "percentile_range": "qlab.numerics.calibration",
+    "mse_optimal_range": "qlab.numerics.calibration",
+    "estimate_range": "qlab.numerics.calibration",
+    "clipping_error_curve": "qlab.numerics.calibration",
+    "mse": "qlab.numerics.metrics",
+    "max_abs_error": "qlab.numerics.metrics",
+    "sqnr_db": "qlab.numerics.metrics",
+    "bucket_occupancy": "qlab.numerics.metrics",
+    "error_report": "qlab.numerics.metrics",
+    "describe_buckets": "qlab.numerics.metrics",
+    "simulate_chain": "qlab.numerics.accumulate",
+    "MODELS": "qlab.lite.models",
+    "load_or_train": "qlab.lite.models",
+    "mnist_for": "qlab.lite.models",
+    "VARIANTS": "qlab.lite.conversion",
+    "convert": "qlab.lite.conversion",
+    "convert_qat": "qlab.lite.conversion",
+    "representative_dataset": "qlab.lite.conversion",
+    "evaluate_tflite": "qlab.lite.tflite",
+    "predict_tflite": "qlab.lite.tflite",
+    "measure_latency": "qlab.lite.tflite",
+    "compare": "qlab.workbook.pipeline",
+    "compare_keras_model": "qlab.workbook.pipeline",
+    "load_keras_model": "qlab.lite.models",
+    "calibration_study": "qlab.workbook.pipeline",
+    "ComparisonResult": "qlab.workbook.pipeline",
+    "quantize_whole_model": "qlab.lite.qat",
+    "quantize_partial": "qlab.lite.qat",
+    "load_or_fine_tune": "qlab.lite.qat",
+    "layer_support_table": "qlab.lite.qat",
+    "layer_error_table": "qlab.lite.debug",
+    "selective_quantization": "qlab.lite.debug",
+    "plot_accuracy_vs_size": "qlab.plots.comparison",
+    "plot_latency": "qlab.plots.comparison",
+    "plot_layer_errors": "qlab.plots.layer_errors",
 }
-# sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()``
-_SUBMODULES = {"data", "seed", "notebook", "environment", "paths", "io", "intsim", "intkernels",
-               "quant", "calibration", "metrics", "fixedpoint", "accumulate", "widget_figures",
-               "widgets",
-               "models", "cache", "conversion", "tflite", "qat", "pipeline", "debug", "plots"}
+# sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()`` -> the module in its layer
+_SUBMODULES: dict[str, str] = {
+    # the layers themselves
+    "numerics": "qlab.numerics", "files": "qlab.files", "lite": "qlab.lite", "plots": "qlab.plots",
+    "widgets": "qlab.widgets", "workbook": "qlab.workbook",
+    # short names for the modules lessons use
+    "quant": "qlab.numerics.quant", "calibration": "qlab.numerics.calibration",
+    "metrics": "qlab.numerics.metrics", "fixedpoint": "qlab.numerics.fixedpoint",
+    "accumulate": "qlab.numerics.accumulate", "intkernels": "qlab.numerics.intkernels",
+    "data": "qlab.files.data", "io": "qlab.files.io", "paths": "qlab.files.paths",
+    "seed": "qlab.lite.seed", "environment": "qlab.lite.environment", "models": "qlab.lite.models",
+    "cache": "qlab.lite.cache", "conversion": "qlab.lite.conversion", "tflite": "qlab.lite.tflite",
+    "qat": "qlab.lite.qat", "debug": "qlab.lite.debug", "intsim": "qlab.lite.intsim",
+    "pipeline": "qlab.workbook.pipeline", "notebook": "qlab.workbook.notebook",
+}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 
@@ -81,7 +105,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"qlab.{name}")
+        value = importlib.import_module(_SUBMODULES[name])
     else:
         raise AttributeError(f"module 'qlab' has no attribute {name!r}")
     globals()[name] = value

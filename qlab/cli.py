@@ -10,7 +10,7 @@ from typing import Sequence
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    from qlab.environment import check_environment, environment_report
+    from qlab.lite.environment import check_environment, environment_report
 
     for key, value in environment_report().items():
         print(f"{key:>29}: {value}")
@@ -22,7 +22,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from qlab.notebook import notebook_paths, run_notebook
+    from qlab.workbook.notebook import notebook_paths, run_notebook
 
     paths = notebook_paths(args.notebooks)
     if not paths:
@@ -40,7 +40,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for run in runs:
         print(f"{run.source.name:<40} {run.seconds:>8.1f}")
     print(f"\nexecuted notebooks are in {runs[0].output.parent}")
-    from qlab.pipeline import latest_result
+    from qlab.workbook.pipeline import latest_result
 
     result = latest_result(mode, since=started)
     if result is not None:
@@ -49,8 +49,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from qlab.pipeline import check_models, compare
-    from qlab.conversion import check_variants
+    from qlab.workbook.pipeline import check_models, compare
+    from qlab.lite.conversion import check_variants
 
     models = check_models(",".join(args.model) if args.model else "all")
     variants = check_variants(args.variants)  # fail on a bad name before any training
@@ -59,12 +59,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                      verbose=0 if args.quiet else 2)
     print(result)
     if args.json:
-        from qlab.io import write_json_atomic
+        from qlab.files.io import write_json_atomic
 
         write_json_atomic(args.json, result.rows())
         print(f"JSON written to {args.json}")
     if args.csv:
-        from qlab.io import write_bytes_atomic
+        from qlab.files.io import write_bytes_atomic
 
         write_bytes_atomic(args.csv, result.table.to_csv(index=False).encode())
         print(f"CSV written to {args.csv}")
@@ -72,9 +72,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
-    from qlab.pipeline import COLUMNS
-    from qlab.conversion import VARIANTS
-    from qlab.models import MODELS
+    from qlab.workbook.pipeline import COLUMNS
+    from qlab.lite.conversion import VARIANTS
+    from qlab.lite.models import MODELS
 
     compare = sub.add_parser(
         "compare", help="measure zoo models x quantization variants (accuracy, size, latency)",
@@ -84,7 +84,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                     "(interleaved with the float32 baseline in this process). The table is "
                     "printed and saved with the environment under artifacts/results/.",
         epilog=f"models: {', '.join(MODELS)}. variants: {', '.join(VARIANTS)} (described in "
-               f"qlab.conversion.VARIANTS). JSON rows have the keys {', '.join(COLUMNS)}; accuracy "
+               f"qlab.lite.conversion.VARIANTS). JSON rows have the keys {', '.join(COLUMNS)}; accuracy "
                f"is a fraction, sizes in bytes, latency in ms.")
     compare.add_argument("--model", action="append", metavar="NAME",
                          help="zoo model(s): repeat the option or give a comma list; 'all' "
@@ -113,7 +113,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import json
 
-    from qlab import bench
+    from qlab.workbook import bench
 
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
@@ -137,7 +137,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    from qlab import bench
+    from qlab.workbook import bench
 
     parser = sub.add_parser(
         "bench", help="full-size benchmark: accuracy, size, latency, notebook and widget times "

@@ -1,7 +1,7 @@
 """The workbook's interactive widgets: move a control, watch quantization happen.
 
 Each class is a thin set of ipywidgets controls around the pure functions of
-:mod:`qlab.widget_figures`: a control change calls :meth:`update`, which
+:mod:`qlab.lite.widget_figures`: a control change calls :meth:`update`, which
 recomputes the view, redraws the widget's one Figure in place and shows it as a
 PNG in an :class:`ipywidgets.Image`. Bad input typed into a box (a range min
 above its max) shows a message in the widget instead of raising inside the
@@ -13,7 +13,7 @@ Display a widget by ending a cell with it::
     explorer
 
 The notebooks (``01_buckets``, ``02_error_accumulation``) show
-``qlab.widget_figures.static_*()`` first, so an executed notebook still carries
+``qlab.lite.widget_figures.static_*()`` first, so an executed notebook still carries
 the picture without a running kernel. ``benchmarks/widget_update_times.py``
 measures how long an update takes (the goal: under 100 ms).
 """
@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import ipywidgets as W
 import numpy as np
 
-from qlab import widget_figures as wf
+from qlab.lite import widget_figures as wf
 
 __all__ = ["BucketExplorer", "ErrorAccumulation", "PerChannelRanges"]
 
@@ -106,7 +106,7 @@ class BucketExplorer(_FigureWidget):
 
     Args:
         sources: extra named tensors to explore, e.g. ``{"conv1 weights": w}``;
-            the synthetic distributions of :data:`qlab.widget_figures.SYNTHETIC_SOURCES`
+            the synthetic distributions of :data:`qlab.lite.widget_figures.SYNTHETIC_SOURCES`
             are always offered.
         model: a tf_keras model; each Conv2D/DepthwiseConv2D/Dense kernel (batch
             norm folded in) is added as a source.

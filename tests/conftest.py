@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-# Quiet TensorFlow's C++ start-up lines in test output; qlab._keras sets the same default.
+# Quiet TensorFlow's C++ start-up lines in test output; qlab.lite.keras2 sets the same default.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -1,0 +1,1 @@
+"""Where qlab keeps its files: data and artifact folders, atomic writes, the shipped MNIST."""

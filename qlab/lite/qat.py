@@ -1,0 +1,332 @@
+"""Quantization-aware training with TFMOT: whole model, some layers, and 4-bit weights.
+
+- :func:`quantize_whole_model`: ``tfmot.quantization.keras.quantize_model``, TFMOT's
+  default 8-bit scheme (int8 weights per-channel, int8 activations), the model
+  behind the published QAT tables.
+- :func:`quantize_partial`: only the layers a predicate picks are annotated
+  (``quantize_annotate_layer``) and ``quantize_apply`` makes the rest float.
+- :class:`LowBitWeightsQuantizeConfig`: a custom ``QuantizeConfig`` giving a layer
+  ``num_bits``-bit weights (4 by default) and 8-bit outputs. TFLite has no 4-bit
+  kernels, so a 4-bit model is evaluated as fake-quantized Keras, not converted.
+
+All three return a Keras model to fine-tune with :func:`fine_tune`;
+:func:`load_or_fine_tune` does it for a zoo model and caches the result.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any, Callable
+
+from qlab.lite.keras2 import keras, require_keras2_model, tfmot
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+qkeras = tfmot.quantization.keras
+QAT_LEARNING_RATE = 1e-4
+
+
+class UnsupportedLayerError(ValueError):
+    """TFMOT's default scheme has no QuantizeConfig for a layer of the model."""
+
+
+def _explain_tfmot_error(exc: Exception, model: Any) -> Exception:
+    """Turn TFMOT's 'Layer x:<class> is not supported' into an error that says what to do."""
+    match = re.search(r"Layer (\S+?):<class '([\w.]+)'>", str(exc)) or \
+        re.search(r"Layer (\S+?):(\S+)", str(exc))
+    if not match:
+        return exc
+    name, cls = match.group(1), match.group(2).split(".")[-1]
+    return UnsupportedLayerError(
+        f"layer {name!r} ({cls}) of model {model.name!r} cannot be quantized with TFMOT's "
+        f"default 8-bit scheme. Either keep it in float (qlab.lite.qat.quantize_partial with a "
+        f"predicate that skips {name!r}), give it a QuantizeConfig "
+        f"(quantize_annotate_layer(layer, quantize_config=...) inside quantize_scope), or "
+        f"replace it with a supported layer (e.g. a Lambda by a built-in layer).")
+
+
+def quantize_whole_model(model: Any) -> Any:
+    """``tfmot.quantization.keras.quantize_model(model)`` with clear errors.
+
+    Raises:
+        TypeError: ``model`` is a Keras 3 model (TFMOT needs Keras 2 / tf_keras).
+        UnsupportedLayerError: a layer has no default QuantizeConfig; names the layer.
+    """
+    model = require_keras2_model(model)
+    try:
+        return qkeras.quantize_model(model)
+    except (RuntimeError, ValueError) as exc:
+        raise _explain_tfmot_error(exc, model) from exc
+
+
+def is_conv_or_dense(layer: Any) -> bool:
+    """Default predicate of :func:`quantize_partial`: Conv2D (not depthwise) and Dense layers."""
+    return type(layer) in (keras.layers.Conv2D, keras.layers.Dense)
+
+
+def quantize_partial(model: Any, predicate: Callable[[Any], bool] = is_conv_or_dense,
+                     quantize_config: Any = None, scope: dict[str, Any] | None = None) -> Any:
+    """Annotate the layers ``predicate`` picks, then ``quantize_apply``; the rest stays float.
+
+    Args:
+        model: a float Keras 2 model.
+        predicate: ``layer -> bool``; by default Conv2D and Dense layers.
+        quantize_config: a ``QuantizeConfig`` for the picked layers, or a callable
+            ``layer -> QuantizeConfig``; None uses TFMOT's default 8-bit scheme.
+        scope: custom objects ``quantize_apply`` needs to clone the model (the
+            QuantizeConfig classes); :class:`LowBitWeightsQuantizeConfig` is always in it.
+    """
+    model = require_keras2_model(model)
+
+    def annotate(layer: Any) -> Any:
+        if not predicate(layer):
+            return layer
+        config = quantize_config(layer) if callable(quantize_config) else quantize_config
+        return qkeras.quantize_annotate_layer(layer, quantize_config=config)
+
+    # returning the layer itself (not a copy) keeps its trained weights
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    custom = {"LowBitWeightsQuantizeConfig": LowBitWeightsQuantizeConfig, **(scope or {})}
+    try:
+        with qkeras.quantize_scope(custom):
+            return qkeras.quantize_apply(annotated)
+    except (RuntimeError, ValueError) as exc:
+        raise _explain_tfmot_error(exc, model) from exc
+
+
+_WEIGHT_ATTRS = {"DepthwiseConv2D": "depthwise_kernel", "Conv2D": "kernel", "Dense": "kernel"}
+
+
+class LowBitWeightsQuantizeConfig(qkeras.QuantizeConfig):
+    """A ``QuantizeConfig``: ``num_bits`` symmetric weights, 8-bit outputs (``MovingAverageQuantizer``).
+
+    For Conv2D, DepthwiseConv2D and Dense layers. ``per_axis=True`` gives Conv2D and
+    Dense one scale per output channel; a DepthwiseConv2D kernel's last axis is its
+    depth multiplier (1 here), so it stays one scale per tensor.
+    """
+
+    def __init__(self, weight_attr: str = "kernel", num_bits: int = 4, per_axis: bool = True):
+        if not 2 <= num_bits <= 8:
+            raise ValueError(f"num_bits must be in [2, 8], got {num_bits}")
+        self.weight_attr, self.num_bits, self.per_axis = weight_attr, num_bits, per_axis
+
+    @classmethod
+    def for_layer(cls, layer: Any, num_bits: int = 4, per_axis: bool = True
+                  ) -> "LowBitWeightsQuantizeConfig":
+        """The config for ``layer``, picking its weight attribute by layer type."""
+        name = type(layer).__name__
+        if name not in _WEIGHT_ATTRS:
+            raise ValueError(f"LowBitWeightsQuantizeConfig supports {list(_WEIGHT_ATTRS)}, "
+                             f"got layer {layer.name!r} ({name})")
+        return cls(_WEIGHT_ATTRS[name], num_bits, per_axis)
+
+    def get_weights_and_quantizers(self, layer: Any) -> list:
+        quantizer = qkeras.quantizers.LastValueQuantizer(
+            num_bits=self.num_bits, per_axis=self.per_axis, symmetric=True, narrow_range=True)
+        return [(getattr(layer, self.weight_attr), quantizer)]
+
+    def get_activations_and_quantizers(self, layer: Any) -> list:
+        return []
+
+    def set_quantize_weights(self, layer: Any, quantize_weights: list) -> None:
+        setattr(layer, self.weight_attr, quantize_weights[0])
+
+    def set_quantize_activations(self, layer: Any, quantize_activations: list) -> None:
+        pass
+
+    def get_output_quantizers(self, layer: Any) -> list:
+        return [qkeras.quantizers.MovingAverageQuantizer(
+            num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"weight_attr": self.weight_attr, "num_bits": self.num_bits,
+                "per_axis": self.per_axis}
+
+
+def quantize_low_bit_weights(model: Any, num_bits: int = 4, per_axis: bool = True) -> Any:
+    """Every Conv2D, DepthwiseConv2D and Dense layer gets ``num_bits`` weights; the rest stays float."""
+    return quantize_partial(
+        model, predicate=lambda layer: type(layer).__name__ in _WEIGHT_ATTRS,
+        quantize_config=lambda layer: LowBitWeightsQuantizeConfig.for_layer(layer, num_bits, per_axis))
+
+
+#: qat variant -> function making the quantization-aware model from a float model.
+QAT_BUILDERS: dict[str, Callable[[Any], Any]] = {
+    "qat_int8": quantize_whole_model,
+    "qat_partial": quantize_partial,
+    "qat_4bit": quantize_low_bit_weights,
+}
+
+
+#: Fine-tuning budget per size: (epochs, train samples or None for all).
+QAT_BUDGETS = {"full": (1, 30000), "smoke": (1, 256)}
+
+
+def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int = 128,
+              learning_rate: float = QAT_LEARNING_RATE, seed: int = 0,
+              verbose: int | str = "auto") -> dict[str, Any]:
+    """Fine-tune a quantization-aware model in place with a small, cosine-decayed learning rate.
+
+    The float weights are already trained; QAT only has to adapt them to the
+    rounding, so a fraction of the original learning rate and an epoch suffice.
+    """
+    import time
+
+    from qlab.lite.models import compile_for_training
+    from qlab.lite.seed import set_seed
+
+    steps = epochs * math.ceil(len(x) / batch_size)
+    compile_for_training(qat_model, learning_rate, decay_steps=steps)
+    set_seed(seed)
+    start = time.perf_counter()
+    qat_model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose)
+    return {"fine_tune_seconds": round(time.perf_counter() - start, 1)}
+
+
+def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0,
+                      verbose: int | str = "auto") -> Any:
+    """The fine-tuned quantization-aware model ``variant`` of zoo model ``name``, cached.
+
+    The float model comes from :func:`qlab.lite.models.load_or_train`; the QAT model is
+    cached under ``artifacts/models/`` like it (weights + verified manifest).
+    """
+    from qlab.lite.cache import load_or_build
+    from qlab.lite.models import load_or_train, mnist_for, training_config
+
+    if variant not in QAT_BUILDERS:
+        raise ValueError(f"unknown QAT variant {variant!r}; valid: {', '.join(QAT_BUILDERS)}")
+    epochs, samples = QAT_BUDGETS[size]
+    config = {**training_config(name, size, seed), "qat": variant, "qat_epochs": epochs,
+              "qat_samples": samples, "qat_learning_rate": QAT_LEARNING_RATE}
+
+    def build() -> Any:
+        return QAT_BUILDERS[variant](load_or_train(name, size, seed, verbose))
+
+    def train(qat_model: Any) -> dict[str, Any]:
+        (x, y), _ = mnist_for(name, size)
+        return fine_tune(qat_model, x[:samples], y[:samples], epochs, seed=seed, verbose=verbose)
+
+    model, _ = load_or_build(f"{name}-{size}-s{seed}-{variant}", config, build, train)
+    from qlab.lite.models import compile_for_training
+
+    compile_for_training(model, QAT_LEARNING_RATE)
+    return model
+
+
+def describe_quantizer(quantizer: Any) -> str:
+    """``LastValueQuantizer(8-bit, per-axis, symmetric, narrow)``: a quantizer in TFMOT's words."""
+    config = quantizer.get_config() if hasattr(quantizer, "get_config") else {}
+    flags = [f"{config['num_bits']}-bit"] if "num_bits" in config else []
+    flags += [word for key, word in (("per_axis", "per-axis"), ("symmetric", "symmetric"),
+                                      ("narrow_range", "narrow")) if config.get(key)]
+    return f"{type(quantizer).__name__}({', '.join(flags)})"
+
+
+def _weight_names(config: Any) -> list[str]:
+    # once the model has run, layer.kernel is the fake-quantized tensor, so take the
+    # attribute names from the config (TFMOT: weight_attrs, qlab: weight_attr)
+    settings = config.get_config()
+    return list(settings.get("weight_attrs") or [settings.get("weight_attr", "weight")])
+
+
+def quantizer_table(qat_model: Any) -> pd.DataFrame:
+    """Where a quantization-aware model fake-quantizes: one row per layer.
+
+    Columns: ``layer``, ``class`` (``QuantizeLayer``, ``QuantizeWrapperV2`` or a plain
+    float layer), ``wraps`` (the original layer's class), ``config`` (its
+    ``QuantizeConfig``), and the quantizers it applies to ``weights``, ``activations``
+    (after the activation function) and ``outputs``; ``range variables`` lists the
+    learned min/max variables.
+    """
+    import pandas as pd
+
+    rows = []
+    for layer in qat_model.layers:
+        inner, config = getattr(layer, "layer", None), getattr(layer, "quantize_config", None)
+        row = {"layer": layer.name, "class": type(layer).__name__,
+               "wraps": type(inner).__name__ if inner is not None else "", "config": "",
+               "weights": "", "activations": "", "outputs": ""}
+        if config is not None:
+            row["config"] = type(config).__name__
+            row["weights"] = "; ".join(f"{name}: {describe_quantizer(q)}" for name, (_, q) in
+                                       zip(_weight_names(config), config.get_weights_and_quantizers(inner)))
+            row["activations"] = "; ".join(describe_quantizer(q) for _, q in
+                                           config.get_activations_and_quantizers(inner))
+            row["outputs"] = "; ".join(describe_quantizer(q)
+                                       for q in config.get_output_quantizers(inner))
+        elif hasattr(layer, "quantizer"):  # QuantizeLayer: quantizes the model input
+            row["outputs"] = describe_quantizer(layer.quantizer)
+        row["range variables"] = ", ".join(sorted(v.name.split("/")[-1][:-2] for v in layer.weights
+                                                  if v.name.endswith(("_min:0", "_max:0"))))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def range_variables(layer: Any) -> dict[str, Any]:
+    """A QAT layer's learned ranges and float weights by short name (``kernel_min``, ``kernel``, ...).
+
+    A ``QuantizeLayer``'s own range (``quantize_layer_1_min``, numbered when a session
+    made several) is returned as ``min`` and ``max``.
+    """
+    names = (v.name.split("/")[-1][:-2] for v in layer.weights)
+    return {name.removeprefix(f"{layer.name}_"): v.numpy() for name, v in zip(names, layer.weights)}
+
+
+def low_bit_sweep(model: Any, x: Any, y: Any, x_test: Any, y_test: Any,
+                  bit_widths: tuple[int, ...] = (2, 4, 6, 8), per_axis: tuple[bool, ...] = (True, False),
+                  epochs: int = 1, seed: int = 0) -> pd.DataFrame:
+    """Keras accuracy of ``model`` with ``num_bits`` weights, before and after fine-tuning.
+
+    For every ``(num_bits, per_axis)``: :func:`quantize_low_bit_weights`, then one pass
+    over ``x`` with learning rate 0 (the fake-quant ranges are calibrated, the weights do
+    not move: post-training quantization simulated in Keras), the test accuracy, then
+    ``epochs`` of :func:`fine_tune` (QAT) and the test accuracy again.
+
+    Returns:
+        DataFrame with ``num_bits``, ``per_axis``, ``calibrated_accuracy``,
+        ``qat_accuracy`` and ``fine_tune_seconds``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    def accuracy(m: Any) -> float:
+        return float(np.mean(m.predict(x_test, batch_size=500, verbose=0).argmax(axis=1) == y_test))
+
+    rows = []
+    for axis in per_axis:
+        for bits in bit_widths:
+            qat_model = quantize_low_bit_weights(model, bits, axis)
+            fine_tune(qat_model, x, y, 1, learning_rate=0.0, seed=seed, verbose=0)
+            calibrated = accuracy(qat_model)
+            seconds = fine_tune(qat_model, x, y, epochs, seed=seed, verbose=0)["fine_tune_seconds"]
+            rows.append({"num_bits": bits, "per_axis": axis, "calibrated_accuracy": calibrated,
+                         "qat_accuracy": accuracy(qat_model), "fine_tune_seconds": seconds})
+    return pd.DataFrame(rows)
+
+
+def layer_support_table(model: Any) -> "pd.DataFrame":
+    """Which layers TFMOT's default 8-bit scheme can quantize, before you try ``quantize_model``.
+
+    One row per layer: its name, class, and ``supported`` (TFMOT's default registry
+    has a QuantizeConfig for it). Layers marked False make :func:`quantize_whole_model`
+    fail; keep them in float with :func:`quantize_partial` or give them a QuantizeConfig.
+    Taught in ``09_your_own_model``.
+    """
+    import pandas as pd
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as registry)
+
+    supports = registry.Default8BitQuantizeRegistry().supports
+    model = require_keras2_model(model)
+    rows = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        inbound = [type(node.inbound_layers).__name__ for node in layer.inbound_nodes
+                   if not isinstance(node.inbound_layers, list)]
+        folded = kind == "BatchNormalization" and set(inbound) & set(_WEIGHT_ATTRS)
+        rows.append({"layer": layer.name, "class": kind,
+                     "supported": bool(supports(layer) or kind == "InputLayer" or folded),
+                     "note": "folded into the layer before it" if folded else ""})
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Quantization math in numpy: no TensorFlow, matplotlib or ipywidgets here."""

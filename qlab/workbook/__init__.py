@@ -1,0 +1,1 @@
+"""The workbook's orchestration: the comparison pipeline, the notebook runner and its records, the benchmark."""

@@ -1,0 +1,381 @@
+"""The experiment engine: every zoo model x variant, measured the same way, in one table.
+
+For each model: the float Keras model (trained or loaded from the cache), each
+variant converted to TFLite, top-1 accuracy of the TFLite model on the test set
+through the LiteRT interpreter, its file size, and its batch-1 latency measured
+in the same process and interleaved with the float32 baseline. QAT variants also
+report the agreement between the Keras model and its TFLite conversion.
+``qat_4bit`` has no TFLite file (TFLite has no 4-bit kernels): its accuracy is the
+fake-quantized Keras model's, and the table says so.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from qlab.lite.conversion import (DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
+                          convert_qat)
+from qlab.numerics.validate import check_names
+from qlab.lite.models import MODELS, check_size, get_spec
+
+#: Columns of the results table, in display order.
+COLUMNS = ["model", "variant", "accuracy", "size_bytes", "size_ratio", "latency_ms",
+           "latency_ratio", "keras_accuracy", "keras_tflite_agreement", "evaluated_with",
+           "seconds", "note"]
+#: Latency budget per size: (timed runs, warm-up runs).
+LATENCY_RUNS = {"full": (400, 50), "smoke": (20, 5)}
+NO_4BIT_KERNELS = "fake-quantized Keras: TFLite has no 4-bit kernels, so no file and no latency"
+
+
+def check_models(models: str | Sequence[str]) -> list[str]:
+    """Normalise ``"all"``, a comma list or a sequence of zoo names; raise on unknown names."""
+    return check_names(models, MODELS, "models")
+
+
+@dataclass
+class ComparisonResult:
+    """The results table of :func:`compare`, the environment it was measured on, and where it is saved."""
+
+    table: pd.DataFrame
+    environment: dict[str, str]
+    config: dict[str, Any]
+    path: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The table as JSON-able dicts (NaN -> None)."""
+        frame = self.table.astype(object).where(self.table.notna(), None)
+        return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+                for row in frame.to_dict(orient="records")]
+
+    def to_json(self) -> dict[str, Any]:
+        """What is persisted: environment, config and rows."""
+        return {"environment": self.environment, "config": self.config, "rows": self.rows(),
+                **self.extras}
+
+    def display_table(self) -> pd.DataFrame:
+        """The table with readable units: accuracy in %, size in KB, ratios as 'x'."""
+        t = self.table
+        return pd.DataFrame({
+            "model": t["model"], "variant": t["variant"],
+            "accuracy %": (100 * t["accuracy"]).round(2),
+            "size KB": (t["size_bytes"] / 1024).round(1),
+            "float32 size / size": t["size_ratio"].round(2),
+            "latency ms": t["latency_ms"].round(3),
+            "latency / float32": t["latency_ratio"].round(2),
+            "Keras-TFLite agreement %": (100 * t["keras_tflite_agreement"]).round(2),
+            "evaluated with": t["evaluated_with"],
+        })
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            text = self.display_table().to_string(index=False, na_rep="-")
+        where = f"\nsaved to {self.path}" if self.path else ""
+        return f"{text}\n({self.config['size']} size, seed {self.config['seed']}){where}"
+
+    def _repr_html_(self) -> str:
+        html = self.display_table().to_html(index=False, na_rep="-")
+        where = f"<p>saved to <code>{self.path}</code></p>" if self.path else ""
+        return f"{html}<p>{self.config['size']} size, seed {self.config['seed']}</p>{where}"
+
+
+def _tflite_dir(name: str, size: str, seed: int) -> Path:
+    from qlab.files.paths import artifacts_dir
+
+    return artifacts_dir() / "tflite" / f"{name}-{size}-s{seed}"
+
+
+def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarray, size: str,
+                   seed: int, calibration_samples: int, verbose: Any) -> tuple[bytes | None, Any]:
+    """``(tflite bytes or None, the Keras QAT model or None)`` for one variant."""
+    from qlab.lite.qat import load_or_fine_tune
+
+    if variant not in QAT_VARIANTS:
+        return convert(float_model, variant, x_calib, calibration_samples), None
+    return _qat_variant(variant, load_or_fine_tune(name, variant, size, seed, verbose))
+
+
+def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes | None, Any]:
+    """``(tflite bytes or None, qat_model)`` for a fine-tuned QAT variant."""
+    if variant == "qat_4bit":
+        return None, qat_model  # no 4-bit kernels in TFLite: evaluated as Keras
+    # partial QAT leaves float layers, so its input and output stay float
+    return convert_qat(qat_model, int8_io=(variant == "qat_int8")), qat_model
+
+
+def _predict_in_background(pool: ThreadPoolExecutor, model_bytes: bytes, x: np.ndarray) -> Future:
+    """Start the TFLite predictions for ``x``; the future gives ``(predictions, seconds)``."""
+    from qlab.lite.tflite import predict_tflite
+
+    def run() -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        return predict_tflite(model_bytes, x, workers=1).argmax(axis=1), time.perf_counter() - start
+
+    return pool.submit(run)
+
+
+def measure_variants(float_model: Any, name: str, variants: Sequence[str], data: Any,
+                     variant_model: Callable[[str], tuple[bytes | None, Any]],
+                     latency_runs: tuple[int, int] | None, tflite_dir: Path | None = None,
+                     verbose: Any = 0) -> list[dict[str, Any]]:
+    """Rows of the results table for one float model and its variants.
+
+    Args:
+        float_model: the trained float Keras model (float32 is converted from it as the
+            baseline of the size and latency ratios).
+        name: the ``model`` column.
+        variants: variant names, in order.
+        data: ``((x_train, y_train), (x_test, y_test))``; accuracy is on the test part.
+        variant_model: ``variant -> (tflite bytes or None, Keras QAT model or None)``.
+        latency_runs: ``(runs, warmup)`` for interleaved latency, or None to skip it.
+        tflite_dir: where to keep each variant's ``.tflite`` file (None: not kept).
+
+    Each file is evaluated on a background thread while the next variant converts (the
+    interpreter releases the GIL, conversion is mostly Python): the slow 16x8 reference
+    kernels then cost almost no extra time on a 2-core machine.
+    """
+    from qlab.files.io import write_bytes_atomic
+    from qlab.lite.tflite import compare_latency
+
+    (_, _), (x_test, y_test) = data
+    y_test = np.asarray(y_test)
+    files = {"float32": convert(float_model, "float32")}
+    rows, predictions, keras_predictions = {}, {}, {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qlab-evaluate") as pool:
+        # int16x8 first: its reference kernels take longest to evaluate in the background
+        for variant in sorted(variants, key=lambda v: v != "int16x8"):
+            if verbose:
+                print(f"  {name}: {variant}", flush=True)
+            start = time.perf_counter()
+            model_bytes, keras_model = files.get(variant), None
+            if model_bytes is None:
+                model_bytes, keras_model = variant_model(variant)
+            row = {"model": name, "variant": variant}
+            if keras_model is not None:
+                keras_predictions[variant] = keras_model.predict(x_test, batch_size=500,
+                                                                 verbose=0).argmax(axis=1)
+                row["keras_accuracy"] = float(np.mean(keras_predictions[variant] == y_test))
+            if model_bytes is None:
+                row.update(accuracy=row["keras_accuracy"], evaluated_with="keras",
+                           note=NO_4BIT_KERNELS)
+            else:
+                files[variant] = model_bytes
+                predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
+                row.update(size_bytes=len(model_bytes), evaluated_with="litert",
+                           size_ratio=len(files["float32"]) / len(model_bytes))
+                if tflite_dir is not None:
+                    write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
+            row["seconds"] = time.perf_counter() - start  # convert (+ fine-tune) (+ evaluate, below)
+            rows[variant] = row
+        for variant, future in predictions.items():
+            tflite_prediction, seconds = future.result()
+            rows[variant]["accuracy"] = float(np.mean(tflite_prediction == y_test))
+            rows[variant]["seconds"] += seconds
+            if variant in keras_predictions:
+                rows[variant]["keras_tflite_agreement"] = float(
+                    np.mean(tflite_prediction == keras_predictions[variant]))
+    rows = [{**rows[variant], "seconds": round(rows[variant]["seconds"], 1)} for variant in variants]
+    if latency_runs:
+        stats = compare_latency(files, runs=latency_runs[0], warmup=latency_runs[1])
+        for row in rows:
+            if row["variant"] in stats:
+                row["latency_ms"] = stats[row["variant"]].median_ms
+                row["latency_ratio"] = stats[row["variant"]].median_ms / stats["float32"].median_ms
+    return rows
+
+
+def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: int = 0,
+                  latency: bool = True, calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+                  verbose: Any = 0, save_tflite: bool = True) -> list[dict[str, Any]]:
+    """Rows of the results table for one zoo model (see :func:`compare`)."""
+    from qlab.lite.models import load_or_train, mnist_for
+
+    float_model = load_or_train(name, size, seed, verbose)
+    data = mnist_for(name, size)
+    x_train = data[0][0]
+    return measure_variants(
+        float_model, name, variants, data,
+        lambda variant: _variant_model(name, variant, float_model, x_train, size, seed,
+                                       calibration_samples, verbose),
+        LATENCY_RUNS[size] if latency else None,
+        _tflite_dir(name, size, seed) if save_tflite else None, verbose)
+
+
+def _check_data(model: Any, data: Any) -> Any:
+    """``data`` as ``((x_train, y_train), (x_test, y_test))`` that fits ``model``, or a ValueError."""
+    try:
+        (x_train, y_train), (x_test, y_test) = data
+    except (TypeError, ValueError):
+        raise ValueError("data must be ((x_train, y_train), (x_test, y_test))") from None
+    expected = tuple(model.input_shape[1:])
+    for label, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim == 0 or len(x) == 0:
+            raise ValueError(f"x_{label} is empty; it needs at least one example")
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(f"x_{label} examples have shape {x.shape[1:]}, but the model "
+                             f"{model.name!r} expects {expected}")
+        if x.dtype != np.float32:
+            raise ValueError(f"x_{label} must be float32 (as the model sees it), got {x.dtype}")
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"y_{label} must be integer class labels of shape ({len(x)},), "
+                             f"got {y.dtype} {y.shape}")
+    return data
+
+
+def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "all",
+                        name: str | None = None, latency: bool = True,
+                        calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+                        fine_tune_samples: int = 10_000, seed: int = 0, save: bool = True,
+                        verbose: Any = 0) -> ComparisonResult:
+    """:func:`compare` for a model you bring: every variant of one trained Keras 2 model.
+
+    Args:
+        model: a trained float ``tf_keras`` model that outputs class scores.
+        data: ``((x_train, y_train), (x_test, y_test))``, images float32 shaped like the
+            model input, integer labels; calibration and QAT fine-tuning use the train part.
+        variants: as for :func:`compare`; QAT variants fine-tune one epoch on
+            ``fine_tune_samples`` training examples (not cached).
+        name: the ``model`` column (default: the model's name).
+    Taught in ``09_your_own_model``.
+    """
+    from qlab.lite.keras2 import require_keras2_model
+    from qlab.lite.environment import environment_report
+    from qlab.lite.qat import QAT_BUILDERS, fine_tune
+
+    model = require_keras2_model(model)
+    variants = check_variants(variants)
+    (x_train, y_train), _ = _check_data(model, data)
+
+    def variant_model(variant: str) -> tuple[bytes | None, Any]:
+        if variant not in QAT_VARIANTS:
+            return convert(model, variant, x_train, calibration_samples), None
+        qat_model = QAT_BUILDERS[variant](model)
+        fine_tune(qat_model, x_train[:fine_tune_samples], y_train[:fine_tune_samples], seed=seed,
+                  verbose=verbose)
+        return _qat_variant(variant, qat_model)
+
+    name = name or model.name
+    rows = measure_variants(model, name, variants, data, variant_model,
+                            LATENCY_RUNS["full"] if latency else None, None, verbose)
+    config = {"models": [name], "variants": variants, "size": "custom", "seed": seed,
+              "latency": latency, "calibration_samples": calibration_samples,
+              "fine_tune_samples": fine_tune_samples, "num_threads": 1}
+    result = ComparisonResult(pd.DataFrame(rows).reindex(columns=COLUMNS), environment_report(),
+                              config)
+    if save:
+        result.path = save_result(result)
+    return result
+
+
+def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] = "all",
+            size: str = "full", seed: int = 0, latency: bool = True,
+            calibration_samples: int | None = None, save: bool = True,
+            verbose: Any = 0) -> ComparisonResult:
+    """Measure every model x variant and return (and save) the results table.
+
+    Args:
+        models: zoo names (:data:`qlab.lite.models.MODELS`), a comma list, or ``"all"``.
+        variants: variant names (:data:`qlab.lite.conversion.VARIANTS`), a comma list, or ``"all"``.
+        size: ``"full"`` (all 60,000/10,000 images) or ``"smoke"`` (a few hundred, for tests).
+        seed: training seed; the same seed and config give identical accuracies.
+        latency: measure batch-1, single-thread latency (interleaved with float32).
+        calibration_samples: representative images for the full-integer variants
+            (default 500, 100 for smoke).
+        save: write the table with the environment to ``artifacts/results/`` (atomically).
+        verbose: print progress and show Keras progress bars when training.
+
+    Returns:
+        A :class:`ComparisonResult`; ``.table`` is a DataFrame with the columns
+        :data:`COLUMNS`. accuracy is a fraction in [0, 1], size in bytes, latency in ms;
+        the ratios are ``float32 size / size`` and ``latency / float32 latency``.
+    """
+    from qlab.lite.environment import environment_report
+
+    models, variants = check_models(models), check_variants(variants)
+    check_size(size)
+    if calibration_samples is None:
+        calibration_samples = DEFAULT_CALIBRATION_SAMPLES if size == "full" else 100
+    rows = []
+    for name in models:
+        if verbose:
+            print(f"{name} ({get_spec(name).description})", flush=True)
+        rows += compare_model(name, variants, size, seed, latency, calibration_samples, verbose)
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    config = {"models": models, "variants": variants, "size": size, "seed": seed,
+              "latency": latency, "calibration_samples": calibration_samples,
+              "latency_runs": LATENCY_RUNS[size][0], "num_threads": 1}
+    result = ComparisonResult(table, environment_report(), config)
+    if save:
+        result.path = save_result(result)
+    return result
+
+
+def save_result(result: ComparisonResult, path: str | Path | None = None) -> Path:
+    """Write ``result`` (rows, config, environment) as JSON, atomically; return the path.
+
+    By default ``artifacts/results/compare-<size>-<UTC time>.json``.
+    """
+    from qlab.files.io import write_json_atomic
+    from qlab.files.paths import artifacts_dir
+
+    if path is None:
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        path = artifacts_dir() / "results" / f"compare-{result.config['size']}-{stamp}.json"
+    return write_json_atomic(path, result.to_json())
+
+
+def calibration_study(name: str, sample_counts: Sequence[int] = (1, 10, 100, 1000),
+                      size: str = "full", seed: int = 0,
+                      variant: str = "int8_per_channel") -> pd.DataFrame:
+    """Accuracy of a full-integer variant versus the number of representative samples.
+
+    Returns a DataFrame with ``num_samples``, ``accuracy`` and ``float32_accuracy``.
+    """
+    from qlab.lite.models import load_or_train, mnist_for
+    from qlab.lite.tflite import evaluate_tflite
+
+    if variant not in ("int8_per_channel", "int8_per_tensor", "int16x8"):
+        raise ValueError(f"variant must be a calibrated one (int8_per_channel, int8_per_tensor, "
+                         f"int16x8), got {variant!r}")
+    model = load_or_train(name, size, seed)
+    (x_train, _), (x_test, y_test) = mnist_for(name, size)
+    float_accuracy = evaluate_tflite(convert(model, "float32"), x_test, y_test)
+    rows = [{"num_samples": int(n), "variant": variant,
+             "accuracy": evaluate_tflite(convert(model, variant, x_train, int(n)), x_test, y_test),
+             "float32_accuracy": float_accuracy} for n in sample_counts]
+    return pd.DataFrame(rows)
+
+
+def load_result(path: str | Path) -> ComparisonResult:
+    """A :class:`ComparisonResult` read back from the JSON that :func:`save_result` wrote."""
+    import json
+
+    path = Path(path)
+    data = json.loads(path.read_text())
+    table = pd.DataFrame(data["rows"]).reindex(columns=COLUMNS)
+    extras = {k: v for k, v in data.items() if k not in ("environment", "config", "rows")}
+    return ComparisonResult(table, data["environment"], data["config"], path, extras)
+
+
+def latest_result(size: str = "full", since: float = 0.0) -> ComparisonResult | None:
+    """The most complete results table saved under ``artifacts/results/`` after ``since``.
+
+    Among the ``compare-<size>-*.json`` files modified at or after ``since`` (a
+    ``time.time()`` value), the one with the most rows, newest first on a tie; None if
+    there is none. ``qlab run`` prints it after the notebooks.
+    """
+    from qlab.files.paths import artifacts_dir
+
+    candidates = [p for p in (artifacts_dir() / "results").glob(f"compare-{size}-*.json")
+                  if p.stat().st_mtime >= since]
+    results = [load_result(p) for p in sorted(candidates, key=lambda p: p.stat().st_mtime)]
+    return max(reversed(results), key=lambda r: len(r.table), default=None)

@@ -1,0 +1,144 @@
+"""The experiment engine end to end: `qlab compare --smoke` for every model and variant."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from qlab.cli import main
+from qlab.lite.conversion import VARIANTS
+from qlab.lite.models import MODELS
+from qlab.workbook.pipeline import COLUMNS, ComparisonResult, check_models
+
+INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "qat_int8")
+matplotlib.use("Agg")
+
+
+def test_unknown_names_exit_2_listing_the_valid_ones(capsys):
+    assert main(["compare", "--model", "resnet50", "--smoke"]) == 2
+    assert "valid models: mnist_cnn, mobilenet_v1, mobilenet_v2" in capsys.readouterr().err
+    assert main(["compare", "--variants", "float32,int3", "--smoke"]) == 2
+    assert "unknown variant(s) ['int3']" in capsys.readouterr().err
+
+
+def test_check_models_accepts_all_repeats_and_comma_lists():
+    assert check_models("all") == list(MODELS)
+    assert check_models("mnist_cnn,mobilenet_v2") == ["mnist_cnn", "mobilenet_v2"]
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--model", "--variants", "--smoke", "--seed", "--json", "--csv",
+                   "--no-latency", "--calibration-samples", "--quiet"):
+        assert option in out
+    assert "qat_4bit" in out and "latency_ms" in out
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, shared_artifacts):
+    """One `python -m qlab compare --smoke` for all models and variants (a few minutes).
+
+    It runs in the session's shared artifacts folder, so smoke models that other tests
+    already trained are loaded from the cache, as a user's second run would.
+    """
+    out = tmp_path_factory.mktemp("compare") / "out.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "qlab", "compare", "--smoke", "--model", "all", "--variants", "all",
+         "--json", str(out), "--quiet"], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text()), result.stdout, shared_artifacts
+
+
+@pytest.mark.slow
+def test_smoke_compare_covers_every_model_and_variant(smoke_run):
+    rows, stdout, _ = smoke_run
+    assert [(r["model"], r["variant"]) for r in rows] == [(m, v) for m in MODELS for v in VARIANTS]
+    for row in rows:
+        assert set(COLUMNS) <= set(row)
+        assert 0.0 <= row["accuracy"] <= 1.0
+    by = {(r["model"], r["variant"]): r for r in rows}
+    for model in MODELS:
+        float_size = by[model, "float32"]["size_bytes"]
+        assert by[model, "float32"]["latency_ratio"] == 1.0
+        for variant in INT8_VARIANTS:
+            assert by[model, variant]["size_bytes"] < float_size / 2.5, (model, variant)
+            assert by[model, variant]["latency_ms"] > 0
+        assert 0.0 <= by[model, "qat_int8"]["keras_tflite_agreement"] <= 1.0
+        four_bit = by[model, "qat_4bit"]
+        assert four_bit["evaluated_with"] == "keras" and four_bit["size_bytes"] is None
+        assert "no 4-bit kernels" in four_bit["note"]
+    assert "int8_per_channel" in stdout and "saved to" in stdout
+
+
+@pytest.mark.slow
+def test_smoke_results_are_persisted_with_the_environment(smoke_run):
+    _, _, artifacts = smoke_run
+    saved = sorted((artifacts / "results").glob("compare-smoke-*.json"), key=os.path.getmtime)
+    record = json.loads(saved[-1].read_text())  # the CLI run's; notebooks may have saved others before
+    assert record["environment"]["tensorflow"].startswith("2.")
+    assert record["config"]["size"] == "smoke" and len(record["rows"]) == len(MODELS) * len(VARIANTS)
+    assert (artifacts / "tflite" / "mnist_cnn-smoke-s0" / "int8_per_channel.tflite").exists()
+
+
+@pytest.mark.slow
+def test_plots_draw_the_smoke_table(smoke_run):
+    from qlab.plots.comparison.comparison import plot_accuracy_vs_size, plot_latency
+
+    table = pd.DataFrame(smoke_run[0])
+    fig = plot_accuracy_vs_size(table)
+    assert len(fig.axes) == len(MODELS)
+    assert len(fig.axes[0].collections) == len(VARIANTS) - 1  # qat_4bit has no file
+    fig = plot_latency(table)
+    assert len(fig.axes[0].patches) == len(MODELS) * (len(VARIANTS) - 1)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_accuracies(tmp_path, monkeypatch):
+    from qlab.workbook.pipeline import compare
+
+    accuracies = []
+    for run in ("a", "b"):  # separate artifacts: the second run retrains, it does not reuse
+        monkeypatch.setenv("QLAB_ARTIFACTS", str(tmp_path / run))
+        result = compare(["mnist_cnn"], ["float32", "int8_per_channel", "qat_int8"], size="smoke",
+                         latency=False, save=False)
+        accuracies.append(result.table[["accuracy", "keras_accuracy"]].to_numpy())
+    np.testing.assert_array_equal(accuracies[0], accuracies[1])
+    assert "int8_per_channel" in repr(result) and "<table" in result._repr_html_()
+
+
+def test_result_rows_turn_nan_into_none():
+    table = pd.DataFrame([{"model": "m", "variant": "qat_4bit", "accuracy": 0.5}]).reindex(
+        columns=COLUMNS)
+    result = ComparisonResult(table, {"tensorflow": "x"}, {"size": "smoke", "seed": 0})
+    row = result.rows()[0]
+    assert row["size_bytes"] is None and row["accuracy"] == 0.5
+    assert "qat_4bit" in repr(result)
+
+
+def test_saved_results_load_back_and_the_most_complete_recent_one_is_chosen(artifacts):
+    import time
+
+    from qlab.lite.environment import environment_report
+    from qlab.workbook.pipeline import COLUMNS, ComparisonResult, latest_result, load_result, save_result
+
+    def result(rows):
+        table = pd.DataFrame([{"model": "mnist_cnn", "variant": v, "accuracy": 0.99} for v in rows])
+        return ComparisonResult(table.reindex(columns=COLUMNS), environment_report(),
+                                {"size": "full", "seed": 0})
+
+    assert latest_result("full") is None
+    big = save_result(result(["float32", "int8_per_channel"]))
+    start = time.time()
+    small = save_result(result(["float32"]))
+    assert load_result(big).table["variant"].tolist() == ["float32", "int8_per_channel"]
+    assert latest_result("full").path == big  # most rows wins
+    assert latest_result("full", since=start).path == small  # only what came after `since`

@@ -1,0 +1,114 @@
+"""Every notebook, executed by papermill in smoke mode in a fresh kernel (the copies go to artifacts/).
+
+Each notebook records its key numbers with ``qlab.record``; CHECKS says what must hold for them.
+Budget: under a minute per notebook in smoke mode on 2 cores.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qlab.workbook.notebook import notebook_paths, run_notebook
+
+# notebook name -> {record name: predicate on its value}
+CHECKS = {
+    "00_start_here.ipynb": {"environment_ok": lambda v: v is True},
+    "01_buckets.ipynb": {
+        "int8_codes_2_to_2_3": lambda v: v == [25, 25, 26, 27, 28],
+        "buckets_spanned_by_window": lambda v: v["8"] == 4 and v["4"] == 1,
+        "fake_quant_mismatches_vs_tensorflow": lambda v: v == 0,
+        "sqnr_db_by_range_method": lambda v: v["min MSE"] >= v["min/max"] > 25,
+        "range_shift": lambda v: v["clipped_fraction"]["requested [2, 10], slid by TensorFlow"] > 0.2
+        and v["sqnr_db"]["widened to [0, 10]"] > v["sqnr_db"]["requested [2, 10], slid by TensorFlow"] + 20,
+        "sqnr_db_by_scheme": lambda v: v["ReLU outputs (>= 0)"]["asymmetric"]
+        > v["ReLU outputs (>= 0)"]["symmetric"] + 4,
+    },
+    "02_error_accumulation.ipynb": {
+        "aligned_accumulator": lambda v: v > 10 * 32767,
+        "requantized_3353": lambda v: v == 7,
+        "chain_sqnr_db_per_tensor": lambda v: v[0] > v[-1] + 5 and v[0] > 25,
+        "per_channel_gain_db": lambda v: len(v) == 8 and min(v) > 1,  # better at every layer
+        "what_if_sqnr_last_layer": lambda v: v["int16 (int64 accumulator)"]
+        > v["int8, int32 accumulator (TFLite)"] + 30 > v["int4"] + 30,
+    },
+    "03_float_baselines.ipynb": {
+        "keras_accuracy": lambda v: sorted(v) == ["mnist_cnn", "mobilenet_v1", "mobilenet_v2"]
+        and all(0 <= a <= 1 for a in v.values()),
+        # float32 TFLite = Keras to within one of the (smoke: 500) test images
+        "tflite_accuracy": lambda v: len(v) == 6 and all(
+            abs(v[f"{m}/float32"] - v[f"{m}/float16"]) <= 0.002 for m in ("mnist_cnn", "mobilenet_v2")),
+        "float16_size_ratio": lambda v: all(1.8 < r < 2.0 for r in v.values()),
+    },
+    "04_post_training_quantization.ipynb": {
+        "ptq_accuracy": lambda v: len(v) >= 4 and all(0 <= a <= 1 for a in v.values()),
+        "ptq_size_ratio": lambda v: v["mnist_cnn/int8_per_channel"] > 3.5 and v["mnist_cnn/int16x8"] > 3,
+        "calibration_study": lambda v: len(v) >= 2 and all(0 <= a <= 1 for a in v.values()),
+        "input_quantization_matches_tflite": lambda v: v is True,
+        "intsim_mismatches_vs_reference": lambda v: v == 0,
+    },
+    "08_compare_and_debug.ipynb": {
+        "accuracy": lambda v: len(v) % 9 == 0 and all(0 <= a <= 1 for a in v.values()),
+        "size_ratio": lambda v: all(v[k] > 2.0 for k in v if k.endswith("/int8_per_channel"))
+        and all(v[k] > 1.8 for k in v if k.endswith("/float16")),
+        "latency_ratio": lambda v: len(v) % 8 == 0 and all(r > 0 for r in v.values()),
+        "worst_layers_rmse_over_scale": lambda v: len(v) >= 1 and all(r > 0 for r in v.values()),
+        "selective_accuracy": lambda v: sorted(v) == ["0", "1", "2", "3"],
+        # every layer kept in float stores its weights as float32 again
+        "selective_size_bytes": lambda v: v["0"] < v["1"] <= v["2"] <= v["3"],
+    },
+    "09_your_own_model.ipynb": {
+        "unsupported_layers": lambda v: v == [],
+        "accuracy": lambda v: len(v) == 6 and all(0 <= a <= 1 for a in v.values()),
+        "size_ratio": lambda v: v["int8_per_channel"] > 2 and 1.5 < v["float16"] < 2,
+        "layer_rmse_over_scale": lambda v: len(v) >= 4,
+    },
+    "05_per_channel.ipynb": {
+        "layer_sqnr_db": lambda v: v["per-channel"] >= v["per-tensor"],
+        "median_gain_db": lambda v: all(g >= 0 for g in v.values()) and len(v) >= 4,
+        "scheme_accuracy": lambda v: len(v) >= 3 and all(0 <= a <= 1 for a in v.values()),
+        # per-channel parameters cost bytes in every model
+        "scheme_size_bytes": lambda v: all(v[k] > v[k.replace("per_channel", "per_tensor")]
+                                           for k in v if k.endswith("int8_per_channel")),
+        "per_channel_gap_points": lambda v: "mnist_cnn" in v,
+    },
+    "06_quantization_aware_training.ipynb": {
+        "wrapped_layers": lambda v: v == 7,  # 2 conv, 2 pool, flatten, 2 dense
+        "conv1_by_hand_equal_fraction": lambda v: v > 0.99,  # fake_quant + float conv == the QAT layer
+        "conv1_by_hand_max_steps_off": lambda v: v <= 1.0,
+        "ste_gradient": lambda v: set(v) == {0.0, 1.0} and v[0] == 0.0 and v[6] == 1.0 and v[-1] == 0.0,
+        "accuracy": lambda v: all(0.0 <= a <= 1.0 for model in v.values() for a in model.values()),
+        "agreement_count": lambda v: v[1] > 0 and v[0] >= 0.9 * v[1],
+        "size_ratio": lambda v: v["qat_int8"]["mnist_cnn"] > 3.0,
+        "partial_wrapped_layers": lambda v: v >= 4,
+        "losses": lambda v: set(v["test accuracy"]) == {"float", "fake-quant, calibrated only",
+                                                        "fake-quant, fine-tuned (QAT)"},
+    },
+    "07_custom_quantization.ipynb": {
+        "conv2_4bit_levels_per_channel_max": lambda v: 2 < v <= 15,  # narrow 4-bit: -7..7
+        "four_bit_per_channel_converts": lambda v: v is False,  # per-axis Dense: converter refuses
+        "four_bit_stored": lambda v: v["dtypes"] == ["int8"] and v["levels_max"] <= 15
+        and v["min"] >= -7 and v["max"] <= 7,
+        # TFLite packs 4-bit weights as INT4: the file is about half the int8 one
+        "file_bytes": lambda v: v["QAT 4-bit weights (per-tensor)"] < 0.6 * v["QAT int8"] < v["float32"],
+        "sweep": lambda v: len(v) >= 2 and all(0 <= r["qat_accuracy"] <= 1 for r in v),
+        "four_bit_per_tensor_accuracy": lambda v: abs(v["Keras (fake-quant)"] - v["TFLite file"]) < 0.05,
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def smoke_dir(tmp_path_factory):
+    """Executed copies go to a private folder; the smoke models they train go to the session's
+    shared artifacts (conftest), so later notebooks and tests reuse what earlier ones trained."""
+    return tmp_path_factory.mktemp("notebooks-smoke")
+
+
+@pytest.mark.parametrize("notebook", notebook_paths(), ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_mode_and_records_sane_numbers(notebook, smoke_dir):
+    run = run_notebook(notebook, smoke=True, output_dir=smoke_dir, progress=False)
+    checks = CHECKS.get(notebook.name)
+    assert checks, f"{notebook.name} has no CHECKS entry: say which numbers it must record"
+    missing = sorted(set(checks) - set(run.records))
+    assert not missing, f"{notebook.name} did not record {missing}"
+    failed = {name: run.records[name] for name, ok in checks.items() if not ok(run.records[name])}
+    assert not failed, f"{notebook.name}: implausible recorded values {failed}"

@@ -1,0 +1,82 @@
+"""Checks of the repository itself: clean notebooks, one dependency list, CI calling the README."""
+
+import json
+import re
+import subprocess
+import tomllib
+
+import pytest
+
+from qlab.files.paths import repository_root
+
+REPO_ROOT = repository_root()
+
+
+def _tracked_notebooks():
+    out = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=REPO_ROOT, capture_output=True,
+                         text=True, check=True).stdout.split()
+    return [REPO_ROOT / p for p in out]
+
+
+def _dirty_cells(path):
+    cells = json.loads(path.read_text())["cells"]
+    return [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+            and (c.get("outputs") or c.get("execution_count") is not None)]
+
+
+def test_notebooks_in_git_have_no_outputs_or_execution_counts():
+    notebooks = _tracked_notebooks()
+    assert notebooks, "no notebooks tracked in git"
+    dirty = {p.name: _dirty_cells(p) for p in notebooks if _dirty_cells(p)}
+    assert dirty == {}, f"notebooks committed with outputs (clear them): {dirty}"
+
+
+def test_dirty_cell_detection_catches_outputs(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": "1", "outputs": [], "execution_count": 3}]}
+    path = tmp_path / "x.ipynb"
+    path.write_text(json.dumps(nb))
+    assert _dirty_cells(path) == [0]
+
+
+def _normalise(requirement: str) -> str:
+    return re.sub(r"\s+", "", requirement).lower().replace("_", "-")
+
+
+def _pyproject_requirements():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    return {_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+
+
+def _environment_yml_requirements():
+    # environment.yml is simple enough to read without a YAML parser: the "- " items under "pip:"
+    lines = (REPO_ROOT / "environment.yml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
+    items = [line.strip()[2:] for line in lines[start + 1:] if line.strip().startswith("- ")]
+    return {_normalise(r) for r in items if not r.startswith("-e")}
+
+
+def test_environment_yml_and_pyproject_list_the_same_dependencies():
+    assert _environment_yml_requirements() == _pyproject_requirements()
+    assert "python=3.11" in (REPO_ROOT / "environment.yml").read_text()
+
+
+def _readme_commands():
+    text = (REPO_ROOT / "README.md").read_text()
+    return re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_opens_with_the_run_and_test_commands():
+    first_two = [block.strip() for block in _readme_commands()[:2]]
+    assert first_two == ["make run", "make test"]
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, flags=re.M)
+
+
+@pytest.mark.parametrize("target", ["run", "test", "lab", "bench", "setup"])
+def test_makefile_targets_create_the_environment_first(target):
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    match = re.search(rf"^{target}:(.*)$", makefile, flags=re.M)
+    assert match and ("setup" in match.group(1) or target == "setup"), target

@@ -1,0 +1,175 @@
+"""The widgets, tested the way ipywidgets tests itself: set a control's value, check state and output."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from qlab import widgets as qw  # noqa: E402
+
+
+@pytest.fixture
+def explorer():
+    widget = qw.BucketExplorer()
+    yield widget
+    widget.close()
+
+
+def test_bucket_explorer_starts_at_int8_min_max(explorer):
+    view = explorer.view
+    assert view.params.num_bits == 8 and view.params.levels == 256
+    assert explorer.range_method.value == "minmax"
+    assert explorer.range_min.value == pytest.approx(float(explorer.data.min()), abs=1e-5)
+    assert explorer.image.value[:4] == b"\x89PNG"
+    assert "SQNR" in explorer.stats.value or "sqnr" in explorer.stats.value
+    assert explorer.message.value == ""
+
+
+def test_moving_num_bits_recomputes_and_redraws(explorer):
+    png, updates = explorer.image.value, explorer.updates
+    explorer.num_bits.value = 3
+    assert explorer.view.params.levels == 8
+    assert explorer.view.report.buckets_used <= 8
+    assert explorer.image.value != png
+    assert explorer.updates == updates + 1
+    assert explorer.last_update_ms > 0
+
+
+def test_min_above_max_shows_a_message_instead_of_raising(explorer):
+    view, png = explorer.view, explorer.image.value
+    explorer.range_min.value = 50.0  # typed into the box, above the max
+    assert "min" in explorer.message.value and "max" in explorer.message.value
+    assert explorer.view is view and explorer.image.value == png  # last good picture stays
+    assert explorer.range_method.value == "manual"
+    explorer.range_min.value = -1.0
+    assert explorer.message.value == ""
+    assert float(explorer.view.params.min) == pytest.approx(-1.0, abs=0.1)
+
+
+def test_calibration_method_fills_the_range_boxes(explorer):
+    wide = explorer.range_max.value - explorer.range_min.value
+    explorer.range_method.value = "percentile"
+    assert explorer.range_max.value - explorer.range_min.value < wide  # outliers dropped
+    assert explorer.view.report.clipped_fraction > 0
+
+
+def test_symmetric_and_narrow_range(explorer):
+    explorer.symmetric.value = True
+    assert int(explorer.view.params.zero_point) == 0
+    explorer.narrow_range.value = True
+    assert explorer.view.params.levels == 255
+
+
+def test_changing_source_keeps_the_window_inside_the_data(explorer):
+    explorer.source.value = "laplace (weight-like)"
+    lo, hi = explorer.window.value
+    x = explorer.data
+    assert float(x.min()) <= lo < hi <= float(x.max())
+    assert explorer.view.source == "laplace (weight-like)"
+    assert float(explorer.view.params.max) < 2.0  # range re-taken from the new data
+
+
+def test_window_slider_moves_the_followed_values(explorer):
+    explorer.window.value = (0.5, 0.6)
+    assert explorer.view.window == pytest.approx((0.5, 0.6))
+    assert explorer.view.window_values.min() == pytest.approx(0.5)
+
+
+def test_extra_sources_and_unknown_source():
+    w = qw.BucketExplorer(sources={"my tensor": np.linspace(-1, 1, 100)})
+    assert w.source.value == "my tensor" and w.view.x.size == 100
+    with pytest.raises(ValueError, match="source must be one of"):
+        qw.BucketExplorer(source="nope")
+
+
+def test_widget_displays_as_a_jupyter_widget(explorer):
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_error_accumulation_depth_and_per_channel():
+    w = qw.ErrorAccumulation(depth=4)
+    assert w.view.layer_error.shape == (4,)
+    png = w.image.value
+    w.depth.value = 9
+    assert w.view.layer_error.shape == (9,) and w.image.value != png
+    w.per_channel.value = True
+    assert w.view.settings["per_channel"] is True
+    w.int32_accumulate.value = False
+    w.requantize.value = False
+    assert w.view.settings["int32_accumulate"] is False and w.view.settings["requantize"] is False
+    assert w.message.value == ""
+
+
+def test_error_accumulation_with_a_model_profile():
+    w = qw.ErrorAccumulation(model_profile={"conv1": 0.01, "dw1": 0.08, "fc": 0.02})
+    assert w.profile[0] == ["conv1", "dw1", "fc"]
+    assert w.profile_image in w.widget.children and w.profile_image.value[:4] == b"\x89PNG"
+    ticks = [t.get_text() for t in w.profile_figure.axes[0].get_xticklabels()]
+    assert ticks == ["conv1", "dw1", "fc"]
+    profile_png = w.profile_image.value
+    w.depth.value = 3  # the chain's controls leave the model's picture alone
+    assert w.profile_image.value == profile_png and w.view.layer_error.shape == (3,)
+    assert qw.ErrorAccumulation().profile_image not in qw.ErrorAccumulation().widget.children
+
+
+def test_error_accumulation_model_profile_column_dropdown():
+    pd = pytest.importorskip("pandas")
+    table = pd.DataFrame({"op_index": [1, 0], "keras_layer": ["fc", "conv"],
+                          "rmse/scale": [0.5, 0.2], "max_abs_error": [0.01, 0.03]})
+    w = qw.ErrorAccumulation(model_profile=table)
+    assert w.profile_column.value == "rmse/scale"
+    np.testing.assert_allclose(w.profile[1], [0.2, 0.5])
+    png, chain_png = w.profile_image.value, w.image.value
+    w.profile_column.value = "max_abs_error"
+    np.testing.assert_allclose(w.profile[1], [0.03, 0.01])
+    assert w.profile[2] == "max_abs_error" and w.profile_image.value != png
+    assert w.image.value == chain_png
+
+
+def test_per_channel_ranges_controls():
+    w = qw.PerChannelRanges()
+    first = w.view
+    assert first.channels == 32 and first.num_bits == 8
+    png = w.image.value
+    w.num_bits.value = 4
+    assert w.view.num_bits == 4 and w.view.per_tensor_sqnr_db < first.per_tensor_sqnr_db
+    assert w.image.value != png
+    w.layer.value = w.layer.options[1]
+    assert w.view.channels == 128
+    png = w.image.value
+    w.sort.value = True
+    assert w.image.value != png
+
+
+def test_per_channel_ranges_with_a_bad_kernel_shows_a_message():
+    w = qw.PerChannelRanges(kernels={"bad": (np.ones((3, 4)), 2), "ok": (np.ones((3, 4)), 1)},
+                            layer="ok")
+    w.layer.value = "bad"
+    assert "channel_axis" in w.message.value and w.view.layer_name == "ok"
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    from qlab.lite.keras2 import keras
+
+    return keras.applications.MobileNet(input_shape=(32, 32, 1), alpha=0.25, weights=None,
+                                        classes=10)
+
+
+def test_widgets_on_a_keras_mobilenet(mobilenet):
+    x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
+    with_acts = qw.BucketExplorer(model=mobilenet, x=x, source="conv_dw_1 activations")
+    assert with_acts.view.x.min() >= 0.0 and with_acts.view.x.size == 2 * 16 * 16 * 8
+    explorer = qw.BucketExplorer(model=mobilenet)
+    assert explorer.source.value == "conv1 weights"
+    explorer.source.value = "conv_dw_1 weights"
+    assert explorer.view.x.size == 3 * 3 * 8
+    ranges = qw.PerChannelRanges(model=mobilenet)
+    assert ranges.layer.value == "conv_dw_1"
+    assert ranges.view.channels == 8
+    assert ranges.view.layer_name == "conv_dw_1 (DepthwiseConv2D, conv_dw_1_bn folded in)"
