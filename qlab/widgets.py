@@ -1,7 +1,7 @@
 """The workbook's interactive widgets: move a control, watch quantization happen.
 
 Each class is a thin set of ipywidgets controls around the pure functions of
-:mod:`qlab.lite.widget_figures`: a control change calls :meth:`update`, which
+:mod:`qlab.plots`: a control change calls :meth:`update`, which
 recomputes the view, redraws the widget's one Figure in place and shows it as a
 PNG in an :class:`ipywidgets.Image`. Bad input typed into a box (a range min
 above its max) shows a message in the widget instead of raising inside the
@@ -13,7 +13,7 @@ Display a widget by ending a cell with it::
     explorer
 
 The notebooks (``01_buckets``, ``02_error_accumulation``) show
-``qlab.lite.widget_figures.static_*()`` first, so an executed notebook still carries
+``qlab.static_bucket_explorer()`` and the other static figures of :mod:`qlab.plots` first, so an executed notebook still carries
 the picture without a running kernel. ``benchmarks/widget_update_times.py``
 measures how long an update takes (the goal: under 100 ms).
 """
@@ -27,7 +27,15 @@ from typing import Any, Mapping
 import ipywidgets as W
 import numpy as np
 
-from qlab.lite import widget_figures as wf
+from qlab.lite.introspect import layer_weights, model_activations, weight_layers
+from qlab.numerics.accumulate import MAX_DEPTH
+from qlab.numerics.per_channel import ChannelRangesView, channel_ranges_view
+from qlab.numerics.synthetic import SYNTHETIC_SOURCES, synthetic_depthwise_kernel, synthetic_tensor
+from qlab.plots.accumulation import AccumulationView, accumulation_view, draw_error_accumulation
+from qlab.plots.buckets import BucketView, bucket_view, draw_bucket_explorer, range_from_data
+from qlab.plots.channel_ranges import draw_channel_ranges
+from qlab.plots.figure import figure_png, new_figure
+from qlab.plots.layer_errors import ERROR_COLUMNS, draw_layer_profile, layer_error_profile
 
 __all__ = ["BucketExplorer", "ErrorAccumulation", "PerChannelRanges"]
 
@@ -38,7 +46,7 @@ class _FigureWidget:
     """What the three widgets share: one Figure, its PNG image, a message line."""
 
     def __init__(self, controls: list[W.Widget]) -> None:
-        self.figure = wf.new_figure(self._figsize())
+        self.figure = new_figure(self._figsize())
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
         self.message = W.HTML("")
         self.stats = W.HTML("")
@@ -79,7 +87,7 @@ class _FigureWidget:
             return False
         self._draw(view)
         self.view = view
-        self.image.value = wf.figure_png(self.figure)
+        self.image.value = figure_png(self.figure)
         self.stats.value = self._describe(view)
         self.show_message("")
         self.updates += 1
@@ -106,7 +114,7 @@ class BucketExplorer(_FigureWidget):
 
     Args:
         sources: extra named tensors to explore, e.g. ``{"conv1 weights": w}``;
-            the synthetic distributions of :data:`qlab.lite.widget_figures.SYNTHETIC_SOURCES`
+            the synthetic distributions of :data:`qlab.numerics.synthetic.SYNTHETIC_SOURCES`
             are always offered.
         model: a tf_keras model; each Conv2D/DepthwiseConv2D/Dense kernel (batch
             norm folded in) is added as a source.
@@ -122,13 +130,13 @@ class BucketExplorer(_FigureWidget):
         for name, values in (sources or {}).items():
             self.sources[str(name)] = np.asarray(values, dtype=np.float32).ravel()
         if model is not None:
-            for name in wf.weight_layers(model):
-                self.sources[f"{name} weights"] = wf.layer_weights(model, name).kernel.ravel()
+            for name in weight_layers(model):
+                self.sources[f"{name} weights"] = layer_weights(model, name).kernel.ravel()
             if x is not None:
-                for name, values in wf.model_activations(model, x).items():
+                for name, values in model_activations(model, x).items():
                     self.sources[name] = values.ravel()
-        for name in wf.SYNTHETIC_SOURCES:
-            self.sources[name] = wf.synthetic_tensor(name)
+        for name in SYNTHETIC_SOURCES:
+            self.sources[name] = synthetic_tensor(name)
         source = source or next(iter(self.sources))
         if source not in self.sources:
             raise ValueError(f"source must be one of {list(self.sources)}, got {source!r}")
@@ -181,7 +189,7 @@ class BucketExplorer(_FigureWidget):
         """Show the range the chosen calibration method picks (unless it is typed in)."""
         if self.range_method.value == "manual":
             return
-        lo, hi = wf.range_from_data(self.data, self.range_method.value, self.num_bits.value)
+        lo, hi = range_from_data(self.data, self.range_method.value, self.num_bits.value)
         # exact values: rounding them for display would clip the extreme values a hair
         self._set_quietly(self.range_min, lo)
         self._set_quietly(self.range_max, hi)
@@ -205,16 +213,16 @@ class BucketExplorer(_FigureWidget):
         finally:
             self._syncing = False
 
-    def _compute(self) -> wf.BucketView:
-        return wf.bucket_view(self.data, num_bits=self.num_bits.value, range_min=self.range_min.value,
+    def _compute(self) -> BucketView:
+        return bucket_view(self.data, num_bits=self.num_bits.value, range_min=self.range_min.value,
                               range_max=self.range_max.value, symmetric=self.symmetric.value,
                               narrow_range=self.narrow_range.value, window=self.window.value,
                               source=self.source.value)
 
-    def _draw(self, view: wf.BucketView) -> None:
-        wf.draw_bucket_explorer(view, self.figure, show_numbers=False)
+    def _draw(self, view: BucketView) -> None:
+        draw_bucket_explorer(view, self.figure, show_numbers=False)
 
-    def _describe(self, view: wf.BucketView) -> str:
+    def _describe(self, view: BucketView) -> str:
         rows = "".join(f"<td style='padding:0 8px'>{html.escape(k)}<br><b>{v:.4g}</b></td>"
                        for k, v in view.summary().items())
         p = view.params
@@ -228,16 +236,16 @@ class ErrorAccumulation(_FigureWidget):
 
     Args:
         model_profile: optional per-layer error table of an int8 TFLite model
-            (a DataFrame from the pipeline's per-layer analysis, a
-            ``{layer: error}`` dict or an array), drawn under the chain.
-        model_error_column: which column of ``model_profile`` to draw.
+            (the DataFrame of :func:`qlab.lite.debug.layer_error_table`, or a
+            ``{layer: error}`` dict), drawn under the chain.
+        model_error_column: which of :data:`qlab.plots.layer_errors.ERROR_COLUMNS` to draw.
     """
 
     def __init__(self, model_profile: Any = None, model_error_column: str | None = None,
                  depth: int = 8, num_bits: int = 8) -> None:
         self.model_profile = model_profile
         self.model_error_column = model_error_column
-        self.depth = W.IntSlider(value=depth, min=1, max=32, description="depth",
+        self.depth = W.IntSlider(value=depth, min=1, max=MAX_DEPTH, description="depth",
                                  continuous_update=False)
         self.num_bits = W.IntSlider(value=num_bits, min=2, max=16, description="num_bits",
                                     continuous_update=False, style=_SLIDER_STYLE)
@@ -249,17 +257,15 @@ class ErrorAccumulation(_FigureWidget):
                     self.requantize]
         self.profile_column: W.Dropdown | None = None
         if model_profile is not None and hasattr(model_profile, "columns"):
-            _, _, default = wf.layer_error_profile(model_profile, model_error_column)
-            numeric = [c for c in model_profile.select_dtypes("number").columns
-                       if c not in ("op_index", "num_elements", "zero_point")]
-            self.profile_column = W.Dropdown(options=numeric, value=default,
+            _, _, default = layer_error_profile(model_profile, model_error_column)
+            self.profile_column = W.Dropdown(options=list(ERROR_COLUMNS), value=default,
                                              description="model error")
             controls.append(self.profile_column)
         super().__init__(controls)
         # The model's profile does not depend on the chain's controls: its own picture,
         # redrawn only when its column changes, keeps chain updates quick.
         self.profile: tuple[list[str], np.ndarray, str] | None = None
-        self.profile_figure = wf.new_figure((9.0, 3.0))
+        self.profile_figure = new_figure((9.0, 3.0))
         self.profile_image = W.Image(format="png", layout=W.Layout(max_width="100%"))
         if model_profile is not None:
             self.widget.children = (*self.widget.children[:3], self.profile_image,
@@ -277,12 +283,12 @@ class ErrorAccumulation(_FigureWidget):
         """Redraw the real model's per-layer error profile; on bad input show why."""
         column = self.profile_column.value if self.profile_column is not None else self.model_error_column
         try:
-            self.profile = wf.layer_error_profile(self.model_profile, column)
+            self.profile = layer_error_profile(self.model_profile, column)
         except (ValueError, TypeError) as exc:
             self.show_message(str(exc))
             return False
-        wf.draw_layer_profile(self.model_profile, column, self.profile_figure)
-        self.profile_image.value = wf.figure_png(self.profile_figure)
+        draw_layer_profile(self.model_profile, column, self.profile_figure)
+        self.profile_image.value = figure_png(self.profile_figure)
         self.show_message("")
         return True
 
@@ -290,19 +296,21 @@ class ErrorAccumulation(_FigureWidget):
     def for_model(cls, model: Any, x: np.ndarray, num_samples: int = 100,
                   **kwargs: Any) -> "ErrorAccumulation":
         """The widget with ``model``'s int8 TFLite per-layer error profile (converts the model)."""
-        return cls(model_profile=wf.model_error_profile(model, x, num_samples), **kwargs)
+        from qlab.lite.debug import layer_error_table
+
+        return cls(model_profile=layer_error_table(model, x, num_samples), **kwargs)
 
     def _figsize(self) -> tuple[float, float]:
         return (9.0, 4.2)
 
-    def _compute(self) -> wf.AccumulationView:
-        return wf.accumulation_view(depth=self.depth.value, num_bits=self.num_bits.value,
+    def _compute(self) -> AccumulationView:
+        return accumulation_view(depth=self.depth.value, num_bits=self.num_bits.value,
                                     per_channel=self.per_channel.value,
                                     int32_accumulate=self.int32_accumulate.value,
                                     requantize=self.requantize.value)
 
-    def _draw(self, view: wf.AccumulationView) -> None:
-        wf.draw_error_accumulation(view, self.figure)
+    def _draw(self, view: AccumulationView) -> None:
+        draw_error_accumulation(view, self.figure)
 
 
 class PerChannelRanges(_FigureWidget):
@@ -322,8 +330,8 @@ class PerChannelRanges(_FigureWidget):
         self._titles: dict[str, str] = {}
         first_depthwise = None
         if model is not None:
-            for name in wf.weight_layers(model):
-                lw = wf.layer_weights(model, name)  # batch norm folded, as the converter does
+            for name in weight_layers(model):
+                lw = layer_weights(model, name)  # batch norm folded, as the converter does
                 self.kernels[name] = (lw.kernel, lw.channel_axis)
                 self._titles[name] = (f"{name} ({lw.kind}, {lw.folded_batch_norm} folded in)"
                                       if lw.folded_batch_norm else f"{name} ({lw.kind})")
@@ -332,9 +340,9 @@ class PerChannelRanges(_FigureWidget):
         for name, (kernel, axis) in (kernels or {}).items():
             self.kernels[str(name)] = (np.asarray(kernel), int(axis))
         if not self.kernels:
-            self.kernels["synthetic depthwise kernel"] = (wf.synthetic_depthwise_kernel(), 2)
+            self.kernels["synthetic depthwise kernel"] = (synthetic_depthwise_kernel(), 2)
             self.kernels["synthetic depthwise kernel, 128 channels"] = (
-                wf.synthetic_depthwise_kernel(128, seed=1), 2)
+                synthetic_depthwise_kernel(128, seed=1), 2)
         layer = layer or first_depthwise or next(iter(self.kernels))
         if layer not in self.kernels:
             raise ValueError(f"layer must be one of {list(self.kernels)}, got {layer!r}")
@@ -345,11 +353,11 @@ class PerChannelRanges(_FigureWidget):
         super().__init__([self.layer, self.num_bits, self.sort])
         self.update()
 
-    def _compute(self) -> wf.ChannelRangesView:
+    def _compute(self) -> ChannelRangesView:
         kernel, axis = self.kernels[self.layer.value]
-        return wf.channel_ranges_view(kernel, axis, num_bits=self.num_bits.value,
+        return channel_ranges_view(kernel, axis, num_bits=self.num_bits.value,
                                       layer_name=self._titles.get(self.layer.value,
                                                                   self.layer.value))
 
-    def _draw(self, view: wf.ChannelRangesView) -> None:
-        wf.draw_channel_ranges(view, self.figure, sort=self.sort.value)
+    def _draw(self, view: ChannelRangesView) -> None:
+        draw_channel_ranges(view, self.figure, sort=self.sort.value)

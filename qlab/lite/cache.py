@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from qlab.files.data import sha256_of
-from qlab.lite.environment import _version
+from qlab.lite.environment import package_version
 from qlab.files.paths import artifacts_dir
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class CacheEntryError(RuntimeError):
 
 def versioned(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` plus the versions that change what training produces."""
-    versions = {d: _version(d) for d in ("tensorflow", "tf-keras", "tensorflow-model-optimization")}
+    versions = {d: package_version(d) for d in ("tensorflow", "tf-keras", "tensorflow-model-optimization")}
     return {**config, "versions": versions, "cache_format": CACHE_FORMAT}
 
 

@@ -21,8 +21,6 @@ import pandas as pd
 from qlab.lite.quiet import tflite_chatter_silenced
 from qlab.lite.conversion import keras_converter, representative_dataset
 
-#: 1/sqrt(12): the RMS error of rounding to a uniform grid with step 1.
-ROUNDING_NOISE = 1 / np.sqrt(12)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,8 @@ from importlib import metadata
 from typing import Callable
 
 
-def _version(dist: str) -> str:
+def package_version(dist: str) -> str:
+    """The installed version of the distribution ``dist``, or "not installed"."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -35,7 +36,7 @@ def environment_report() -> dict[str, str]:
     report = {"python": platform.python_version()}
     for dist in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
                  "numpy", "qlab"):
-        report[dist] = _version(dist)
+        report[dist] = package_version(dist)
     report.update({
         "cpu": cpu_name(),
         "cores": str(os.cpu_count()),
@@ -112,7 +113,7 @@ def _probe_tfmot() -> str:
 
     model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(2)])
     tfmot.quantization.keras.quantize_model(model)
-    return f"tensorflow-model-optimization {_version('tensorflow-model-optimization')} quantizes a Keras 2 model"
+    return f"tensorflow-model-optimization {package_version('tensorflow-model-optimization')} quantizes a Keras 2 model"
 
 
 def check_environment() -> EnvironmentChecks:
@@ -124,7 +125,7 @@ def check_environment() -> EnvironmentChecks:
         _run_check("tensorflow-model-optimization", _probe_tfmot),
         _run_check("LiteRT interpreter", _probe_litert),
         _run_check("MNIST", _probe_mnist),
-        _run_check("ipywidgets", lambda: f"ipywidgets {_version('ipywidgets')}"),
+        _run_check("ipywidgets", lambda: f"ipywidgets {package_version('ipywidgets')}"),
     ])
 
 

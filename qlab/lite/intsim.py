@@ -38,7 +38,7 @@ __all__ = [
     "load",
     "run",
     "run_all",
-    "quantize_input",
+    "quantize_model_input",
     "reference_tensors",
     "check",
     "CheckReport",
@@ -404,8 +404,8 @@ def _prepare_input(model: IntModel, x: Any) -> np.ndarray:
     return x
 
 
-def quantize_input(model: str | os.PathLike | bytes | IntModel, x: Any) -> np.ndarray:
-    """Quantize float images with the model input's scale and zero point (as TFLite's QUANTIZE would)."""
+def quantize_model_input(model: str | os.PathLike | bytes | IntModel, x: Any) -> np.ndarray:
+    """Quantize float images with the int8 model input's scale and zero point (TFLite's QUANTIZE)."""
     model = load(model)
     info = model.tensors[model.inputs[0]]
     if info.dtype != np.int8:

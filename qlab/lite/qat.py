@@ -19,6 +19,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
+from qlab.numerics.validate import check_num_bits
 from qlab.lite.keras2 import keras, require_keras2_model, tfmot
 
 if TYPE_CHECKING:
@@ -108,8 +109,7 @@ class LowBitWeightsQuantizeConfig(qkeras.QuantizeConfig):
     """
 
     def __init__(self, weight_attr: str = "kernel", num_bits: int = 4, per_axis: bool = True):
-        if not 2 <= num_bits <= 8:
-            raise ValueError(f"num_bits must be in [2, 8], got {num_bits}")
+        num_bits = check_num_bits(num_bits, high=8)  # TFMOT's weight quantizers stop at 8 bits
         self.weight_attr, self.num_bits, self.per_axis = weight_attr, num_bits, per_axis
 
     @classmethod

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from qlab.numerics import intkernels
 from qlab.lite.quiet import native_stderr_silenced
 
 if TYPE_CHECKING:
@@ -41,14 +42,17 @@ def make_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
 
 
 def quantize_input(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
-    """Float data -> the input tensor's dtype: ``round(x / scale) + zero_point``, clipped."""
+    """Float data -> the input tensor's dtype, as TFLite's QUANTIZE op would do it.
+
+    ``round(x / scale) + zero_point``, half away from zero, clamped
+    (:func:`qlab.numerics.intkernels.quantize`). ``detail`` is the interpreter's
+    input detail. Taught in ``04_post_training_quantization``.
+    """
     dtype = detail["dtype"]
     if not np.issubdtype(dtype, np.integer):
         return x.astype(dtype)
     scale, zero_point = detail["quantization"]
-    info = np.iinfo(dtype)
-    q = np.round(x / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
+    return intkernels.quantize(x, scale=scale, zero_point=zero_point, dtype=dtype)
 
 
 def dequantize_output(q: np.ndarray, detail: dict[str, Any]) -> np.ndarray:

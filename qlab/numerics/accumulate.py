@@ -22,15 +22,21 @@ from typing import Any
 
 import numpy as np
 
-from qlab.numerics.validate import check_bool, check_num_bits
+from qlab.numerics.metrics import sqnr_db
+from qlab.numerics.rounding import tflite_round
+from qlab.numerics.validate import check_bool, check_int, check_num_bits
 from qlab.numerics.fixedpoint import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_int64,
     quantize_multiplier,
 )
-from qlab.numerics.quant import QuantParams, choose_quant_params, dequantize, quantize
+from qlab.numerics.quant import (QuantParams, choose_quant_params, dequantize, quantize,
+                                 weight_quant_params)
 
-__all__ = ["ChainResult", "simulate_chain"]
+__all__ = ["ChainResult", "simulate_chain", "MAX_DEPTH"]
+
+#: The deepest chain :func:`simulate_chain` (and the widget's depth slider) will build.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, repr=False)
@@ -71,12 +77,6 @@ class ChainResult:
         return f"<p>ChainResult {self.settings}</p>" + self.as_frame().to_html(float_format="%.4g")
 
 
-def _check_int(value: Any, argument: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{argument} must be an int in [{low}, {high}], got {value!r}")
-    return int(value)
-
-
 def _make_layers(rng: np.random.Generator, depth: int, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Random Dense layers whose output channels differ in scale by up to 100x (so per-channel matters)."""
     layers = []
@@ -104,15 +104,6 @@ def _accumulate(x: np.ndarray, w: np.ndarray, bias: np.ndarray, acc_bits: int | 
     return acc, float(hit.mean())
 
 
-def _weight_params(w: np.ndarray, num_bits: int, per_channel: bool) -> QuantParams:
-    """TFLite's weight quantization: symmetric, narrow range, per output channel or per tensor."""
-    if per_channel:
-        bound = np.abs(w).max(axis=0)
-        return choose_quant_params(-bound, bound, num_bits, symmetric=True, narrow_range=True, axis=-1)
-    bound = np.abs(w).max()
-    return choose_quant_params(-bound, bound, num_bits, symmetric=True, narrow_range=True)
-
-
 def _activation_params(reference: np.ndarray, num_bits: int) -> QuantParams:
     """Asymmetric per-tensor range calibrated on the float activations (a representative dataset)."""
     return choose_quant_params(min(float(reference.min()), 0.0), max(float(reference.max()), 1e-6), num_bits)
@@ -133,8 +124,8 @@ def _errors(reference: np.ndarray, approx: np.ndarray) -> tuple[float, float, fl
     diff = approx.astype(np.float64) - reference
     rmse = float(np.sqrt(np.mean(diff**2)))
     signal = float(np.sqrt(np.mean(reference**2)))
-    sqnr = float("inf") if rmse == 0 else float(20 * np.log10(signal / rmse)) if signal > 0 else float("-inf")
-    return rmse, rmse / signal if signal > 0 else float("inf"), sqnr, float(np.max(np.abs(diff)))
+    relative = rmse / signal if signal > 0 else float("inf")
+    return rmse, relative, sqnr_db(reference, approx), float(np.max(np.abs(diff)))
 
 
 def simulate_chain(
@@ -150,7 +141,7 @@ def simulate_chain(
     """Run a chain of random quantized Dense+ReLU layers and measure the error after each one.
 
     Args:
-        depth: number of layers (1..256).
+        depth: number of layers (1.. :data:`MAX_DEPTH`).
         width: units per layer (1..4096); all layers are width x width.
         num_bits: bits for activations and weights (2..16). Up to 8 bits the
             accumulator is int32 (as in TFLite's int8 kernels); above 8 it is
@@ -178,10 +169,10 @@ def simulate_chain(
         :class:`ChainResult` with per-layer rmse, relative_error, sqnr_db,
         max_abs_error and saturated_fraction.
     """
-    depth = _check_int(depth, "depth", 1, 256)
-    width = _check_int(width, "width", 1, 4096)
-    batch = _check_int(batch, "batch", 1, 100_000)
-    seed = _check_int(seed, "seed", 0, 2**63 - 1)
+    depth = check_int(depth, "depth", 1, MAX_DEPTH)
+    width = check_int(width, "width", 1, 4096)
+    batch = check_int(batch, "batch", 1, 100_000)
+    seed = check_int(seed, "seed", 0, 2**63 - 1)
     num_bits = check_num_bits(num_bits)
     per_channel = check_bool(per_channel, "per_channel")
     int32_accumulate = check_bool(int32_accumulate, "int32_accumulate")
@@ -196,13 +187,13 @@ def simulate_chain(
     rows = []
     for weights, bias in layers:
         reference = np.maximum(reference @ weights.astype(np.float64) + bias, 0.0)
-        w_params = _weight_params(weights, num_bits, per_channel)
+        w_params = weight_quant_params(weights, num_bits, axis=-1 if per_channel else None)
         w_float = dequantize(quantize(weights, w_params), w_params).astype(np.float64)
         if float_in is not None:
             approx, saturated = np.maximum(float_in @ w_float + bias, 0.0), 0.0
         else:
             acc_scale = in_params.scale.astype(np.float64) * w_params.scale.astype(np.float64)
-            bias_q = np.round(bias / acc_scale).astype(np.int64)  # int32 bias, scale s_in * s_w, zero point 0
+            bias_q = tflite_round(bias / acc_scale).astype(np.int64)  # int32 bias, scale s_in * s_w, zero point 0
             q_w = quantize(weights, w_params).astype(np.int64)
             acc_bits = None if int32_accumulate else 2 * num_bits
             acc, saturated = _accumulate(q_in - int(in_params.zero_point), q_w, bias_q, acc_bits)

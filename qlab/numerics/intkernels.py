@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qlab.numerics.rounding import tflite_round
 from qlab.numerics.fixedpoint import (
     INT32_MIN,
     multiply_by_quantized_multiplier,
@@ -32,12 +33,6 @@ INT8_MIN, INT8_MAX = -128, 127
 
 # TFLite ActivationFunctionType codes -> names (schema.fbs)
 FUSED_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
-
-
-def tflite_round(value: np.ndarray) -> np.ndarray:
-    """``std::round``: round half away from zero (numpy's ``round`` rounds half to even)."""
-    value = np.asarray(value)
-    return np.sign(value) * np.floor(np.abs(value) + value.dtype.type(0.5))
 
 
 def activation_range(fused_activation: int, scale: float, zero_point: int) -> tuple[int, int]:
@@ -288,10 +283,15 @@ def requantize(
     return np.clip(out.astype(np.int64) + output_zero_point, INT8_MIN, INT8_MAX).astype(np.int8)
 
 
-def quantize(x: np.ndarray, *, scale: float, zero_point: int) -> np.ndarray:
-    """float32 -> int8 QUANTIZE (``reference_ops::AffineQuantize``), in float32 like the C++."""
+def quantize(x: np.ndarray, *, scale: float, zero_point: int, dtype: type = np.int8) -> np.ndarray:
+    """float32 -> integer QUANTIZE (``reference_ops::AffineQuantize``), in float32 like the C++.
+
+    ``round(x / scale) + zero_point`` rounded half away from zero, clamped to ``dtype``
+    (int8 unless a model's input says otherwise).
+    """
+    info = np.iinfo(dtype)
     q = tflite_round(np.asarray(x, dtype=np.float32) / np.float32(scale)).astype(np.int64) + zero_point
-    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+    return np.clip(q, info.min, info.max).astype(dtype)
 
 
 def dequantize(x: np.ndarray, *, scale: float, zero_point: int) -> np.ndarray:

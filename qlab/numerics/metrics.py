@@ -21,8 +21,13 @@ import numpy as np
 from qlab.numerics.validate import finite_array
 from qlab.numerics.quant import QuantParams, dequantize, quantize
 
-__all__ = ["mse", "max_abs_error", "sqnr_db", "bucket_occupancy", "error_report", "QuantErrorReport",
+__all__ = ["ROUNDING_NOISE", "mse", "max_abs_error", "sqnr_db", "bucket_occupancy", "error_report", "QuantErrorReport",
            "describe_buckets"]
+
+
+#: 1/sqrt(12): the RMS error of rounding to a uniform grid with step 1, the floor of any
+#: quantization error measured in steps (``rmse/scale`` of TFLite's debugger).
+ROUNDING_NOISE = float(1 / np.sqrt(12))
 
 
 def _pair(x: Any, y: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:

@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from qlab.numerics.rounding import tflite_round
 from qlab.numerics.validate import check_bool, check_num_bits, finite_array
 
 __all__ = [
     "QuantParams",
     "choose_quant_params",
+    "weight_quant_params",
     "nudge_range",
     "quantize",
     "dequantize",
@@ -43,13 +45,6 @@ __all__ = [
 
 _F32 = np.float32
 _TINY = np.finfo(np.float32).tiny  # smallest normal float32
-
-
-def _std_round(x: np.ndarray) -> np.ndarray:
-    """C++ ``std::round`` on float32: half away from zero (numpy's round is half to even)."""
-    whole = np.trunc(x)
-    frac = x - whole  # exact in float
-    return (whole + np.sign(x) * (np.abs(frac) >= _F32(0.5))).astype(_F32)
 
 
 def _unsigned_grid(num_bits: int, narrow_range: bool) -> tuple[int, int]:
@@ -94,7 +89,7 @@ def _nudge(lo: np.ndarray, hi: np.ndarray, quant_min: int, quant_max: int) -> tu
     zero_point = np.where(
         zero_point_from_min < qmin_f,
         qmin_f,
-        np.where(zero_point_from_min > qmax_f, qmax_f, _std_round(zero_point_from_min)),
+        np.where(zero_point_from_min > qmax_f, qmax_f, tflite_round(zero_point_from_min).astype(_F32)),
     ).astype(_F32)
     nudged_min = (qmin_f - zero_point) * scale
     nudged_max = (qmax_f - zero_point) * scale
@@ -271,6 +266,23 @@ def choose_quant_params(
         _, _, scale, _, zero_point_u = _nudge(lo, hi, *_unsigned_grid(num_bits, narrow_range))
         zero_point = zero_point_u - offset
     return QuantParams(scale, zero_point, num_bits, bool(signed), bool(symmetric), bool(narrow_range), axis)
+
+
+def weight_quant_params(w: Any, num_bits: int = 8, axis: int | None = None) -> QuantParams:
+    """TFLite's weight quantization of ``w``: symmetric, narrow range, per tensor or per channel.
+
+    The range is ``[-max|w|, max|w|]`` over the whole tensor (``axis=None``) or over
+    each slice along the output-channel ``axis``. An all-zero channel gets a tiny
+    range instead of an error: it quantizes to zeros either way. Taught in
+    ``05_per_channel``.
+    """
+    w = np.asarray(w)
+    if axis is None:
+        bound = np.maximum(np.abs(w).max(), 1e-12)
+    else:
+        channels = np.moveaxis(w, axis, -1).reshape(-1, w.shape[axis])
+        bound = np.maximum(np.abs(channels).max(axis=0), 1e-12)
+    return choose_quant_params(-bound, bound, num_bits, symmetric=True, narrow_range=True, axis=axis)
 
 
 def _broadcast(params: QuantParams, ndim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Argument checks shared by the pure-numpy quantization modules.
 
-Each check raises a ValueError/TypeError that names the argument, shows the value
+Each check raises a ValueError (a TypeError where the kind of object is wrong) that names the argument, shows the value
 and says what would be valid, so a learner sees the problem in their own terms.
 """
 
@@ -13,13 +13,20 @@ import numpy as np
 MIN_BITS, MAX_BITS = 2, 16
 
 
-def check_num_bits(num_bits: Any) -> int:
-    """Return ``num_bits`` as an int, or raise if it is not an integer in [2, 16]."""
-    if isinstance(num_bits, bool) or not isinstance(num_bits, (int, np.integer)):
-        raise TypeError(f"num_bits must be an int in [{MIN_BITS}, {MAX_BITS}], got {num_bits!r}")
-    if not MIN_BITS <= int(num_bits) <= MAX_BITS:
-        raise ValueError(f"num_bits must be in [{MIN_BITS}, {MAX_BITS}], got {num_bits}")
-    return int(num_bits)
+def check_int(value: Any, argument: str, low: int, high: int) -> int:
+    """Return ``value`` as an int, or raise a ValueError unless it is an integer in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{argument} must be an integer in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def check_num_bits(num_bits: Any, low: int = MIN_BITS, high: int = MAX_BITS) -> int:
+    """Return ``num_bits`` as an int, or raise a ValueError unless it is an integer in [low, high].
+
+    qlab's numpy math takes 2 to 16 bits; a caller with a narrower limit (TFMOT's
+    weight quantizers take at most 8) passes its own ``high``.
+    """
+    return check_int(num_bits, "num_bits", low, high)
 
 
 def check_bool(value: Any, argument: str) -> bool:

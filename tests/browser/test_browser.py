@@ -34,19 +34,19 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # widget name -> the cells of its notebook
 NOTEBOOKS = {
     "bucket_explorer": [
-        "import qlab.lite.widget_figures as wf\nimport qlab.widgets as qw",
-        "wf.static_bucket_explorer()",
+        "import qlab\nimport qlab.widgets as qw",
+        "qlab.static_bucket_explorer()",
         "widget = qw.BucketExplorer()\nwidget",
     ],
     "error_accumulation": [
-        "import qlab.lite.widget_figures as wf\nimport qlab.widgets as qw",
-        "wf.static_error_accumulation()",
+        "import qlab\nimport qlab.widgets as qw",
+        "qlab.static_error_accumulation()",
         "widget = qw.ErrorAccumulation(model_profile={'conv1': 0.010, 'conv_dw_1': 0.035, "
         "'conv_pw_1': 0.020, 'dense': 0.028})\nwidget",
     ],
     "per_channel_ranges": [
-        "import qlab.lite.widget_figures as wf\nimport qlab.widgets as qw",
-        "wf.static_per_channel_ranges()",
+        "import qlab\nimport qlab.widgets as qw",
+        "qlab.static_per_channel_ranges()",
         "widget = qw.PerChannelRanges()\nwidget",
     ],
 }

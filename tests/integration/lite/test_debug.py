@@ -11,9 +11,10 @@ matplotlib.use("Agg")
 
 @pytest.mark.slow
 def test_layer_errors_and_selective_quantization():  # smoke model from the shared cache
-    from qlab.lite.debug import ROUNDING_NOISE, layer_error_table, selective_quantization
+    from qlab.lite.debug import layer_error_table, selective_quantization
+    from qlab.numerics.metrics import ROUNDING_NOISE
     from qlab.lite.models import load_or_train, mnist_for
-    from qlab.plots.comparison.comparison import plot_layer_errors
+    from qlab.plots.layer_errors import plot_layer_errors
 
     model = load_or_train("mnist_cnn", "smoke", verbose=0)
     (x_train, _), (x_test, y_test) = mnist_for("mnist_cnn", "smoke")
@@ -49,3 +50,26 @@ def test_weight_scale_spread_lists_per_channel_tensors():
     np.testing.assert_allclose(spread["levels_of_smallest_channel_if_per_tensor"],
                                127 / spread["max/min scale"])
     assert weight_scale_spread(convert(model, "int8_per_tensor", x_train, 16)).empty
+
+
+@pytest.mark.slow
+def test_the_debugger_table_is_a_layer_error_profile_for_the_widget():
+    from qlab.lite.debug import layer_error_table
+    from qlab.lite.keras2 import keras
+    from qlab.plots.accumulation import accumulation_view, draw_error_accumulation
+    from qlab.plots.layer_errors import layer_error_profile
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.layers.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
+        keras.layers.DepthwiseConv2D(3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3),
+    ])
+    x = np.random.default_rng(0).random((8, 8, 8, 1), dtype=np.float32)
+    table = layer_error_table(model, x, num_samples=8)
+    names, values, column = layer_error_profile(table)
+    assert column == "rmse/scale" and len(names) >= 3
+    assert np.all(np.isfinite(values)) and np.all(values >= 0)
+    fig = draw_error_accumulation(accumulation_view(depth=3, batch=32, model_profile=table))
+    assert len(fig.axes) == 2

@@ -17,10 +17,6 @@ from qlab.lite import intsim
 # --- tiny hand-computed cases --------------------------------------------------------------------
 
 
-def test_tflite_round_is_half_away_from_zero():
-    assert K.tflite_round(np.array([0.5, 1.5, 2.5, -0.5, -2.5, 2.4])).tolist() == [1, 2, 3, -1, -3, 2]
-
-
 def test_activation_range_relu6_uses_the_output_quantization():
     # scale 0.05, zero point -128: 0 -> -128, 6 -> -128 + 120 = -8
     assert K.activation_range(3, 0.05, -128) == (-128, -8)
@@ -271,6 +267,6 @@ from qlab.lite import models
     else:
         content = conversion.convert(models.load_or_train(name, "smoke", verbose=0), variant, x_train[:200])
     model = intsim.load(content)
-    x = intsim.quantize_input(model, x_test[:200])
+    x = intsim.quantize_model_input(model, x_test[:200])
     report = intsim.check(model, x)
     assert report.examples == 200 and report.bit_exact, report

@@ -91,7 +91,7 @@ def test_smoke_results_are_persisted_with_the_environment(smoke_run):
 
 @pytest.mark.slow
 def test_plots_draw_the_smoke_table(smoke_run):
-    from qlab.plots.comparison.comparison import plot_accuracy_vs_size, plot_latency
+    from qlab.plots.comparison import plot_accuracy_vs_size, plot_latency
 
     table = pd.DataFrame(smoke_run[0])
     fig = plot_accuracy_vs_size(table)

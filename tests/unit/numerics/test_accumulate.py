@@ -7,7 +7,7 @@ import pytest
 
 from qlab.numerics import accumulate
 from qlab.numerics.accumulate import ChainResult, simulate_chain
-from qlab.numerics.quant import dequantize, quantize
+from qlab.numerics.quant import dequantize, quantize, weight_quant_params
 
 
 def test_error_grows_with_depth():
@@ -49,7 +49,7 @@ def test_depth_one_integer_path_matches_float_recomputation_within_a_bucket():
     x = rng.normal(size=(128, 32))
     in_params = accumulate._activation_params(x, 8)
     q_in = quantize(x.astype(np.float32), in_params).astype(np.int64)
-    w_params = accumulate._weight_params(weights, 8, per_channel=True)
+    w_params = weight_quant_params(weights, 8, axis=-1)
     q_w = quantize(weights, w_params).astype(np.int64)
     acc_scale = float(in_params.scale) * w_params.scale.astype(np.float64)
     bias_q = np.round(bias / acc_scale).astype(np.int64)

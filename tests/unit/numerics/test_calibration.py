@@ -134,7 +134,7 @@ def test_estimate_range_dispatch_and_errors():
 
 
 def test_clipping_error_curve_ends_at_minmax_and_bottoms_out_at_the_mse_optimal_range():
-        from qlab import choose_quant_params, dequantize, quantize
+    from qlab import choose_quant_params, dequantize, quantize
     from qlab.numerics.calibration import clipping_error_curve, minmax_range, mse_optimal_range
 
     x = np.random.default_rng(3).standard_t(3, size=20_000).astype(np.float32)

@@ -206,9 +206,13 @@ def test_fake_quant_rejects_bad_input(kwargs, pattern):
         fake_quant(**args)
 
 
+@pytest.mark.parametrize("num_bits", [8.0, True, "8", 1, 17])
+def test_every_bad_num_bits_is_one_value_error_naming_it(num_bits):
+    with pytest.raises(ValueError, match=r"num_bits must be an integer in \[2, 16\]"):
+        fake_quant(np.zeros(2), -1.0, 1.0, num_bits=num_bits)
+
+
 def test_type_errors_name_the_argument():
-    with pytest.raises(TypeError, match="num_bits"):
-        fake_quant(np.zeros(2), -1.0, 1.0, num_bits=8.0)
     with pytest.raises(TypeError, match="narrow_range"):
         fake_quant(np.zeros(2), -1.0, 1.0, narrow_range="yes")
     with pytest.raises(TypeError, match="params"):

@@ -1,0 +1,93 @@
+"""Error accumulation: the error against float, layer by layer, of a synthetic integer chain.
+
+:func:`accumulation_view` runs :func:`qlab.numerics.accumulate.simulate_chain`;
+:func:`draw_error_accumulation` draws it, with a real model's per-layer profile
+beneath when one is given. Taught in ``02_error_accumulation``; the live widget is
+:class:`qlab.widgets.ErrorAccumulation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from qlab.numerics.accumulate import simulate_chain
+from qlab.plots.figure import fresh_axes, new_figure, set_yscale
+from qlab.plots.layer_errors import draw_profile_bars, layer_error_profile
+
+__all__ = ["AccumulationView", "accumulation_view", "draw_error_accumulation",
+           "static_error_accumulation"]
+
+
+@dataclass(frozen=True)
+class AccumulationView:
+    """The synthetic chain's per-layer error, and optionally a real model's profile."""
+
+    chain: Any  #: :class:`qlab.numerics.accumulate.ChainResult`
+    settings: dict[str, Any]
+    layer_error: np.ndarray  #: the chain's per-layer error, the quantity drawn
+    error_name: str
+    model_profile: tuple[list[str], np.ndarray] | None = None
+    model_error_name: str = ""
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"AccumulationView(int{s['num_bits']}, depth {s['depth']}, "
+                f"{'per-channel' if s['per_channel'] else 'per-tensor'}, "
+                f"int32_accumulate={s['int32_accumulate']}, requantize={s['requantize']}: "
+                f"{self.error_name} after the last layer {float(self.layer_error[-1]):.4g})")
+
+
+def accumulation_view(depth: int = 8, num_bits: int = 8, per_channel: bool = False,
+                      int32_accumulate: bool = True, requantize: bool = True, seed: int = 0,
+                      batch: int = 64, model_profile: Any = None,
+                      model_error_column: str | None = None) -> AccumulationView:
+    """Run the synthetic chain with these settings (see :func:`qlab.numerics.accumulate.simulate_chain`)."""
+    settings = dict(depth=depth, num_bits=num_bits, per_channel=per_channel,
+                    int32_accumulate=int32_accumulate, requantize=requantize)
+    chain = simulate_chain(seed=seed, batch=batch, **settings)  # checks every setting
+    settings = {key: chain.settings[key] for key in settings}
+    profile, profile_name = None, ""
+    if model_profile is not None:
+        names, values, profile_name = layer_error_profile(model_profile, model_error_column)
+        profile = (names, values)
+    return AccumulationView(chain, settings, chain.relative_error, "relative_error", profile,
+                            profile_name)
+
+
+def draw_error_accumulation(view: AccumulationView, fig: Figure | None = None) -> Figure:
+    """Draw the chain's error layer by layer (and the real model's profile beside it)."""
+    fig = new_figure((9.0, 4.2) if view.model_profile is None else (9.0, 6.4)) if fig is None else fig
+    rows = 1 if view.model_profile is None else 2
+    axes = fresh_axes(fig, f"accumulation{rows}", rows, hspace=0.6,
+                      bottom=0.12 if rows == 1 else 0.2)
+    ax = axes[0]
+    layers = np.arange(1, view.layer_error.size + 1)
+    s = view.settings
+    label = (f"int{s['num_bits']} {'per-channel' if s['per_channel'] else 'per-tensor'}, "
+             f"{'int32 accumulate' if s['int32_accumulate'] else 'low-precision accumulate'}, "
+             f"{'requantize' if s['requantize'] else 'no requantize'}")
+    ax.plot(layers, view.layer_error, "o-", color="tab:blue", label=label)
+    errors = view.layer_error
+    # log only when the error spans decades; otherwise a log axis has one label or none
+    log = bool(np.all(errors > 0)) and float(errors.max() / errors.min()) > 30
+    set_yscale(ax, "log" if log else "linear")
+    ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
+    ax.set_xlabel("layer")
+    ax.set_ylabel(view.error_name.replace("_", " "))
+    ax.set_title(f"synthetic chain: error against float after each of {layers.size} layers",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    if view.model_profile is not None:
+        draw_profile_bars(axes[1], *view.model_profile, view.model_error_name)
+    return fig
+
+
+def static_error_accumulation() -> Figure:
+    """The error-accumulation picture at its default settings."""
+    return draw_error_accumulation(accumulation_view())

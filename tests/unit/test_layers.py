@@ -1,0 +1,149 @@
+"""The package's layers, read from its source: what each module imports, wherever in the file.
+
+Layers, lowest first: ``numerics`` and ``files`` (numpy only), ``lite`` (TensorFlow,
+LiteRT), ``plots``, ``widgets``, ``workbook``, then the top (``__init__``, ``cli``).
+A module imports only from its own layer or lower ones; ``plots`` does not use
+``lite`` at all (so no picture pulls in TensorFlow); and no module reaches into
+another's private names.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "qlab"
+
+RANK = {"numerics": 0, "files": 0, "lite": 1, "plots": 2, "widgets": 3, "workbook": 4, "top": 5}
+#: Third-party packages a layer must not import (a prefix matches sub-modules too).
+FORBIDDEN = {
+    "numerics": ("tensorflow", "tf_keras", "tensorflow_model_optimization", "ai_edge_litert",
+                 "matplotlib", "ipywidgets", "keras"),
+    "files": ("tensorflow", "tf_keras", "tensorflow_model_optimization", "ai_edge_litert",
+              "matplotlib", "ipywidgets", "keras"),
+    "plots": ("tensorflow", "tf_keras", "tensorflow_model_optimization", "ai_edge_litert",
+              "matplotlib.pyplot", "ipywidgets", "keras"),
+}
+#: Layers a layer may not use even though they rank below it.
+NOT_USED_BY = {"plots": ("lite",)}
+
+
+def layer_of(module: str) -> str:
+    """'qlab.lite.models' -> 'lite'; 'qlab.widgets' -> 'widgets'; 'qlab' or 'qlab.cli' -> 'top'."""
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in RANK:
+        return parts[1]
+    return "top"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(source: str, module: str) -> list[tuple[str, list[str]]]:
+    """Every ``(imported module, [names])`` of a source file, at any depth, relative ones resolved."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".")[: len(module.split(".")) - node.level]
+                base = ".".join([*package, base] if base else package)
+            found.append((base, [alias.name for alias in node.names]))
+    return found
+
+
+def private_attributes(source: str, qlab_aliases: set[str]) -> list[str]:
+    """``alias._name`` uses where ``alias`` is a qlab module imported into this file."""
+    return [f"{node.value.id}.{node.attr}" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id in qlab_aliases and node.attr.startswith("_")
+            and not node.attr.startswith("__")]
+
+
+def qlab_aliases(source: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("qlab"):
+            names |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name.startswith("qlab")}
+    return names
+
+
+def violations(source: str, module: str) -> list[str]:
+    """What breaks the layering rules in one module's source (empty when it keeps them)."""
+    layer, problems = layer_of(module), []
+    for target, names in imports(source, module):
+        if target == "qlab" or target.startswith("qlab."):
+            full = [f"{target}.{n}" for n in names] if target in ("qlab", *_packages()) else [target]
+            for name in full:
+                used = layer_of(name)
+                if RANK[used] > RANK[layer] or used in NOT_USED_BY.get(layer, ()):
+                    problems.append(f"{module} ({layer}) imports {name} ({used})")
+                if any(part.startswith("_") and not part.startswith("__") for part in name.split(".")):
+                    problems.append(f"{module} imports the private name {name}")
+            problems += [f"{module} imports the private name {target}.{n}" for n in names
+                         if n.startswith("_") and target not in ("qlab", *_packages())]
+        elif any(target == bad or target.startswith(bad + ".") or
+                 any(f"{target}.{n}" == bad for n in names) for bad in FORBIDDEN.get(layer, ())):
+            problems.append(f"{module} ({layer}) imports {target}")
+    problems += [f"{module} uses the private {name}"
+                 for name in private_attributes(source, qlab_aliases(source))]
+    return problems
+
+
+def _packages() -> tuple[str, ...]:
+    return tuple(module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py"))
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_the_package_has_one_folder_per_layer():
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == {"numerics", "files", "lite", "plots", "workbook"}
+    assert (PACKAGE / "widgets.py").exists() and not (PACKAGE / "bench.py").exists()
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_keeps_the_layering_rules(path):
+    assert violations(path.read_text(), module_name(path)) == []
+
+
+@pytest.mark.parametrize("source, module, expected", [
+    ("from qlab.lite.models import MODELS", "qlab.numerics.quant", "imports qlab.lite.models (lite)"),
+    ("def f():\n    import tensorflow as tf", "qlab.numerics.quant", "imports tensorflow"),
+    ("from matplotlib import pyplot", "qlab.plots.buckets", "imports matplotlib"),
+    ("import matplotlib.pyplot as plt", "qlab.plots.buckets", "imports matplotlib.pyplot"),
+    ("from qlab.lite import debug", "qlab.plots.buckets", "imports qlab.lite.debug (lite)"),
+    ("from qlab.workbook.pipeline import compare", "qlab.widgets", "(workbook)"),
+    ("from qlab.lite.tflite import _cpu_count", "qlab.workbook.pipeline", "private name"),
+    ("from qlab.lite import tflite\ntflite._cpu_count()", "qlab.workbook.pipeline", "private tflite._cpu_count"),
+    ("from . import quant", "qlab.plots.buckets", None),  # qlab.plots.quant: same layer
+    ("from ..lite import debug", "qlab.plots.buckets", "imports qlab.lite.debug (lite)"),
+])
+def test_the_checker_catches_each_kind_of_violation(source, module, expected):
+    found = violations(source, module)
+    if expected is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and expected in found[0], found
+
+
+def test_numerics_and_plots_import_without_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, qlab.numerics.quant, qlab.numerics.accumulate, qlab.plots.buckets, "
+            "qlab.plots.accumulation, qlab.plots.channel_ranges, qlab.plots.comparison, "
+            "qlab.plots.layer_errors, qlab.files.data\n"
+            "bad = [m for m in ('tensorflow', 'tf_keras', 'matplotlib.pyplot') if m in sys.modules]\n"
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
