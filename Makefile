@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.qlab-installed
 
-.PHONY: setup run test lab bench clean
+.PHONY: setup run test test-fast lab bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/qlab run
 
+# every tier: unit, integration, notebooks (papermill, smoke mode), browser
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests/unit tests/integration tests/notebooks tests/browser
+
+# the unit tier only (numpy and small TF ops, no training): the edit-test loop
+test-fast: setup
+	$(BIN)/python -m pytest tests/unit
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -125,6 +125,7 @@ def test_keras_converter_removes_its_export_and_rejects_keras3_models(tmp_path, 
     from qlab.lite.keras2 import keras
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    keras.utils.set_random_seed(0)  # a fixed model: the same test every run
     model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(2)])
     with qconvert.keras_converter(model) as converter:
         assert [p.name.startswith("qlab-convert-") for p in tmp_path.iterdir()] == [True]
@@ -143,6 +144,7 @@ def four_bit_tflite():
     from qlab.lite import qat
     from qlab.lite.keras2 import keras
 
+    keras.utils.set_random_seed(0)  # a fixed model: the same test every run
     model = keras.Sequential([keras.Input(shape=(8,)), keras.layers.Dense(16, activation="relu"),
                               keras.layers.Dense(4)])
     x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
@@ -174,6 +176,7 @@ def test_try_convert_qat_returns_the_converter_refusal():
     from qlab.lite import qat
     from qlab.lite.keras2 import keras
 
+    keras.utils.set_random_seed(0)  # a fixed model: the same test every run
     model = keras.Sequential([keras.Input(shape=(8,)), keras.layers.Dense(16, activation="relu"),
                               keras.layers.Dense(4)])
     x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)

@@ -14,6 +14,7 @@ def _tiny_model(extra=None):
     if extra is not None:
         layers.append(extra)
     layers.append(keras.layers.Dense(4, name="out"))
+    keras.utils.set_random_seed(0)  # a fixed model: the same test every run
     model = keras.Sequential(layers, name="tiny")
     model.set_weights([np.random.default_rng(i).normal(size=w.shape).astype(np.float32)
                        for i, w in enumerate(model.get_weights())])
