@@ -1,25 +1,24 @@
 """MNIST from the copy shipped in ``data/``, verified by sha256 before use.
 
-No code path here calls ``keras.datasets.mnist.load_data()``: it ignores our copy
-and downloads its own, which fails on a machine (or in a workshop room) with no
-network.
+Nothing here touches the network: a workshop room may have none, so a missing file
+is an error that says where qlab looked and what to set. For the same reason no code
+path calls ``keras.datasets.mnist.load_data()``, which ignores our copy and downloads
+its own.
 """
 
 from __future__ import annotations
 
 import hashlib
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from qlab.files.io import atomic_path
-from qlab.files.paths import data_dir
+from qlab.files.paths import DATA_ENV, data_dir
 
 #: sha256 of ``data/mnist.npz`` as shipped (see data/README.md for its provenance).
 SHIPPED_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"
-#: The canonical Keras copy: same arrays, different compression, so a different hash.
-KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+#: The canonical Keras copy (tf-keras-datasets/mnist.npz): same arrays, different
+#: compression, so a different hash. Either file may be placed in the data folder.
 KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 KNOWN_SHA256 = {SHIPPED_SHA256, KERAS_SHA256}
 
@@ -53,35 +52,26 @@ def verify_mnist_file(path: str | Path) -> None:
         raise ChecksumError(
             f"{path} has sha256 {actual}, which is not a known copy of MNIST "
             f"(expected {SHIPPED_SHA256}). The file is corrupted or was replaced. "
-            "Restore it with `git checkout -- data/mnist.npz`, or delete it to let qlab "
-            "download the canonical Keras copy."
+            "In a qlab checkout restore it with `git checkout -- data/mnist.npz`; otherwise "
+            f"set {DATA_ENV} to a folder holding a verified copy (the shipped one, or the "
+            f"canonical Keras one with sha256 {KERAS_SHA256})."
         )
 
 
-def _download_mnist(path: Path, timeout: float = 30.0) -> None:
-    """Download the canonical copy to ``path`` atomically, verifying it before it lands."""
-    url = KERAS_URL
-    try:
-        with atomic_path(path) as tmp:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    out.write(chunk)
-            verify_mnist_file(tmp)
-    except ChecksumError:
-        raise
-    except OSError as exc:  # URLError, timeouts and refused connections are all OSErrors
-        raise FileNotFoundError(
-            f"MNIST is not at {path} and downloading it from {url} failed ({exc}). "
-            "Restore the shipped copy with `git checkout -- data/mnist.npz`, or copy a "
-            "verified mnist.npz there (or into the folder named by $QLAB_DATA_DIR)."
-        ) from exc
-
-
 def mnist_path() -> Path:
-    """Path of the verified MNIST file, downloading the canonical copy if it is missing."""
+    """Path of the verified MNIST file in :func:`qlab.files.paths.data_dir`.
+
+    Raises:
+        FileNotFoundError: the file is missing; the message names the path and what to do.
+        ChecksumError: the file is not a known copy of MNIST.
+    """
     path = data_dir() / "mnist.npz"
-    if not path.exists():
-        _download_mnist(path)
+    if not path.is_file():
+        # No download fallback: the workbook must behave the same with or without network.
+        raise FileNotFoundError(
+            f"MNIST is not at {path}. Set {DATA_ENV} to the folder that holds mnist.npz, "
+            "or, in a qlab checkout, restore the shipped copy with "
+            "`git checkout -- data/mnist.npz`.")
     verify_mnist_file(path)
     return path
 

@@ -60,7 +60,11 @@ def read_records(notebook: str | Path) -> dict[str, Any]:
 
 
 def notebook_paths(names: Iterable[str] | None = None) -> list[Path]:
-    """The workbook's notebooks in teaching order, or those whose names start with ``names``."""
+    """The workbook's notebooks in teaching order, or those whose names start with ``names``.
+
+    The notebooks are not package data: this raises FileNotFoundError (from
+    :func:`qlab.files.paths.repository_root`) outside a qlab checkout.
+    """
     paths = sorted((repository_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if names:
         names = list(names)
@@ -89,8 +93,10 @@ def run_notebook(source: str | Path, smoke: bool, output_dir: str | Path | None 
                  parameters: dict[str, Any] | None = None, progress: bool = True) -> NotebookRun:
     """Execute one notebook in a fresh kernel with papermill; the copy goes to ``artifacts/``.
 
-    The source notebook is never modified. ``SMOKE`` is injected into its
-    ``parameters`` cell together with any other ``parameters``.
+    The kernel runs in the notebook's own folder, as in Jupyter. The executed copy goes
+    to ``output_dir``, by default ``notebooks/<smoke|full>/`` under
+    :func:`qlab.files.paths.artifacts_dir`. The source notebook is never modified.
+    ``SMOKE`` is injected into its ``parameters`` cell together with any other ``parameters``.
     """
     import papermill
 

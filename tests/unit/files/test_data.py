@@ -1,7 +1,8 @@
 import ast
 import hashlib
 import json
-import shutil
+import os
+import socket
 import subprocess
 import sys
 
@@ -40,35 +41,62 @@ def test_corrupted_copy_raises_checksum_error(tmp_path, monkeypatch):
         data.load_mnist()
 
 
-def test_missing_file_without_network_says_what_to_do(tmp_path, monkeypatch):
+def test_corrupted_copy_message_says_how_to_restore_it(tmp_path):
+    bogus = tmp_path / "mnist.npz"
+    bogus.write_bytes(b"not mnist")
+    with pytest.raises(data.ChecksumError) as caught:
+        data.verify_mnist_file(bogus)
+    message = str(caught.value)
+    assert str(bogus) in message and data.SHIPPED_SHA256 in message
+    assert "git checkout -- data/mnist.npz" in message and "QLAB_DATA_DIR" in message
+    assert "download" not in message
+
+
+def test_canonical_keras_copy_stays_an_accepted_hash():
+    # Same arrays as the shipped file, compressed differently; a user may drop it in instead.
+    assert data.KERAS_SHA256 == "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+    assert data.KNOWN_SHA256 == {data.SHIPPED_SHA256, data.KERAS_SHA256}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Record (and refuse) every attempt to open a network connection."""
+    attempts = []
+
+    def refuse(self, address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError(f"test forbids network access (to {address})")
+
+    # A download starts with a name lookup (no DNS here fails before any connect) or a connect.
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: refuse(None, host))
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
+
+
+def test_missing_file_names_the_path_and_what_to_set_without_network(tmp_path, monkeypatch,
+                                                                       no_network):
     monkeypatch.setenv("QLAB_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(data, "KERAS_URL", "http://127.0.0.1:9/mnist.npz")  # nothing listens there
-    with pytest.raises(FileNotFoundError, match="git checkout -- data/mnist.npz"):
+    with pytest.raises(FileNotFoundError) as caught:
         data.load_mnist()
-    assert list(tmp_path.iterdir()) == []  # no half-downloaded file left behind
+    message = str(caught.value)
+    assert str(tmp_path / "mnist.npz") in message
+    assert "QLAB_DATA_DIR" in message and "git checkout -- data/mnist.npz" in message
+    assert no_network == []  # no download was even tried
+    assert list(tmp_path.iterdir()) == []  # and nothing was written
 
 
-def test_missing_file_is_downloaded_verified_and_stored(tmp_path, monkeypatch):
-    source = tmp_path / "server"
-    source.mkdir()
-    shutil.copy(REPO_ROOT / "data" / "mnist.npz", source / "mnist.npz")
-    target = tmp_path / "data"
-    monkeypatch.setenv("QLAB_DATA_DIR", str(target))
-    monkeypatch.setattr(data, "KERAS_URL", (source / "mnist.npz").as_uri())
-    (x_train, _), _ = data.load_mnist()
-    assert x_train.shape == (60000, 28, 28)
-    assert data.sha256_of(target / "mnist.npz") == data.SHIPPED_SHA256
+def test_data_folder_without_the_file_is_not_mistaken_for_it(tmp_path, monkeypatch):
+    (tmp_path / "mnist.npz").mkdir()  # a folder of that name, e.g. from an unpacked archive
+    monkeypatch.setenv("QLAB_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="QLAB_DATA_DIR"):
+        data.mnist_path()
 
 
-def test_downloaded_file_with_wrong_checksum_is_not_kept(tmp_path, monkeypatch):
-    bogus = tmp_path / "bogus.npz"
-    np.savez_compressed(bogus, x_train=np.zeros((1, 28, 28), np.uint8))
-    target = tmp_path / "data"
-    monkeypatch.setenv("QLAB_DATA_DIR", str(target))
-    monkeypatch.setattr(data, "KERAS_URL", bogus.as_uri())
-    with pytest.raises(data.ChecksumError):
-        data.load_mnist()
-    assert not (target / "mnist.npz").exists()
+def test_data_dir_from_the_environment_is_used(tmp_path, monkeypatch):
+    os.symlink(REPO_ROOT / "data" / "mnist.npz", tmp_path / "mnist.npz")
+    monkeypatch.setenv("QLAB_DATA_DIR", str(tmp_path))
+    assert data.mnist_path() == tmp_path / "mnist.npz"
 
 
 def _calls_keras_datasets(source: str) -> bool:
