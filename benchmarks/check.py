@@ -4,7 +4,7 @@
 
 The goals (accuracy bounds per model, int8 files >= 3x smaller than float32, latency
 measured against float32 in the same run, every notebook runs, the full workbook in
-<= 30 min) are defined in qlab/bench.py, where they are unit-tested.
+<= 30 min) are defined in qlab/workbook/bench/goals.py, where they are unit-tested.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from qlab.workbook.bench import RESULTS_JSON, check_goals, goal_results, notes
+from qlab.workbook.bench import check_goals, goal_results, notes, results_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) > 1 or (args and args[0].startswith("-")):
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
-    path = Path(args[0]) if args else RESULTS_JSON
+    path = Path(args[0]) if args else results_json()
     results = json.loads(path.read_text())
     goals, missed = goal_results(results), check_goals(results)
     for line in notes(results):

@@ -45,6 +45,16 @@ def time_changes(widget: Any, control: Any, values: Iterable[Any], repeats: int)
     return 1000 * np.array(wall), 1000 * np.array(cpu)
 
 
+def time_case(make: Callable[[], Any], control_name: str, values: Iterable[Any], repeats: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`time_changes` on a fresh widget from ``make``, closed afterwards (one row of CASES)."""
+    widget = make()
+    try:
+        return time_changes(widget, getattr(widget, control_name), values, repeats)
+    finally:
+        widget.close()
+
+
 CASES: list[tuple[str, Callable[[], Any], str, list[Any]]] = [
     ("BucketExplorer", qw.BucketExplorer, "num_bits", [8, 4, 12, 2, 16, 6]),
     ("BucketExplorer", qw.BucketExplorer, "window", [(2.0, 2.3), (0.5, 0.6), (-3.0, -2.5)]),
@@ -71,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     # the second ErrorAccumulation "depth" row also shows a 30-layer model profile
     per_widget: dict[str, list[float]] = {}
     for name, make, control_name, values in CASES:
-        widget = make()
-        wall, cpu = time_changes(widget, getattr(widget, control_name), values, args.repeats)
-        widget.close()
+        wall, cpu = time_case(make, control_name, values, args.repeats)
         per_widget.setdefault(name, []).extend(wall)
         print(f"{name:<18} {control_name:<12} {np.median(wall):9.1f} {np.percentile(wall, 90):7.1f} "
               f"{np.median(cpu):13.1f}")

@@ -137,8 +137,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    from qlab.workbook import bench
-
     parser = sub.add_parser(
         "bench", help="full-size benchmark: accuracy, size, latency, notebook and widget times "
                       "-> BENCHMARKS.md",
@@ -170,11 +168,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--from-json", metavar="PATH",
                         help="measure nothing: re-render the report and plot from a results "
                              "JSON written by an earlier run")
-    parser.add_argument("--json", default=str(bench.RESULTS_JSON), metavar="PATH",
+    parser.add_argument("--json", metavar="PATH",
                         help="where to write the results JSON (default benchmarks/results.json)")
-    parser.add_argument("--report", default=str(bench.REPORT_MD), metavar="PATH",
+    parser.add_argument("--report", metavar="PATH",
                         help="where to write the markdown report (default BENCHMARKS.md)")
-    parser.add_argument("--plot", default=str(bench.PLOT_PNG), metavar="PATH",
+    parser.add_argument("--plot", metavar="PATH",
                         help="where to save the accuracy/size/latency plot "
                              "(default benchmarks/accuracy_size_latency.png)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -87,7 +87,8 @@ class ComparisonResult:
         return f"{html}<p>{self.config['size']} size, seed {self.config['seed']}</p>{where}"
 
 
-def _tflite_dir(name: str, size: str, seed: int) -> Path:
+def zoo_tflite_dir(name: str, size: str, seed: int) -> Path:
+    """Where :func:`compare_model` keeps the .tflite files of one zoo model, size and seed."""
     from qlab.files.paths import artifacts_dir
 
     return artifacts_dir() / "tflite" / f"{name}-{size}-s{seed}"
@@ -206,7 +207,7 @@ def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: 
         lambda variant: _variant_model(name, variant, float_model, x_train, size, seed,
                                        calibration_samples, verbose),
         LATENCY_RUNS[size] if latency else None,
-        _tflite_dir(name, size, seed) if save_tflite else None, verbose)
+        zoo_tflite_dir(name, size, seed) if save_tflite else None, verbose)
 
 
 def _check_data(model: Any, data: Any) -> Any:

@@ -1,0 +1,190 @@
+"""The benchmark's goals and how a results dict is judged against them.
+
+Everything here only reads the results dict of :func:`qlab.workbook.bench.collect`
+(``benchmarks/results.json``): ``benchmarks/check.py`` and the report use the same
+judgement, and the unit tests run it on a small fake dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+#: Accuracy bounds of the pipeline issue, as fractions: float minimum and the largest
+#: drop (float32 - variant) allowed for each bounded variant.
+ACCURACY_GOALS: dict[str, dict[str, float]] = {
+    "mnist_cnn": {"float_min": 0.990, "int8_per_channel": 0.003, "qat_int8": 0.0015},
+    "mobilenet_v2": {"float_min": 0.985, "qat_int8": 0.003},
+    "mobilenet_v1": {"float_min": 0.985, "qat_int8": 0.003},
+}
+#: Variants whose every weight tensor is stored as int8: each must be >= MIN_INT8_SIZE_RATIO
+#: times smaller than float32. (qat_partial leaves layers float by design; qat_4bit has no file.)
+INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "int16x8", "qat_int8")
+MIN_INT8_SIZE_RATIO = 3.0
+#: A workbook run in full mode must take at most this long (all notebooks, one after another).
+MAX_WORKBOOK_FULL_SECONDS = 30 * 60
+#: The widgets' goal: median update under this many milliseconds.
+WIDGET_MEDIAN_GOAL_MS = 100.0
+#: The lessons the workbook is planned to have (notebooks/00..09).
+PLANNED_NOTEBOOKS = 10
+
+
+def result_row(results: dict[str, Any], model: str, variant: str) -> dict[str, Any] | None:
+    """The row of ``model`` x ``variant`` in the results, or None when it was not measured."""
+    return next((r for r in results.get("rows", [])
+                 if r["model"] == model and r["variant"] == variant), None)
+
+
+def accuracy_gaps(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model, in percentage points: drops from float32, per-channel - per-tensor, QAT - PTQ."""
+    gaps = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        acc = {r["variant"]: r["accuracy"] for r in rows
+               if r["model"] == model and r.get("accuracy") is not None}
+
+        def points(a: str, b: str) -> float | None:
+            return round(100 * (acc[a] - acc[b]), 4) if a in acc and b in acc else None
+
+        gaps.append({"model": model, "float32_accuracy": acc.get("float32"),
+                     "per_channel_minus_per_tensor": points("int8_per_channel", "int8_per_tensor"),
+                     "qat_int8_minus_int8_per_channel": points("qat_int8", "int8_per_channel"),
+                     "drop_int8_per_channel": points("float32", "int8_per_channel"),
+                     "drop_int8_per_tensor": points("float32", "int8_per_tensor"),
+                     "drop_qat_int8": points("float32", "qat_int8")})
+    return gaps
+
+
+def notebook_totals(results: dict[str, Any]) -> dict[str, float]:
+    """Seconds for the whole workbook per mode (failed notebooks count until they failed)."""
+    totals: dict[str, float] = {}
+    for row in results.get("notebooks", []):
+        totals[row["mode"]] = totals.get(row["mode"], 0.0) + row["seconds"]
+    return totals
+
+
+def _accuracy(results: dict[str, Any], model: str, variant: str) -> float | None:
+    row = result_row(results, model, variant)
+    return row.get("accuracy") if row else None
+
+
+def _float_goal(results: dict[str, Any], model: str, float_min: float) -> dict[str, Any]:
+    acc = _accuracy(results, model, "float32")
+    return {"goal": f"{model} float32 accuracy >= {100 * float_min:.1f}%",
+            "measured": "not measured" if acc is None else f"{100 * acc:.2f}%",
+            "ok": acc is not None and acc >= float_min}
+
+
+def _drop_goal(results: dict[str, Any], model: str, variant: str, max_drop: float
+               ) -> dict[str, Any]:
+    base, acc = _accuracy(results, model, "float32"), _accuracy(results, model, variant)
+    drop = None if acc is None or base is None else 100 * (base - acc)
+    return {"goal": f"{model} {variant} within {100 * max_drop:.2f} points of float32",
+            "measured": "not measured" if drop is None
+                        else f"{100 * acc:.2f}% ({-drop:+.2f} points)",
+            # 1e-9: 0.15 points stored as a float must not fail 0.15
+            "ok": drop is not None and drop <= 100 * max_drop + 1e-9}
+
+
+def _per_tensor_gap_goal(results: dict[str, Any], model: str) -> dict[str, Any]:
+    pc = _accuracy(results, model, "int8_per_channel")
+    pt = _accuracy(results, model, "int8_per_tensor")
+    measured = pc is not None and pt is not None
+    return {"goal": f"{model} int8_per_tensor vs int8_per_channel gap measured",
+            "measured": f"{100 * (pc - pt):+.2f} points (per-channel - per-tensor)" if measured
+                        else "not measured",
+            "ok": measured}
+
+
+def _accuracy_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    goals = []
+    for model, bounds in ACCURACY_GOALS.items():
+        goals.append(_float_goal(results, model, bounds["float_min"]))
+        goals += [_drop_goal(results, model, variant, max_drop)
+                  for variant, max_drop in bounds.items() if variant != "float_min"]
+        if "int8_per_channel" not in bounds:
+            goals.append(_per_tensor_gap_goal(results, model))
+    return goals
+
+
+def _where_the_bytes_went(parts: dict[str, int] | None, ratio: float | None) -> str:
+    """Why a file is well short of 4x smaller, from its size breakdown ("" when it is not)."""
+    if not parts or ratio is None or ratio >= 3.5:
+        return ""
+    size = sum(parts.values())
+    return (f" (scales and zero-points {100 * parts.get('scales_zero_points', 0) / size:.0f}%"
+            f", graph {100 * parts.get('other', 0) / size:.0f}% of the file)")
+
+
+def _size_and_latency_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    goals = []
+    for row in results.get("rows", []):
+        if row["variant"] not in INT8_VARIANTS:
+            continue
+        ratio, name = row.get("size_ratio"), f"{row['model']} {row['variant']}"
+        parts = results.get("size_breakdown", {}).get(row["model"], {}).get(row["variant"])
+        why = _where_the_bytes_went(parts, ratio)
+        goals.append({"goal": f"{name} file >= {MIN_INT8_SIZE_RATIO:g}x smaller than float32",
+                      "measured": "no file" if ratio is None else f"{ratio:.2f}x{why}",
+                      "ok": ratio is not None and ratio >= MIN_INT8_SIZE_RATIO})
+        latency = row.get("latency_ratio")
+        goals.append({"goal": f"{name} latency ratio vs float32 measured in the same run",
+                      "measured": "not measured" if latency is None else f"{latency:.2f}x",
+                      "ok": latency is not None})
+    return goals
+
+
+def _notebook_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = results.get("notebooks", [])
+    full = [r for r in rows if r["mode"] == "full"]
+    if not full:
+        why = "--skip-notebooks" if "notebooks" in results.get("skipped", []) else "run cut short"
+        return [{"goal": "workbook run time measured (every notebook, full mode)",
+                 "measured": f"not measured ({why})", "ok": False}]
+    goals = [{"goal": f"{r['notebook']} runs to the end ({r['mode']} mode)",
+              "measured": f"{'ok' if r['ok'] else 'FAILED'} after {r['seconds']:.0f} s",
+              "ok": bool(r["ok"])} for r in rows]
+    total = notebook_totals(results)["full"]
+    goals.append({"goal": f"workbook full run <= {MAX_WORKBOOK_FULL_SECONDS // 60} min",
+                  "measured": f"{total / 60:.1f} min ({len(full)} notebooks)",
+                  "ok": total <= MAX_WORKBOOK_FULL_SECONDS})
+    return goals
+
+
+def goal_results(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every goal with what was measured and whether it is met: ``{goal, measured, ok}``."""
+    if not isinstance(results, dict) or "rows" not in results:
+        raise ValueError("results must be the dict of qlab bench (benchmarks/results.json) with a "
+                         f"'rows' list, got {type(results).__name__}")
+    return _accuracy_goals(results) + _size_and_latency_goals(results) + _notebook_goals(results)
+
+
+def check_goals(results: dict[str, Any]) -> list[str]:
+    """The missed goals, as readable lines (empty when every goal is met)."""
+    return [f"{g['goal']}: {g['measured']}" for g in goal_results(results) if not g["ok"]]
+
+
+def _missing_notebooks(found: Sequence[str]) -> str | None:
+    if len(found) >= PLANNED_NOTEBOOKS:
+        return None
+    numbers = {name[:2] for name in found}
+    missing = [f"{i:02d}" for i in range(PLANNED_NOTEBOOKS) if f"{i:02d}" not in numbers]
+    return (f"only {len(found)} of the {PLANNED_NOTEBOOKS} planned notebooks existed when this "
+            f"ran (missing: {', '.join(missing)}); the workbook time covers those that existed")
+
+
+def notes(results: dict[str, Any]) -> list[str]:
+    """What the results cannot vouch for (not failures): skipped parts, notebooks not written yet."""
+    lines = [f"{part} skipped in this run" for part in results.get("skipped", [])]
+    lines += [f"`{model}` could not be measured: {error}"
+              for model, error in results.get("errors", {}).items()]
+    if results.get("partial"):
+        lines.insert(0, "PARTIAL: written while the run was still going (or after it was cut "
+                        "short); the parts not listed here were not measured")
+    missing = _missing_notebooks(results.get("notebooks_found", []))
+    if missing:
+        lines.append(missing)
+    slow = [f"{w['widget']}.{w['control']} ({w['median_ms']:.0f} ms)"
+            for w in results.get("widgets", []) if w["median_ms"] > WIDGET_MEDIAN_GOAL_MS]
+    if slow:
+        lines.append(f"widget updates over the {WIDGET_MEDIAN_GOAL_MS:.0f} ms median goal: "
+                     + ", ".join(slow))
+    return lines

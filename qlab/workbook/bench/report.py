@@ -1,0 +1,261 @@
+"""``BENCHMARKS.md`` and its picture from a results dict; nothing is measured here.
+
+The report's sentences live in the template ``report.md.tmpl`` beside this module (one
+``<!-- name -->`` snippet per paragraph, filled with :class:`string.Template`); this
+module builds the tables and lists and decides which paragraphs a run calls for.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any, Sequence
+
+from qlab.workbook.bench.goals import (INT8_VARIANTS, WIDGET_MEDIAN_GOAL_MS, goal_results,
+                                       notebook_totals, notes, result_row)
+from qlab.workbook.bench.paths import plot_png, report_md, results_json
+
+#: The template file, shipped inside the package (``qlab/workbook/bench/report.md.tmpl``).
+TEMPLATE_NAME = "report.md.tmpl"
+_SNIPPET_START = re.compile(r"^<!-- (\w+) -->\n", flags=re.MULTILINE)
+
+
+@functools.cache
+def report_template() -> dict[str, Template]:
+    """The report's prose: every ``<!-- name -->`` snippet of the template file, by name."""
+    text = resources.files(__package__).joinpath(TEMPLATE_NAME).read_text(encoding="utf-8")
+    parts = _SNIPPET_START.split(text)[1:]  # [name, body, name, body, ...]
+    return {name: Template(body.rstrip("\n")) for name, body in zip(parts[::2], parts[1::2])}
+
+
+def _fill(name: str, **fields: Any) -> str:
+    return report_template()[name].substitute(fields)
+
+
+def _paragraph(name: str, **fields: Any) -> str:
+    """A snippet as a paragraph of the document: followed by one blank line."""
+    return _fill(name, **fields) + "\n\n"
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any, spec: str, scale: float = 1.0) -> str | None:
+    return None if value is None else format(scale * value, spec)
+
+
+def _range(row: dict[str, Any], key: str, spec: str) -> str | None:
+    """``median (min-max)`` of a repeated measurement, or the bare value when not repeated."""
+    if row.get(key) is None:
+        return None
+    low, high = row.get(f"{key}_min"), row.get(f"{key}_max")
+    noise = f" ({format(low, spec)}-{format(high, spec)})" if low is not None else ""
+    return f"{format(row[key], spec)}{noise}"
+
+
+# ---------------------------------------------------------------- accuracy, size and latency
+def _model_table(results: dict[str, Any], model: str) -> str:
+    base = (result_row(results, model, "float32") or {}).get("accuracy")
+    table = [[f"`{r['variant']}`", _fmt(r.get("accuracy"), ".2f", 100),
+              None if base is None or r.get("accuracy") is None
+              else f"{100 * (r['accuracy'] - base):+.2f}",
+              _fmt(r.get("size_bytes"), ".1f", 1 / 1024), _fmt(r.get("size_ratio"), ".2f"),
+              _range(r, "latency_ms", ".4f"), _range(r, "latency_ratio", ".2f"),
+              _fmt(r.get("keras_tflite_agreement"), ".2f", 100), r.get("note")]
+             for r in results["rows"] if r["model"] == model]
+    return _md_table(["variant", "accuracy %", "vs float32 (points)", "size KB",
+                      "float32 size / size", "latency ms (min-max)", "latency / float32 (min-max)",
+                      "Keras-TFLite agreement %", "note"], table)
+
+
+def _model_tables(results: dict[str, Any]) -> str:
+    return "".join(f"### {model}\n\n{_model_table(results, model)}\n\n"
+                   for model in dict.fromkeys(r["model"] for r in results["rows"]))
+
+
+def _slower_than_float32(results: dict[str, Any]) -> str:
+    slow = [r for r in results["rows"] if (r.get("latency_ratio") or 0) > 2]
+    if not slow:
+        return ""
+    int16x8 = any(r["variant"] == "int16x8" for r in slow)
+    return _paragraph("slower_than_float32", variants=", ".join(
+        f"`{r['model']}` `{r['variant']}` {r['latency_ratio']:.0f}x" for r in slow),
+        int16x8_is_slow=" " + _fill("int16x8_is_slow") if int16x8 else "")
+
+
+# ---------------------------------------------------------------- per-channel and file size
+def _gaps_table(results: dict[str, Any]) -> str:
+    spreads = results.get("scale_spread", {})
+    table = []
+    for g in results.get("gaps", []):
+        s = spreads.get(g["model"], {})
+        table.append([g["model"], _fmt(g["per_channel_minus_per_tensor"], "+.2f"),
+                      _fmt(g["qat_int8_minus_int8_per_channel"], "+.2f"),
+                      _fmt(s.get("max_min_scale"), ".0f"),
+                      _fmt(s.get("levels_of_smallest_channel_if_per_tensor"), ".1f"),
+                      None if not s else f"{s['tensors_over_10x']} of {s['per_channel_tensors']}"])
+    return _md_table(["model", "per-channel - per-tensor (points)",
+                      "QAT int8 - PTQ per-channel (points)", "widest max/min channel scale",
+                      "levels left to its smallest channel if per-tensor",
+                      "per-channel weight tensors spread > 10x"], table)
+
+
+def _widest_spread(spreads: dict[str, dict[str, Any]]) -> str:
+    spreads = {m: s for m, s in spreads.items() if s}
+    if not spreads:
+        return ""
+    widest = max(spreads, key=lambda m: spreads[m]["max_min_scale"])
+    s = spreads[widest]
+    return " " + _fill("widest_spread", spread=f"{s['max_min_scale']:.1f}", model=widest,
+                       levels=f"{s['levels_of_smallest_channel_if_per_tensor']:.0f}")
+
+
+def _widest_tensors(spreads: dict[str, dict[str, Any]]) -> str:
+    return "".join(_fill("widest_tensor", model=model, tensor=s["tensor"], channels=s["channels"],
+                         spread=f"{s['max_min_scale']:.1f}") + "\n"
+                   for model, s in spreads.items() if s)
+
+
+def _size_row(model: str, variant: str, parts: dict[str, int], float_size: int) -> list[Any]:
+    size = sum(parts.values())
+
+    def kb(*keys: str) -> str:
+        part = sum(parts.get(k, 0) for k in keys)
+        return f"{part / 1024:.1f} ({100 * part / size:.0f}%)"
+
+    return [model, f"`{variant}`", f"{size / 1024:.1f}",
+            f"{float_size / size:.2f}" if float_size else None, kb("int8"),
+            kb("int32", "int64"), kb("float32", "float16"), kb("scales_zero_points"), kb("other")]
+
+
+def _size_table(results: dict[str, Any]) -> str:
+    rows = [_size_row(model, variant, files[variant], sum(files.get("float32", {}).values()))
+            for model, files in results.get("size_breakdown", {}).items()
+            for variant in INT8_VARIANTS if files.get(variant)]
+    return _md_table(["model", "variant", "file KB", "float32 / file", "int8 constants",
+                      "bias constants (int32/int64)", "float constants", "scales and zero-points",
+                      "graph, names, shapes"], rows)
+
+
+# ---------------------------------------------------------------- run times
+def _notebook_table(results: dict[str, Any]) -> str:
+    by_name: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in results["notebooks"]:
+        by_name.setdefault(r["notebook"], {})[r["mode"]] = r
+
+    def cell(r: dict[str, Any] | None) -> str | None:
+        return None if r is None else f"{r['seconds']:.0f}" + ("" if r["ok"] else " FAILED")
+
+    names = list(dict.fromkeys([*results.get("notebooks_found", []), *by_name]))
+    table = [[f"`{name}`", cell(by_name.get(name, {}).get("full")),
+              cell(by_name.get(name, {}).get("smoke"))] for name in names]
+    totals = notebook_totals(results)
+    table.append(["**whole workbook**", _fmt(totals.get("full"), ".0f"),
+                  _fmt(totals.get("smoke"), ".0f")])
+    return _md_table(["notebook", "full s", "smoke s"], table)
+
+
+def _notebook_times(results: dict[str, Any]) -> str:
+    runs = results.get("notebooks", [])
+    if not runs:
+        return _paragraph("notebooks_skipped")
+    text = _paragraph("notebook_times", table=_notebook_table(results))
+    if results.get("partial"):
+        text += _paragraph("notebooks_not_reached")
+    failed = [_fill("notebook_failed", notebook=r["notebook"], mode=r["mode"], error=r["error"])
+              for r in runs if not r["ok"]]
+    return text + "".join(line + "\n" for line in failed) + ("\n" if failed else "")
+
+
+def _widget_times(results: dict[str, Any]) -> str:
+    rows = results.get("widgets", [])
+    if not rows:
+        return _paragraph("widgets_skipped")
+    table = [[w["widget"], f"`{w['control']}`", w["updates"], f"{w['median_ms']:.1f}",
+              f"{w['p90_ms']:.1f}", f"{w['cpu_median_ms']:.1f}"] for w in rows]
+    return _paragraph("widget_times", goal_ms=f"{WIDGET_MEDIAN_GOAL_MS:.0f}", table=_md_table(
+        ["widget", "control", "updates", "median ms", "p90 ms", "CPU median ms"], table))
+
+
+# ---------------------------------------------------------------- the whole report
+def _header_fields(results: dict[str, Any], goals: list[dict[str, Any]]) -> dict[str, Any]:
+    missed = [g for g in goals if not g["ok"]]
+    extra = notes(results)
+    load, env = results.get("load_average") or {}, results.get("environment", {})
+    return {
+        "command": results.get("command", "qlab bench"), "started": results.get("started", "?"),
+        "finished": results.get("finished") or "NOT YET (partial results)",
+        "minutes": f"{results.get('total_seconds', 0) / 60:.0f}",
+        "verdict": "all goals met" if not missed else
+                   f"{len(missed)} of {len(goals)} goals MISSED (listed below)",
+        "machine_table": _md_table(["", ""], [[k, v] for k, v in env.items()]),
+        "load_average": "" if load.get("start") is None else _paragraph(
+            "load_average", start=load["start"], now=load["now"], cores=env.get("cores", "?")),
+        "notes": _paragraph("notes", notes="\n".join(f"- {line}" for line in extra))
+                 if extra else ""}
+
+
+def render_markdown(results: dict[str, Any], plot_name: str = "benchmarks/accuracy_size_latency.png"
+                    ) -> str:
+    """``BENCHMARKS.md`` from the results dict (nothing is measured here)."""
+    goals = goal_results(results)
+    config, spreads = results.get("config", {}), results.get("scale_spread", {})
+    return _fill(
+        "document", **_header_fields(results, goals),
+        num_threads=config.get("num_threads", 1),
+        latency_repeats=config.get("latency_repeats", "?"),
+        latency_runs=config.get("latency_runs", "?"),
+        model_tables=_model_tables(results), slower_than_float32=_slower_than_float32(results),
+        plot_name=plot_name, gaps_table=_gaps_table(results),
+        widest_spread=_widest_spread(spreads), widest_tensors=_widest_tensors(spreads),
+        size_table=_size_table(results), notebook_times=_notebook_times(results),
+        widget_times=_widget_times(results),
+        goals_table=_md_table(["goal", "measured", "met"],
+                              [[g["goal"], g["measured"], "yes" if g["ok"] else "**NO**"]
+                               for g in goals])) + "\n"
+
+
+# ---------------------------------------------------------------- files
+def save_plot(results: dict[str, Any], path: str | Path) -> Path:
+    """Save the picture of :mod:`qlab.plots.benchmark` as a PNG, atomically; return the path."""
+    from qlab.files.io import atomic_path
+    from qlab.plots.benchmark import benchmark_view, draw_benchmark
+
+    fig = draw_benchmark(benchmark_view(results))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return Path(path)
+
+
+def _link(target: Path, report_path: Path) -> str:
+    """``target`` as the report links it: relative to the report's folder when it can be."""
+    try:
+        return target.resolve().relative_to(report_path.resolve().parent).as_posix()
+    except ValueError:
+        return target.as_posix()
+
+
+def write_report(results: dict[str, Any], json_path: str | Path | None = None,
+                 report_path: str | Path | None = None, plot_path: str | Path | None = None
+                 ) -> dict[str, Path]:
+    """Write the JSON, the plot and the markdown report (each atomically); return the paths.
+
+    Paths left out are the repository's ``benchmarks/results.json``, ``BENCHMARKS.md``
+    and ``benchmarks/accuracy_size_latency.png``.
+    """
+    from qlab.files.io import write_bytes_atomic, write_json_atomic
+
+    json_path = Path(json_path) if json_path is not None else results_json()
+    report_path = Path(report_path) if report_path is not None else report_md()
+    plot_path = Path(plot_path) if plot_path is not None else plot_png()
+    write_json_atomic(json_path, results)
+    save_plot(results, plot_path)
+    text = render_markdown(results, _link(plot_path, report_path))
+    write_bytes_atomic(report_path, text.encode())
+    return {"json": json_path, "report": report_path, "plot": plot_path}

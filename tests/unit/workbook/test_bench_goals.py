@@ -1,0 +1,143 @@
+"""qlab.workbook.bench.goals on a small fake results dict: gaps, goals met and missed, notes.
+
+``fake_results``, ``fake_row`` and ``set_row`` are also the fixtures of test_bench_report.py.
+"""
+
+import pytest
+
+from qlab.workbook.bench import goals
+
+ACCURACY = {  # model -> variant -> accuracy; every bound met, qat_int8 of mnist_cnn exactly on it
+    "mnist_cnn": {"float32": 0.9925, "int8_per_channel": 0.9920, "int8_per_tensor": 0.9918,
+                  "qat_int8": 0.9910, "qat_4bit": 0.9900},
+    "mobilenet_v2": {"float32": 0.9890, "int8_per_channel": 0.9850, "int8_per_tensor": 0.9500,
+                     "qat_int8": 0.9880},
+    "mobilenet_v1": {"float32": 0.9885, "int8_per_channel": 0.9870, "int8_per_tensor": 0.9700,
+                     "qat_int8": 0.9870},
+}
+
+
+def fake_row(model, variant, accuracy):
+    """One row as qlab bench writes it: 3.5x smaller and faster than float32, or no file (qat_4bit)."""
+    if variant == "qat_4bit":
+        return {"model": model, "variant": variant, "accuracy": accuracy, "size_bytes": None,
+                "size_ratio": None, "latency_ms": None, "latency_ratio": None,
+                "evaluated_with": "keras", "note": "no 4-bit kernels"}
+    ratio = 1.0 if variant == "float32" else 3.5
+    return {"model": model, "variant": variant, "accuracy": accuracy,
+            "size_bytes": int(400_000 / ratio), "size_ratio": ratio,
+            "latency_ms": 0.1 / ratio, "latency_ms_min": 0.09 / ratio, "latency_ms_max": 0.12 / ratio,
+            "latency_ratio": 1 / ratio, "latency_ratio_min": 0.9 / ratio,
+            "latency_ratio_max": 1.1 / ratio, "keras_accuracy": None,
+            "keras_tflite_agreement": 0.999 if variant.startswith("qat") else None,
+            "evaluated_with": "litert", "note": None}
+
+
+def fake_results():
+    """A complete results dict in which every goal is met."""
+    rows = [fake_row(m, v, a) for m, accs in ACCURACY.items() for v, a in accs.items()]
+    names = [f"{i:02d}_lesson.ipynb" for i in range(10)]
+    return {
+        "schema": 1, "command": "qlab bench", "started": "2026-11-22T08:35:00+00:00",
+        "finished": "2026-11-22T09:00:00+00:00", "total_seconds": 1500.0, "skipped": [],
+        "environment": {"cpu": "AMD EPYC", "cores": "2", "tensorflow": "2.21.0"},
+        "config": {"num_threads": 1, "latency_repeats": 7, "latency_runs": 400},
+        "rows": rows, "gaps": goals.accuracy_gaps(rows),
+        "scale_spread": {"mobilenet_v2": {"tensor": "depthwise", "channels": 96,
+                                          "max_min_scale": 250.0,
+                                          "levels_of_smallest_channel_if_per_tensor": 0.5,
+                                          "tensors_over_10x": 12, "per_channel_tensors": 30}},
+        "size_breakdown": {"mnist_cnn": {"float32": {"float32": 390_000, "other": 10_000},
+                                         "int8_per_channel": {"int8": 97_500, "int32": 500,
+                                                              "scales_zero_points": 6_000,
+                                                              "other": 10_000}}},
+        "notebooks_found": names,
+        "notebooks": [{"notebook": n, "mode": mode, "seconds": 100.0 if mode == "full" else 10.0,
+                       "ok": True, "error": None} for mode in ("full", "smoke") for n in names],
+        "widgets": [{"widget": "BucketExplorer", "control": "num_bits", "updates": 15,
+                     "median_ms": 40.0, "p90_ms": 55.0, "max_ms": 70.0, "cpu_median_ms": 38.0}],
+    }
+
+
+def set_row(results, model, variant, **values):
+    """Change one row of ``results`` in place; return ``results``."""
+    next(r for r in results["rows"] if r["model"] == model and r["variant"] == variant).update(values)
+    return results
+
+
+def test_accuracy_gaps_in_points():
+    gaps = {g["model"]: g for g in goals.accuracy_gaps(fake_results()["rows"])}
+    assert gaps["mobilenet_v2"]["per_channel_minus_per_tensor"] == pytest.approx(3.5)
+    assert gaps["mobilenet_v2"]["qat_int8_minus_int8_per_channel"] == pytest.approx(0.3)
+    assert gaps["mnist_cnn"]["drop_qat_int8"] == pytest.approx(0.15)
+    assert gaps["mnist_cnn"]["float32_accuracy"] == 0.9925
+
+
+def test_all_goals_met_on_the_fake_results_with_a_bound_hit_exactly():
+    assert goals.check_goals(fake_results()) == []
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda r: set_row(r, "mnist_cnn", "qat_int8", accuracy=0.9909), "mnist_cnn qat_int8 within 0.15"),
+    (lambda r: set_row(r, "mnist_cnn", "int8_per_channel", accuracy=0.9890),
+     "mnist_cnn int8_per_channel within 0.30"),
+    (lambda r: set_row(r, "mobilenet_v1", "float32", accuracy=0.984), "mobilenet_v1 float32 accuracy"),
+    (lambda r: set_row(r, "mobilenet_v2", "qat_int8", accuracy=0.9855), "mobilenet_v2 qat_int8"),
+    (lambda r: set_row(r, "mobilenet_v2", "int8_per_channel", size_ratio=2.9), "3x smaller"),
+    (lambda r: set_row(r, "mnist_cnn", "int8_per_tensor", latency_ratio=None), "latency ratio"),
+    (lambda r: r["rows"].remove(next(x for x in r["rows"] if x["variant"] == "int8_per_tensor"
+                                     and x["model"] == "mobilenet_v1")), "gap measured"),
+])
+def test_each_missed_goal_is_reported(change, expected):
+    results = fake_results()
+    change(results)
+    missed = goals.check_goals(results)
+    assert len(missed) == 1 and expected in missed[0], missed
+
+
+def test_notebook_goals_fail_on_a_failure_a_slow_workbook_or_no_timing():
+    failed = fake_results()
+    failed["notebooks"][3].update(ok=False, error="RuntimeError: boom")
+    assert any("03_lesson.ipynb runs to the end" in m for m in goals.check_goals(failed))
+    slow = fake_results()
+    slow["notebooks"][0]["seconds"] = 901.0  # 9 x 100 s + 901 s = 30.02 min
+    assert any("<= 30 min" in m for m in goals.check_goals(slow))
+    skipped = fake_results()
+    skipped.update(notebooks=[], skipped=["notebooks"])
+    assert any("not measured" in m for m in goals.check_goals(skipped))
+    assert "notebooks skipped in this run" in goals.notes(skipped)
+
+
+def test_notebook_totals_add_up_each_mode():
+    results = fake_results()
+    assert goals.notebook_totals(results) == {"full": 1000.0, "smoke": 100.0}
+    assert goals.notebook_totals({"rows": []}) == {}
+
+
+def test_notes_name_missing_notebooks_and_slow_widgets():
+    results = fake_results()
+    results["notebooks_found"] = results["notebooks_found"][:4]
+    results["widgets"][0]["median_ms"] = 150.0
+    text = " ".join(goals.notes(results))
+    assert "missing: 04, 05, 06, 07, 08, 09" in text and "BucketExplorer.num_bits (150 ms)" in text
+    assert goals.notes(fake_results()) == []
+
+
+def test_goal_results_rejects_something_else():
+    with pytest.raises(ValueError, match="'rows'"):
+        goals.goal_results({"accuracy": 0.99})
+
+
+def test_a_model_that_failed_is_named_in_the_notes_and_misses_its_goals():
+    results = fake_results()
+    results["rows"] = [r for r in results["rows"] if r["model"] != "mobilenet_v1"]
+    results["errors"] = {"mobilenet_v1": "RuntimeError: out of memory"}
+    assert "`mobilenet_v1` could not be measured: RuntimeError: out of memory" in goals.notes(results)
+    assert sum("mobilenet_v1" in m for m in goals.check_goals(results)) == 3
+
+
+def test_a_size_ratio_far_from_4x_says_where_the_bytes_went():
+    results = set_row(fake_results(), "mnist_cnn", "int8_per_channel", size_ratio=2.5)
+    missed = goals.check_goals(results)
+    assert missed == ["mnist_cnn int8_per_channel file >= 3x smaller than float32: 2.50x "
+                      "(scales and zero-points 5%, graph 9% of the file)"]

@@ -1,0 +1,34 @@
+"""qlab.workbook.bench.measure without measuring anything: how repeated latencies are summarized.
+
+The measurements themselves (models, notebooks, widgets) are tested in
+tests/integration/workbook/test_bench_measure.py.
+"""
+
+import pytest
+
+from qlab.workbook.bench import measure
+
+
+def test_summarize_repeats_takes_median_and_min_max_of_per_repeat_ratios():
+    repeats = [{"float32": 1.0, "int8": 0.5}, {"float32": 2.0, "int8": 0.6},
+               {"float32": 1.0, "int8": 0.4}]
+    summary = measure.summarize_repeats(repeats)
+    assert summary["int8"]["latency_ms"] == 0.5
+    assert (summary["int8"]["latency_ms_min"], summary["int8"]["latency_ms_max"]) == (0.4, 0.6)
+    # ratios per repeat: 0.5, 0.3, 0.4 (not 0.5 / 1.0 from the overall medians)
+    assert summary["int8"]["latency_ratio"] == pytest.approx(0.4)
+    assert summary["int8"]["latency_ratio_min"] == pytest.approx(0.3)
+    assert summary["int8"]["latency_ratio_max"] == pytest.approx(0.5)
+    assert summary["float32"]["latency_ratio"] == 1.0 and summary["int8"]["latency_repeats"] == 3
+
+
+def test_summarize_repeats_needs_the_baseline_in_every_repeat():
+    with pytest.raises(ValueError, match="baseline 'float32'"):
+        measure.summarize_repeats([{"float32": 1.0, "int8": 0.5}, {"int8": 0.5}])
+    with pytest.raises(ValueError, match="non-empty"):
+        measure.summarize_repeats([])
+
+
+def test_measure_latency_repeats_needs_at_least_one_repeat():
+    with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
+        measure.measure_latency_repeats({}, repeats=0)
