@@ -12,7 +12,7 @@ Display a widget by ending a cell with it::
     explorer = qlab.widgets.BucketExplorer()
     explorer
 
-The notebooks (``01_buckets``, ``02_error_accumulation``) show
+The notebooks (``01_buckets``, ``02_error_accumulation``, ``05_per_channel``) show
 ``qlab.static_bucket_explorer()`` and the other static figures of :mod:`qlab.plots` first, so an executed notebook still carries
 the picture without a running kernel. ``benchmarks/widget_update_times.py``
 measures how long an update takes (the goal: under 100 ms).
@@ -111,6 +111,8 @@ class _FigureWidget:
 
 class BucketExplorer(_FigureWidget):
     """Where floats land among ``2**num_bits`` buckets, and what the rounding and clipping cost.
+
+    Taught in ``01_buckets``.
 
     Args:
         sources: extra named tensors to explore, e.g. ``{"conv1 weights": w}``;
@@ -234,6 +236,9 @@ class BucketExplorer(_FigureWidget):
 class ErrorAccumulation(_FigureWidget):
     """The error against float, layer by layer, of the synthetic int8 chain (and a real model).
 
+    Taught in ``02_error_accumulation``; used again in ``08_compare_and_debug`` with a
+    real model's ``model_profile``.
+
     Args:
         model_profile: optional per-layer error table of an int8 TFLite model
             (the DataFrame of :func:`qlab.lite.debug.layer_error_table`, or a
@@ -315,6 +320,8 @@ class ErrorAccumulation(_FigureWidget):
 
 class PerChannelRanges(_FigureWidget):
     """Each output channel's weight range against the one per-tensor range, and both errors.
+
+    Taught in ``05_per_channel``.
 
     Args:
         model: a tf_keras model; its Conv2D/DepthwiseConv2D/Dense layers are

@@ -158,6 +158,8 @@ def convert(model: Any, variant: str, representative_data: np.ndarray | Callable
             num_samples: int = DEFAULT_CALIBRATION_SAMPLES) -> bytes:
     """Convert a float Keras 2 model to a TFLite flatbuffer for a post-training ``variant``.
 
+    Taught in ``04_post_training_quantization``; used again in ``07_custom_quantization``.
+
     Args:
         model: the trained float model.
         variant: one of :data:`PTQ_VARIANTS` (``qat_*`` variants: :func:`convert_qat`).
@@ -183,6 +185,7 @@ def convert_qat(qat_model: Any, int8_io: bool = True) -> bytes:
     The fake-quant ranges learned during fine-tuning become the quantization
     parameters, so no representative dataset is needed. With ``int8_io`` the
     input and output tensors are int8 as well (like ``int8_per_channel``).
+    Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     from qlab.lite.keras2 import tf
 
@@ -201,6 +204,8 @@ def try_convert_qat(qat_model: Any, int8_io: bool = False) -> tuple[bytes | None
         ``(flatbuffer, "")`` when the model converts, ``(None, reason)`` when the TFLite
         converter rejects it (``reason`` is the converter's own error line) - for
         showing which fake-quantized models deploy and which do not.
+
+    Taught in ``07_custom_quantization``.
     """
     try:
         return convert_qat(qat_model, int8_io), ""

@@ -48,6 +48,8 @@ def keras_layer_name(tensor_name: str) -> str:
 def layer_error_table(model: Any, x: np.ndarray, num_samples: int = 100) -> pd.DataFrame:
     """Per-layer error of full-integer quantization, worst first.
 
+    Taught in ``08_compare_and_debug``; used again in ``09_your_own_model``.
+
     Args:
         model: a float Keras 2 model.
         x: float32 images shaped like the model input; the first ``num_samples``
@@ -83,6 +85,7 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
     Returns a DataFrame with ``num_float_layers``, ``denylist``, ``accuracy`` (TFLite,
     on ``x_test``), ``size_bytes`` and the float32 model's accuracy and size for
     reference. ``k = 0`` is the fully quantized model (float input and output).
+    Taught in ``08_compare_and_debug``.
     """
     from qlab.lite.keras2 import tf
     from qlab.lite.conversion import convert

@@ -32,7 +32,10 @@ def cpu_name() -> str:
 
 
 def environment_report() -> dict[str, str]:
-    """Versions of the stack, the CPU, core count and the date (UTC), as strings."""
+    """Versions of the stack, the CPU, core count and the date (UTC), as strings.
+
+    Taught in ``00_start_here``.
+    """
     report = {"python": platform.python_version()}
     for dist in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
                  "numpy", "qlab"):
@@ -56,7 +59,11 @@ class Check:
 
 
 class EnvironmentChecks(list):
-    """The list of :class:`Check` results, shown as a table in a notebook."""
+    """The list of :class:`Check` results, shown as a table in a notebook.
+
+    Returned by :func:`check_environment`; ``ok`` is True when every check passed.
+    Taught in ``00_start_here``.
+    """
 
     @property
     def ok(self) -> bool:
@@ -117,7 +124,10 @@ def _probe_tfmot() -> str:
 
 
 def check_environment() -> EnvironmentChecks:
-    """Check that everything the workbook needs works here; returns a table of results."""
+    """Check that everything the workbook needs works here; returns a table of results.
+
+    Taught in ``00_start_here``.
+    """
     return EnvironmentChecks([
         _run_check("python 3.11", lambda: platform.python_version()
                    if platform.python_version().startswith("3.11.") else _fail("need Python 3.11")),

@@ -24,7 +24,10 @@ WEIGHT_LAYER_TYPES: tuple[str, ...] = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 @dataclass(frozen=True)
 class LayerWeights:
-    """A layer's kernel and the axis TFLite quantizes it along."""
+    """A layer's kernel and the axis TFLite quantizes it along.
+
+    Returned by :func:`layer_weights`. Taught in ``05_per_channel``.
+    """
 
     name: str
     kind: str
@@ -66,7 +69,7 @@ def layer_weights(model: Any, layer_name: str, fold_batch_norm: bool = True) -> 
     (kh, kw, in * multiplier) with the channels last, as TFLite does. With
     ``fold_batch_norm`` a BatchNormalization right after the layer is folded
     into the kernel (the converter does the same), which is what makes
-    MobileNet's depthwise channels so unequal.
+    MobileNet's depthwise channels so unequal. Taught in ``05_per_channel``.
     """
     names = weight_layers(model)
     if layer_name not in names:

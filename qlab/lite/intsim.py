@@ -83,7 +83,10 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class Operator:
-    """One operator: its builtin name, input/output tensor indices and its options."""
+    """One operator: its builtin name, input/output tensor indices and its options.
+
+    Taught in ``04_post_training_quantization``.
+    """
 
     index: int
     name: str
@@ -94,7 +97,10 @@ class Operator:
 
 @dataclass(frozen=True)
 class IntModel:
-    """The parts of a ``.tflite`` flatbuffer that integer inference needs (first subgraph)."""
+    """The parts of a ``.tflite`` flatbuffer that integer inference needs (first subgraph).
+
+    Returned by :func:`load`. Taught in ``04_post_training_quantization``.
+    """
 
     tensors: tuple[TensorInfo, ...]
     operators: tuple[Operator, ...]
@@ -134,7 +140,10 @@ def _read_tensor(index: int, tensor: Any, buffers: Sequence[Any]) -> TensorInfo:
 
 
 def load(model: str | os.PathLike | bytes | IntModel) -> IntModel:
-    """Read operators, tensors, weights and quantization parameters from a ``.tflite`` file or bytes."""
+    """Read operators, tensors, weights and quantization parameters from a ``.tflite`` file or bytes.
+
+    Taught in ``04_post_training_quantization``.
+    """
     if isinstance(model, IntModel):
         return model
     if isinstance(model, (str, os.PathLike)):
@@ -415,7 +424,10 @@ def quantize_model_input(model: str | os.PathLike | bytes | IntModel, x: Any) ->
 
 
 def run_all(model: str | os.PathLike | bytes | IntModel, x: Any) -> dict[int, np.ndarray]:
-    """Every tensor qlab computes, by tensor index, for a batch ``x`` (the model input included)."""
+    """Every tensor qlab computes, by tensor index, for a batch ``x`` (the model input included).
+
+    Taught in ``04_post_training_quantization``.
+    """
     model = load(model)
     if len(model.inputs) != 1:
         raise UnsupportedOperatorError(f"qlab.lite.intsim runs single-input models, this one has {len(model.inputs)}")
@@ -493,7 +505,10 @@ class TensorMismatch:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """Per-tensor mismatch counts between qlab's integer simulation and a TFLite interpreter."""
+    """Per-tensor mismatch counts between qlab's integer simulation and a TFLite interpreter.
+
+    Returned by :func:`check`. Taught in ``04_post_training_quantization``.
+    """
 
     kernels: str
     examples: int
@@ -543,7 +558,7 @@ def check(model: str | os.PathLike | bytes | IntModel, x: Any, kernels: str = "r
 
     Against ``kernels="reference"`` every count is 0 (that is the claim qlab
     makes); against ``"optimized"``/``"default"`` the counts show where the
-    fast kernels round differently.
+    fast kernels round differently. Taught in ``04_post_training_quantization``.
     """
     model = load(model)
     ours = run_all(model, x)
@@ -575,7 +590,10 @@ class Step:
 
 @dataclass(frozen=True)
 class Explanation:
-    """The integer arithmetic behind one output value of one operator, step by step."""
+    """The integer arithmetic behind one output value of one operator, step by step.
+
+    Returned by :func:`explain`. Taught in ``04_post_training_quantization``.
+    """
 
     operator: str
     tensor: str
@@ -639,6 +657,8 @@ def _receptive_field(model: IntModel, op: Operator, x: np.ndarray, index: tuple[
 def explain(model: str | os.PathLike | bytes | IntModel, op: int | str, output_index: Sequence[int],
             x: Any) -> Explanation:
     """Show every integer step that produces one output value of a CONV_2D, DEPTHWISE_CONV_2D or FC.
+
+    Taught in ``04_post_training_quantization``.
 
     Args:
         model: a ``.tflite`` path, bytes or loaded :class:`IntModel`.

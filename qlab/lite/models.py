@@ -162,7 +162,8 @@ def mnist_for(name: str, size: str = "full") -> tuple[tuple[np.ndarray, np.ndarr
     """MNIST preprocessed for model ``name``: ``(x_train, y_train), (x_test, y_test)``.
 
     ``x`` is float32 (n, h, w, 1) in [0, 1], ``y`` int64 labels. The ``smoke`` size
-    takes the first few hundred images of each split.
+    takes the first few hundred images of each split. Taught in
+    ``04_post_training_quantization``; the later lessons load their data with it.
     """
     from qlab.files.data import load_mnist
 
@@ -234,6 +235,8 @@ def train_model(model: Any, name: str, size: str = "full", seed: int = 0,
 def load_or_train(name: str, size: str = "full", seed: int = 0, verbose: int | str = "auto",
                   return_manifest: bool = False) -> Any:
     """The trained zoo model ``name``, from the cache under ``artifacts/models/`` or trained now.
+
+    Taught in ``03_float_baselines``; the later lessons load their models with it.
 
     Args:
         name: a key of :data:`MODELS`.

@@ -11,6 +11,9 @@
 
 All three return a Keras model to fine-tune with :func:`fine_tune`;
 :func:`load_or_fine_tune` does it for a zoo model and caches the result.
+
+Taught in ``06_quantization_aware_training`` (TFMOT's 8-bit scheme) and
+``07_custom_quantization`` (n-bit weights).
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ QAT_LEARNING_RATE = 1e-4
 
 
 class UnsupportedLayerError(ValueError):
-    """TFMOT's default scheme has no QuantizeConfig for a layer of the model."""
+    """TFMOT's default scheme has no QuantizeConfig for a layer of the model.
+
+    Raised by :func:`quantize_whole_model`. Taught in ``09_your_own_model``.
+    """
 
 
 def _explain_tfmot_error(exc: Exception, model: Any) -> Exception:
@@ -51,6 +57,9 @@ def _explain_tfmot_error(exc: Exception, model: Any) -> Exception:
 def quantize_whole_model(model: Any) -> Any:
     """``tfmot.quantization.keras.quantize_model(model)`` with clear errors.
 
+    Taught in ``06_quantization_aware_training``; used again in ``09_your_own_model``
+    (a layer it cannot quantize).
+
     Raises:
         TypeError: ``model`` is a Keras 3 model (TFMOT needs Keras 2 / tf_keras).
         UnsupportedLayerError: a layer has no default QuantizeConfig; names the layer.
@@ -70,6 +79,9 @@ def is_conv_or_dense(layer: Any) -> bool:
 def quantize_partial(model: Any, predicate: Callable[[Any], bool] = is_conv_or_dense,
                      quantize_config: Any = None, scope: dict[str, Any] | None = None) -> Any:
     """Annotate the layers ``predicate`` picks, then ``quantize_apply``; the rest stays float.
+
+    Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``
+    (a custom ``quantize_config``) and ``09_your_own_model``.
 
     Args:
         model: a float Keras 2 model.
@@ -105,7 +117,8 @@ class LowBitWeightsQuantizeConfig(qkeras.QuantizeConfig):
 
     For Conv2D, DepthwiseConv2D and Dense layers. ``per_axis=True`` gives Conv2D and
     Dense one scale per output channel; a DepthwiseConv2D kernel's last axis is its
-    depth multiplier (1 here), so it stays one scale per tensor.
+    depth multiplier (1 here), so it stays one scale per tensor. Taught in
+    ``07_custom_quantization``.
     """
 
     def __init__(self, weight_attr: str = "kernel", num_bits: int = 4, per_axis: bool = True):
@@ -115,7 +128,10 @@ class LowBitWeightsQuantizeConfig(qkeras.QuantizeConfig):
     @classmethod
     def for_layer(cls, layer: Any, num_bits: int = 4, per_axis: bool = True
                   ) -> "LowBitWeightsQuantizeConfig":
-        """The config for ``layer``, picking its weight attribute by layer type."""
+        """The config for ``layer``, picking its weight attribute by layer type.
+
+        Taught in ``07_custom_quantization``.
+        """
         name = type(layer).__name__
         if name not in _WEIGHT_ATTRS:
             raise ValueError(f"LowBitWeightsQuantizeConfig supports {list(_WEIGHT_ATTRS)}, "
@@ -146,7 +162,10 @@ class LowBitWeightsQuantizeConfig(qkeras.QuantizeConfig):
 
 
 def quantize_low_bit_weights(model: Any, num_bits: int = 4, per_axis: bool = True) -> Any:
-    """Every Conv2D, DepthwiseConv2D and Dense layer gets ``num_bits`` weights; the rest stays float."""
+    """Every Conv2D, DepthwiseConv2D and Dense layer gets ``num_bits`` weights; the rest stays float.
+
+    Taught in ``07_custom_quantization``.
+    """
     return quantize_partial(
         model, predicate=lambda layer: type(layer).__name__ in _WEIGHT_ATTRS,
         quantize_config=lambda layer: LowBitWeightsQuantizeConfig.for_layer(layer, num_bits, per_axis))
@@ -171,6 +190,7 @@ def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int =
 
     The float weights are already trained; QAT only has to adapt them to the
     rounding, so a fraction of the original learning rate and an epoch suffice.
+    Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     import time
 
@@ -191,6 +211,7 @@ def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0
 
     The float model comes from :func:`qlab.lite.models.load_or_train`; the QAT model is
     cached under ``artifacts/models/`` like it (weights + verified manifest).
+    Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     from qlab.lite.cache import load_or_build
     from qlab.lite.models import load_or_train, mnist_for, training_config
@@ -238,7 +259,8 @@ def quantizer_table(qat_model: Any) -> pd.DataFrame:
     float layer), ``wraps`` (the original layer's class), ``config`` (its
     ``QuantizeConfig``), and the quantizers it applies to ``weights``, ``activations``
     (after the activation function) and ``outputs``; ``range variables`` lists the
-    learned min/max variables.
+    learned min/max variables. Taught in ``06_quantization_aware_training``; used again
+    in ``07_custom_quantization``.
     """
     import pandas as pd
 
@@ -268,7 +290,8 @@ def range_variables(layer: Any) -> dict[str, Any]:
     """A QAT layer's learned ranges and float weights by short name (``kernel_min``, ``kernel``, ...).
 
     A ``QuantizeLayer``'s own range (``quantize_layer_1_min``, numbered when a session
-    made several) is returned as ``min`` and ``max``.
+    made several) is returned as ``min`` and ``max``. Taught in
+    ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     names = (v.name.split("/")[-1][:-2] for v in layer.weights)
     return {name.removeprefix(f"{layer.name}_"): v.numpy() for name, v in zip(names, layer.weights)}
@@ -283,6 +306,7 @@ def low_bit_sweep(model: Any, x: Any, y: Any, x_test: Any, y_test: Any,
     over ``x`` with learning rate 0 (the fake-quant ranges are calibrated, the weights do
     not move: post-training quantization simulated in Keras), the test accuracy, then
     ``epochs`` of :func:`fine_tune` (QAT) and the test accuracy again.
+    Taught in ``07_custom_quantization``.
 
     Returns:
         DataFrame with ``num_bits``, ``per_axis``, ``calibrated_accuracy``,

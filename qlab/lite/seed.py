@@ -12,6 +12,7 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
 
     With ``deterministic=True`` TensorFlow is also asked for deterministic ops,
     so two CPU runs with the same seed and config give identical results.
+    Taught in ``00_start_here``; every later lesson calls it in its setup.
 
     Args:
         seed: a non-negative integer below 2**32.

@@ -4,6 +4,10 @@
 package (``tf.lite.Interpreter`` is deprecated); qlab falls back to the latter only
 if LiteRT is not installed. int8 input and output tensors are quantized and
 dequantized here with the tensor's own ``scale`` and ``zero_point``.
+
+Used from ``04_post_training_quantization`` on; ``06_quantization_aware_training``
+lists a converted file's ops with :func:`op_table` and ``07_custom_quantization``
+reads its stored weights with :func:`weight_tensors`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ if TYPE_CHECKING:
 
 
 def make_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
-    """A LiteRT interpreter for a flatbuffer (``tf.lite.Interpreter`` if LiteRT is missing)."""
+    """A LiteRT interpreter for a flatbuffer (``tf.lite.Interpreter`` if LiteRT is missing).
+
+    Taught in ``04_post_training_quantization``; used again in
+    ``06_quantization_aware_training``.
+    """
     if not isinstance(model_bytes, (bytes, bytearray)):
         raise TypeError(f"model_bytes must be a TFLite flatbuffer (bytes), got "
                         f"{type(model_bytes).__name__}")
@@ -97,6 +105,7 @@ def predict_tflite(model_bytes: bytes, x: np.ndarray, batch_size: int = 250,
     its own interpreter: LiteRT releases the GIL while it computes, so the
     single-threaded 16x8 reference kernels finish about 2x sooner on 2 cores. Every
     image is computed the same way whatever the number of workers (tested).
+    Taught in ``06_quantization_aware_training``.
     """
     if len(x) == 0:
         raise ValueError("x is empty: there are no images to run the model on")
@@ -117,7 +126,10 @@ def predict_tflite(model_bytes: bytes, x: np.ndarray, batch_size: int = 250,
 
 
 def evaluate_tflite(model_bytes: bytes, x: np.ndarray, y: np.ndarray, batch_size: int = 250) -> float:
-    """Top-1 accuracy of a TFLite model on images ``x`` with integer labels ``y``."""
+    """Top-1 accuracy of a TFLite model on images ``x`` with integer labels ``y``.
+
+    Taught in ``04_post_training_quantization``; used again in ``07_custom_quantization``.
+    """
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     predictions = predict_tflite(model_bytes, x, batch_size).argmax(axis=1)
@@ -221,6 +233,7 @@ def op_table(model_bytes: bytes) -> pd.DataFrame:
 
     Shows what a converted model really computes in: ``CONV_2D`` on int8 inputs is an
     integer kernel, on float32 a float one; ``QUANTIZE``/``DEQUANTIZE`` mark the borders.
+    Taught in ``06_quantization_aware_training``.
     """
     import pandas as pd
 
@@ -276,6 +289,7 @@ def weight_tensors(model_bytes: bytes) -> pd.DataFrame:
     model converted by TFLite shows at most 15 levels in [-7, 7]. The interpreter hands
     weights back as int8 even when the file stores them packed as INT4 (TF >= 2.16 does
     that for 4-bit per-tensor fake-quant); the file size tells the two apart.
+    Taught in ``07_custom_quantization``.
     """
     import pandas as pd
 

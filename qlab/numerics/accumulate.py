@@ -43,7 +43,8 @@ MAX_DEPTH = 64
 class ChainResult:
     """Per-layer error of the quantized chain against the float reference.
 
-    Every array has one entry per layer (``layer`` = 1..depth).
+    Every array has one entry per layer (``layer`` = 1..depth). Returned by
+    :func:`simulate_chain`; taught in ``02_error_accumulation``.
     """
 
     layer: np.ndarray
@@ -139,6 +140,8 @@ def simulate_chain(
     batch: int = 256,
 ) -> ChainResult:
     """Run a chain of random quantized Dense+ReLU layers and measure the error after each one.
+
+    Taught in ``02_error_accumulation``.
 
     Args:
         depth: number of layers (1.. :data:`MAX_DEPTH`).

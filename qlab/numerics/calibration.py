@@ -53,7 +53,10 @@ def _result(lo: np.ndarray, hi: np.ndarray, axis: int | None) -> tuple[Any, Any]
 
 
 def minmax_range(x: Any, axis: int | None = None) -> tuple[Any, Any]:
-    """The smallest and largest value of ``x`` (per channel along ``axis`` if given)."""
+    """The smallest and largest value of ``x`` (per channel along ``axis`` if given).
+
+    Taught in ``01_buckets``.
+    """
     values = _channels_last(finite_array(x, "x"), axis)
     return _result(values.min(axis=0), values.max(axis=0), axis)
 
@@ -220,7 +223,7 @@ def estimate_range(x: Any, method: str = "minmax", **kwargs: Any) -> tuple[Any, 
     """Run the range estimator called ``method`` ("minmax", "percentile", "mse", "moving_average").
 
     Keyword arguments go to the estimator (``axis``, ``percentile``, ``num_bits``...).
-    For "moving_average", ``x`` is the iterable of batches.
+    For "moving_average", ``x`` is the iterable of batches. Taught in ``01_buckets``.
     """
     if method not in _ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(_ESTIMATORS)}, got {method!r}")

@@ -67,6 +67,7 @@ def quantize_multiplier(real_multiplier: Any) -> tuple[Any, Any]:
     rounded (half away from zero) to 31 bits; a mantissa that rounds up to
     ``2**31`` is halved and the shift increased; multipliers below about
     ``2**-31`` (shift < -31) become ``(0, 0)``, i.e. they are flushed to zero.
+    Taught in ``02_error_accumulation``.
 
     Args:
         real_multiplier: a non-negative finite float or array of them (one per
@@ -153,6 +154,7 @@ def multiply_by_quantized_multiplier(x: Any, quantized_multiplier: Any, shift: A
     reference (double-rounding) version in ``tensorflow/lite/kernels/internal/common.h``.
     ``x * 2**left_shift`` is computed in int32 as in C++; if it overflows (only
     possible for multipliers > 1) it wraps around like two's complement hardware.
+    Taught in ``02_error_accumulation``.
 
     Args:
         x: int32 accumulators (any shape).

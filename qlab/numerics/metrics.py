@@ -97,7 +97,10 @@ def bucket_occupancy(q_or_x: Any, params: QuantParams) -> tuple[int, np.ndarray]
 
 @dataclass(frozen=True)
 class QuantErrorReport:
-    """What quantizing one tensor with one set of :class:`QuantParams` cost."""
+    """What quantizing one tensor with one set of :class:`QuantParams` cost.
+
+    Returned by :func:`error_report`. Taught in ``01_buckets``.
+    """
 
     mse: float
     max_abs_error: float
@@ -132,7 +135,8 @@ def error_report(x: Any, params: QuantParams) -> QuantErrorReport:
     """Quantize ``x`` with ``params`` and measure everything the bucket explorer shows.
 
     ``clipped_fraction`` is the share of values outside the representable range
-    ``[params.min, params.max]`` (they all land on the end levels).
+    ``[params.min, params.max]`` (they all land on the end levels). Taught in
+    ``01_buckets``.
     """
     if not isinstance(params, QuantParams):
         raise TypeError(f"params must be a QuantParams (see choose_quant_params), got {type(params).__name__}")

@@ -19,7 +19,10 @@ __all__ = ["ChannelRangesView", "channel_ranges_view"]
 
 @dataclass(frozen=True)
 class ChannelRangesView:
-    """Per-channel weight ranges against the per-tensor range, and the error of both schemes."""
+    """Per-channel weight ranges against the per-tensor range, and the error of both schemes.
+
+    Returned by :func:`channel_ranges_view`. Taught in ``05_per_channel``.
+    """
 
     layer_name: str
     channel_min: np.ndarray
@@ -46,6 +49,8 @@ class ChannelRangesView:
 def channel_ranges_view(kernel: np.ndarray, channel_axis: int = -1, num_bits: int = 8,
                         layer_name: str = "") -> ChannelRangesView:
     """Quantize ``kernel`` per tensor and per channel (symmetric, narrow_range, as TFLite does).
+
+    Taught in ``05_per_channel``; :func:`qlab.plots.channel_ranges.draw_channel_ranges` draws the result.
 
     Args:
         kernel: a weight tensor, e.g. a Conv2D kernel (kh, kw, in, out).

@@ -121,7 +121,7 @@ class QuantParams:
 
     ``scale``/``zero_point`` are 0-d arrays for per-tensor quantization and 1-D
     (one per channel along ``axis``) for per-axis quantization. Build one with
-    :func:`choose_quant_params`. Taught in notebook ``01_buckets``.
+    :func:`choose_quant_params`. Taught in ``01_buckets``.
     """
 
     scale: np.ndarray
@@ -231,6 +231,9 @@ def choose_quant_params(
     with ``narrow_range`` the levels are [-127, 127] for int8, otherwise -128 is
     also available.
 
+    Taught in ``01_buckets`` (which first works the formula out by hand); used again in
+    ``04_post_training_quantization`` for the input tensor's parameters.
+
     Args:
         min, max: the float range; scalars for per-tensor, 1-D arrays (one per
             channel) when ``axis`` is given.
@@ -313,6 +316,9 @@ def quantize(x: Any, params: QuantParams) -> np.ndarray:
     ``tf.quantization.fake_quant_with_min_max_vars`` picks. Values outside the
     range are clipped to ``qmin``/``qmax``.
 
+    Taught in ``01_buckets`` (written out by hand there); called in
+    ``04_post_training_quantization`` to quantize the model's input images.
+
     Returns:
         an integer array of ``params.dtype`` (int8/int16/uint8/uint16), same shape as ``x``.
     """
@@ -354,6 +360,8 @@ def fake_quant(x: Any, min: Any, max: Any, num_bits: int = 8, narrow_range: bool
     Scalar ``min``/``max``: ``tf.quantization.fake_quant_with_min_max_vars``.
     1-D ``min``/``max``: ``..._per_channel``, one range per channel over the
     last axis of ``x``. The output equals TensorFlow's bit for bit (float32).
+    Taught in ``01_buckets``; used again in ``06_quantization_aware_training`` and
+    ``07_custom_quantization`` to redo a QAT layer's fake quantization by hand.
 
     Args:
         x: float array (float64 is converted to float32, as TF would).

@@ -20,6 +20,7 @@ def synthetic_tensor(source: str = "normal + outliers", size: int = 20_000,
 
     ``"normal + outliers"`` is mostly N(0, 1) with 0.1 % of values out near
     +-10 - the case where a min/max range wastes most buckets on the outliers.
+    Taught in ``01_buckets``.
     """
     if source not in SYNTHETIC_SOURCES:
         raise ValueError(f"source must be one of {SYNTHETIC_SOURCES}, got {source!r}")

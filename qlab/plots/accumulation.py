@@ -89,5 +89,8 @@ def draw_error_accumulation(view: AccumulationView, fig: Figure | None = None) -
 
 
 def static_error_accumulation() -> Figure:
-    """The error-accumulation picture at its default settings."""
+    """The error-accumulation picture at its default settings.
+
+    Taught in ``02_error_accumulation``.
+    """
     return draw_error_accumulation(accumulation_view())

@@ -237,6 +237,9 @@ def draw_bucket_explorer(view: BucketView, fig: Figure | None = None,
 
 
 def static_bucket_explorer() -> Figure:
-    """The bucket explorer's picture at its default settings (int8, min/max of the data)."""
+    """The bucket explorer's picture at its default settings (int8, min/max of the data).
+
+    Taught in ``01_buckets``.
+    """
     x = synthetic_tensor(SYNTHETIC_SOURCES[0])
     return draw_bucket_explorer(bucket_view(x, source=SYNTHETIC_SOURCES[0]))

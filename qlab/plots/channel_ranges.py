@@ -19,7 +19,10 @@ __all__ = ["draw_channel_ranges", "static_per_channel_ranges"]
 
 def draw_channel_ranges(view: ChannelRangesView, fig: Figure | None = None,
                         sort: bool = False) -> Figure:
-    """Draw each channel's [min, max] against the per-tensor range, and both schemes' error."""
+    """Draw each channel's [min, max] against the per-tensor range, and both schemes' error.
+
+    Taught in ``05_per_channel``.
+    """
     fig = new_figure() if fig is None else fig
     ax, bx = fresh_axes(fig, "channel_ranges", 2, hspace=0.4)
     order = np.argsort(view.channel_max - view.channel_min) if sort else np.arange(view.channels)

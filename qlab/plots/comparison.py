@@ -26,7 +26,10 @@ def _table(result: Any) -> pd.DataFrame:
 
 
 def plot_accuracy_vs_size(result: Any) -> Figure:
-    """Top-1 accuracy against file size, one marker per variant, one panel per model."""
+    """Top-1 accuracy against file size, one marker per variant, one panel per model.
+
+    Taught in ``08_compare_and_debug``.
+    """
     table = _table(result).dropna(subset=["size_bytes"])
     models = list(dict.fromkeys(table["model"]))
     fig = new_figure((5 * len(models), 4))
@@ -45,7 +48,10 @@ def plot_accuracy_vs_size(result: Any) -> Figure:
 
 
 def plot_latency(result: Any) -> Figure:
-    """Batch-1 latency relative to float32 per variant (bars), one group per model."""
+    """Batch-1 latency relative to float32 per variant (bars), one group per model.
+
+    Taught in ``08_compare_and_debug``.
+    """
     table = _table(result).dropna(subset=["latency_ratio"])
     pivot = table.pivot(index="variant", columns="model", values="latency_ratio")
     pivot = pivot.reindex([v for v in dict.fromkeys(table["variant"]) if v in pivot.index])

@@ -33,7 +33,8 @@ def record(name: str, value: Any) -> Any:
     """Record a number (or small JSON value) in the notebook's output for the tests to read.
 
     It shows as one line of text in the notebook and is read back from the executed
-    copy with :func:`read_records`. Returns ``value`` unchanged.
+    copy with :func:`read_records`. Returns ``value`` unchanged. Taught in ``00_start_here``;
+    every later lesson records the numbers its tests check with it.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"record name must be a non-empty string, got {name!r}")
@@ -140,7 +141,7 @@ def expect_error(function: Any, *args: Any, **kwargs: Any) -> CaughtError:
     """Call ``function`` and return the error it raises, for a lesson that shows an error message.
 
     The notebook keeps running (so "Run All" never stops on a demonstration), and an
-    AssertionError is raised if the call unexpectedly succeeds.
+    AssertionError is raised if the call unexpectedly succeeds. Taught in ``09_your_own_model``.
     """
     try:
         function(*args, **kwargs)

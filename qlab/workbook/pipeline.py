@@ -42,7 +42,10 @@ def check_models(models: str | Sequence[str]) -> list[str]:
 
 @dataclass
 class ComparisonResult:
-    """The results table of :func:`compare`, the environment it was measured on, and where it is saved."""
+    """The results table of :func:`compare`, the environment it was measured on, and where it is saved.
+
+    Returned by :func:`compare` and :func:`compare_keras_model`. Taught in ``03_float_baselines``.
+    """
 
     table: pd.DataFrame
     environment: dict[str, str]
@@ -239,6 +242,8 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
                         verbose: Any = 0) -> ComparisonResult:
     """:func:`compare` for a model you bring: every variant of one trained Keras 2 model.
 
+    Taught in ``09_your_own_model``.
+
     Args:
         model: a trained float ``tf_keras`` model that outputs class scores.
         data: ``((x_train, y_train), (x_test, y_test))``, images float32 shaped like the
@@ -246,7 +251,6 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
         variants: as for :func:`compare`; QAT variants fine-tune one epoch on
             ``fine_tune_samples`` training examples (not cached).
         name: the ``model`` column (default: the model's name).
-    Taught in ``09_your_own_model``.
     """
     from qlab.lite.keras2 import require_keras2_model
     from qlab.lite.environment import environment_report
@@ -282,6 +286,9 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
             calibration_samples: int | None = None, save: bool = True,
             verbose: Any = 0) -> ComparisonResult:
     """Measure every model x variant and return (and save) the results table.
+
+    Taught in ``03_float_baselines``; used again in ``04_post_training_quantization``,
+    ``05_per_channel``, ``06_quantization_aware_training`` and ``08_compare_and_debug``.
 
     Args:
         models: zoo names (:data:`qlab.lite.models.MODELS`), a comma list, or ``"all"``.
@@ -340,6 +347,7 @@ def calibration_study(name: str, sample_counts: Sequence[int] = (1, 10, 100, 100
     """Accuracy of a full-integer variant versus the number of representative samples.
 
     Returns a DataFrame with ``num_samples``, ``accuracy`` and ``float32_accuracy``.
+    Taught in ``04_post_training_quantization``.
     """
     from qlab.lite.models import load_or_train, mnist_for
     from qlab.lite.tflite import evaluate_tflite
