@@ -209,7 +209,7 @@ PIPELINE_CASES = [("mnist_cnn", "int8_per_channel"), ("mnist_cnn", "int8_per_ten
 @pytest.mark.parametrize("name,variant", PIPELINE_CASES)
 def test_workbook_int8_models_are_bit_exact(name, variant):  # smoke models from the shared cache
     from qlab.lite import conversion
-from qlab.lite import models
+    from qlab.lite import models
 
     (x_train, _), (x_test, _) = models.mnist_for(name, "smoke")
     if variant.startswith("qat"):

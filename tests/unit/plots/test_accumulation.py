@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from qlab.plots.accumulation import accumulation_view, draw_error_accumulation  # noqa: E402
+from qlab.plots.accumulation import accumulation_view, draw_error_accumulation
 
 
 def test_accumulation_view_has_one_error_per_layer():
@@ -34,7 +30,6 @@ def test_fewer_bits_give_more_chain_error():
 def test_accumulation_view_rejects_bad_depth(depth):
     with pytest.raises(ValueError, match="depth"):
         accumulation_view(depth=depth)
-
 
 
 def test_draw_error_accumulation_adds_the_model_profile_panel():

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from qlab.numerics.synthetic import synthetic_tensor  # noqa: E402
-from qlab.plots.buckets import bucket_edges, bucket_view, draw_bucket_explorer, range_from_data  # noqa: E402
-from qlab.plots.figure import figure_png  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def no_open_pyplot_figures():
-    """Start every test with pyplot empty, so "nothing left open" checks this test's code only
-    (other test files draw pyplot figures and may leave them open)."""
-    plt.close("all")
-
+from qlab.numerics.synthetic import synthetic_tensor
+from qlab.plots.buckets import bucket_edges, bucket_view, draw_bucket_explorer, range_from_data
+from qlab.plots.figure import figure_png
 
 
 def test_values_in_a_narrow_window_collapse_into_one_int4_bucket():

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from qlab.numerics.metrics import ROUNDING_NOISE  # noqa: E402
-from qlab.plots.layer_errors import draw_layer_profile, layer_error_profile, plot_layer_errors  # noqa: E402
+from qlab.numerics.metrics import ROUNDING_NOISE
+from qlab.plots.layer_errors import draw_layer_profile, layer_error_profile, plot_layer_errors
 
 # qlab.lite.debug.layer_error_table's shape: worst first, op_index gives the graph order
 DEBUG_TABLE = pd.DataFrame({"op_index": [2, 0, 1], "keras_layer": ["fc", "conv", "dw"],
