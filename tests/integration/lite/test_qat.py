@@ -70,7 +70,7 @@ def test_four_bit_config_leaves_at_most_15_levels_per_channel():
 
 
 def test_low_bit_config_validates():
-    with pytest.raises(ValueError, match="num_bits must be in"):
+    with pytest.raises(ValueError, match="num_bits must be an integer in"):
         qat.LowBitWeightsQuantizeConfig(num_bits=1)
     with pytest.raises(ValueError, match="supports"):
         qat.LowBitWeightsQuantizeConfig.for_layer(keras.layers.Flatten(name="f"))
