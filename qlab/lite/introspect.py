@@ -14,7 +14,8 @@ import numpy as np
 
 from qlab.numerics.per_channel import channel_ranges_view
 
-__all__ = ["WEIGHT_LAYER_TYPES", "LayerWeights", "weight_layers", "following_batch_norm",
+__all__ = ["WEIGHT_LAYER_TYPES", "LayerWeights", "weight_layers", "sole_consumer",
+           "following_batch_norm",
            "batch_norm_scale", "layer_weights", "layer_activations", "fused_output_layer",
            "model_activations", "channel_ranges_table"]
 
@@ -46,13 +47,17 @@ def weight_layers(model: Any) -> list[str]:
     return [layer.name for layer in model.layers if type(layer).__name__ in WEIGHT_LAYER_TYPES]
 
 
-def following_batch_norm(model: Any, layer_name: str) -> Any:
-    """The BatchNormalization layer that alone consumes ``layer_name``'s output, or None."""
+def sole_consumer(model: Any, layer_name: str) -> Any:
+    """The one layer of ``model`` that reads ``layer_name``'s output, or None if there are more or none."""
     consumers = [node.outbound_layer for node in model.get_layer(layer_name).outbound_nodes
                  if node.outbound_layer in model.layers]
-    if len(consumers) == 1 and type(consumers[0]).__name__ == "BatchNormalization":
-        return consumers[0]
-    return None
+    return consumers[0] if len(consumers) == 1 else None
+
+
+def following_batch_norm(model: Any, layer_name: str) -> Any:
+    """The BatchNormalization layer that alone consumes ``layer_name``'s output, or None."""
+    consumer = sole_consumer(model, layer_name)
+    return consumer if type(consumer).__name__ == "BatchNormalization" else None
 
 
 def batch_norm_scale(bn_layer: Any) -> np.ndarray:
@@ -107,12 +112,10 @@ def fused_output_layer(model: Any, layer_name: str) -> str:
     the int8 tensor it quantizes is the output of the last layer in that chain.
     """
     name = layer_name
-    while True:
-        consumers = [node.outbound_layer for node in model.get_layer(name).outbound_nodes
-                     if node.outbound_layer in model.layers]
-        if len(consumers) != 1 or type(consumers[0]).__name__ not in _FUSED_AFTER:
-            return name
-        name = consumers[0].name
+    while (consumer := sole_consumer(model, name)) is not None \
+            and type(consumer).__name__ in _FUSED_AFTER:
+        name = consumer.name
+    return name
 
 
 def model_activations(model: Any, x: np.ndarray,

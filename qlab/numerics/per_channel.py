@@ -5,8 +5,7 @@ Taught in ``05_per_channel``; :mod:`qlab.plots.channel_ranges` draws the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,7 +33,6 @@ class ChannelRangesView:
     per_tensor_sqnr_db: float
     per_channel_sqnr_db: float
     num_bits: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def channels(self) -> int:

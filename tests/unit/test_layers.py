@@ -76,12 +76,20 @@ def qlab_aliases(source: str) -> set[str]:
     return names
 
 
+def _packages() -> tuple[str, ...]:
+    return tuple(module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py"))
+
+
+#: qlab and its sub-packages: ``from <package> import name`` may import a module.
+PACKAGES = ("qlab", *_packages())
+
+
 def violations(source: str, module: str) -> list[str]:
     """What breaks the layering rules in one module's source (empty when it keeps them)."""
     layer, problems = layer_of(module), []
     for target, names in imports(source, module):
         if target == "qlab" or target.startswith("qlab."):
-            full = [f"{target}.{n}" for n in names] if target in ("qlab", *_packages()) else [target]
+            full = [f"{target}.{n}" for n in names] if target in PACKAGES else [target]
             for name in full:
                 used = layer_of(name)
                 if RANK[used] > RANK[layer] or used in NOT_USED_BY.get(layer, ()):
@@ -89,17 +97,13 @@ def violations(source: str, module: str) -> list[str]:
                 if any(part.startswith("_") and not part.startswith("__") for part in name.split(".")):
                     problems.append(f"{module} imports the private name {name}")
             problems += [f"{module} imports the private name {target}.{n}" for n in names
-                         if n.startswith("_") and target not in ("qlab", *_packages())]
+                         if n.startswith("_") and target not in PACKAGES]
         elif any(target == bad or target.startswith(bad + ".") or
                  any(f"{target}.{n}" == bad for n in names) for bad in FORBIDDEN.get(layer, ())):
             problems.append(f"{module} ({layer}) imports {target}")
     problems += [f"{module} uses the private {name}"
                  for name in private_attributes(source, qlab_aliases(source))]
     return problems
-
-
-def _packages() -> tuple[str, ...]:
-    return tuple(module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py"))
 
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
