@@ -85,7 +85,11 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                     "printed and saved with the environment under artifacts/results/.",
         epilog=f"models: {', '.join(MODELS)}. variants: {', '.join(VARIANTS)} (described in "
                f"qlab.lite.conversion.VARIANTS). JSON rows have the keys {', '.join(COLUMNS)}; accuracy "
-               f"is a fraction, sizes in bytes, latency in ms.")
+               f"is a fraction, sizes in bytes, latency in ms. Every row is also compared with the "
+               f"float32 model on the same test images: top1_agreement (share of images with the same "
+               f"top class), output_sqnr_db (null for float32 itself: identical), kl_divergence (nats), "
+               f"accuracy_delta with delta_low/delta_high (95% paired bootstrap interval, fractions) "
+               f"and mcnemar_p (exact McNemar test of the images only one of the two gets right).")
     compare.add_argument("--model", action="append", metavar="NAME",
                          help="zoo model(s): repeat the option or give a comma list; 'all' "
                               "(the default) for every model")

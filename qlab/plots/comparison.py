@@ -1,4 +1,4 @@
-"""The comparison table as pictures: accuracy against file size, latency per variant.
+"""The comparison table as pictures: accuracy against file size, latency, the accuracy change per variant.
 
 Each function takes the table of :func:`qlab.workbook.pipeline.compare` (or its
 ``ComparisonResult``) and returns a Figure that shows itself when a notebook cell
@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from qlab.plots.figure import new_figure
 
-__all__ = ["plot_accuracy_vs_size", "plot_latency"]
+__all__ = ["plot_accuracy_vs_size", "plot_latency", "plot_accuracy_delta"]
 
 
 def _table(result: Any) -> pd.DataFrame:
@@ -69,3 +69,42 @@ def plot_latency(result: Any) -> Figure:
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_accuracy_delta(result: Any) -> Figure:
+    """Each variant's accuracy change against float32 with its 95% paired bootstrap interval.
+
+    One panel per model, one bar per variant (float32 itself, the reference, is left out);
+    a filled marker is a change whose interval excludes 0. Taught in ``08_compare_and_debug``.
+    """
+    table = _table(result)
+    needed = ["accuracy_delta", "delta_low", "delta_high"]
+    if not set(needed) <= set(table.columns) or table[needed].isna().all().all():
+        raise ValueError(f"the table has no {', '.join(needed)} (results saved before qlab measured "
+                         f"them); run qlab.compare again")
+    table = table[table["variant"] != "float32"].dropna(subset=needed)
+    models = list(dict.fromkeys(table["model"]))
+    variants = max(len(table) // max(len(models), 1), 1)
+    fig = new_figure((5 * len(models), 1.8 + 0.35 * variants))
+    axes = fig.subplots(1, len(models), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        _draw_deltas(ax, table[table["model"] == model])
+        ax.set_title(model)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_deltas(ax: Any, rows: pd.DataFrame) -> None:
+    """Horizontal interval bars in points, a line at no change."""
+    y = np.arange(len(rows))[::-1]
+    delta, low, high = (100 * rows[c].to_numpy(float) for c in ("accuracy_delta", "delta_low", "delta_high"))
+    significant = (low > 0) | (high < 0)
+    ax.errorbar(delta, y, xerr=[delta - low, high - delta], fmt="none", ecolor="tab:blue", capsize=3)
+    ax.scatter(delta[significant], y[significant], color="tab:red", zorder=3, label="interval excludes 0")
+    ax.scatter(delta[~significant], y[~significant], facecolor="white", edgecolor="tab:blue", zorder=3,
+               label="within noise")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(y, rows["variant"])
+    ax.set(xlabel="accuracy - float32 accuracy (points, 95% interval)", ylim=(-0.8, len(rows) - 0.2))
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8, loc="best")

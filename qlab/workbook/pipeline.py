@@ -7,6 +7,11 @@ in the same process and interleaved with the float32 baseline. QAT variants also
 report the agreement between the Keras model and its TFLite conversion.
 ``qat_4bit`` has no TFLite file (TFLite has no 4-bit kernels): its accuracy is the
 fake-quantized Keras model's, and the table says so.
+
+Every row is also compared with the float32 TFLite model's scores on the same test
+images (see :func:`qlab.numerics.metrics.fine_metrics`): top-1 agreement, output
+SQNR, softmax KL divergence, and the accuracy change with a 95% paired bootstrap
+interval and McNemar's exact p-value, so a change of a few images can be told from noise.
 """
 
 from __future__ import annotations
@@ -23,13 +28,18 @@ import pandas as pd
 
 from qlab.lite.conversion import (DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
                           convert_qat)
+from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
 from qlab.lite.models import MODELS, check_size, get_spec
 
 #: Columns of the results table, in display order.
-COLUMNS = ["model", "variant", "accuracy", "size_bytes", "size_ratio", "latency_ms",
-           "latency_ratio", "keras_accuracy", "keras_tflite_agreement", "evaluated_with",
+COLUMNS = ["model", "variant", "accuracy", "top1_agreement", "output_sqnr_db", "kl_divergence",
+           "accuracy_delta", "delta_low", "delta_high", "mcnemar_p", "size_bytes", "size_ratio",
+           "latency_ms", "latency_ratio", "keras_accuracy", "keras_tflite_agreement", "evaluated_with",
            "seconds", "note"]
+#: The columns measured against the float32 TFLite model on the same images (fine_metrics' keys).
+FINE_COLUMNS = ["top1_agreement", "output_sqnr_db", "kl_divergence", "accuracy_delta", "delta_low",
+                "delta_high", "mcnemar_p"]
 #: Latency budget per size: (timed runs, warm-up runs).
 LATENCY_RUNS = {"full": (400, 50), "smoke": (20, 5)}
 NO_4BIT_KERNELS = "fake-quantized Keras: TFLite has no 4-bit kernels, so no file and no latency"
@@ -54,10 +64,9 @@ class ComparisonResult:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
-        """The table as JSON-able dicts (NaN -> None)."""
+        """The table as JSON-able dicts (NaN -> None; the float32 row's infinite SQNR -> None too)."""
         frame = self.table.astype(object).where(self.table.notna(), None)
-        return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-                for row in frame.to_dict(orient="records")]
+        return [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
     def to_json(self) -> dict[str, Any]:
         """What is persisted: environment, config and rows."""
@@ -70,6 +79,12 @@ class ComparisonResult:
         return pd.DataFrame({
             "model": t["model"], "variant": t["variant"],
             "accuracy %": (100 * t["accuracy"]).round(2),
+            "Δ acc. points [95% CI]": [_delta_text(*r) for r in zip(t["accuracy_delta"], t["delta_low"],
+                                                                    t["delta_high"])],
+            "McNemar p": t["mcnemar_p"].map(lambda p: None if pd.isna(p) else f"{p:.2g}"),
+            "agreement %": (100 * t["top1_agreement"]).round(2),
+            "output SQNR dB": t["output_sqnr_db"].replace([np.inf, -np.inf], np.nan).round(1),
+            "KL": t["kl_divergence"].map(lambda kl: None if pd.isna(kl) else f"{kl:.2g}"),
             "size KB": (t["size_bytes"] / 1024).round(1),
             "float32 size / size": t["size_ratio"].round(2),
             "latency ms": t["latency_ms"].round(3),
@@ -88,6 +103,19 @@ class ComparisonResult:
         html = self.display_table().to_html(index=False, na_rep="-")
         where = f"<p>saved to <code>{self.path}</code></p>" if self.path else ""
         return f"{html}<p>{self.config['size']} size, seed {self.config['seed']}</p>{where}"
+
+
+def _json_value(value: Any) -> Any:
+    """A table cell as JSON can hold it: numpy scalars as Python ones, infinities as None."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def _delta_text(delta: Any, low: Any, high: Any) -> str | None:
+    """``+0.12 [-0.05, +0.30]``: an accuracy change and its interval, in percentage points."""
+    if any(pd.isna(v) for v in (delta, low, high)):
+        return None
+    return f"{100 * delta:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
 
 
 def zoo_tflite_dir(name: str, size: str, seed: int) -> Path:
@@ -116,12 +144,12 @@ def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes | None, Any]:
 
 
 def _predict_in_background(pool: ThreadPoolExecutor, model_bytes: bytes, x: np.ndarray) -> Future:
-    """Start the TFLite predictions for ``x``; the future gives ``(predictions, seconds)``."""
+    """Start the TFLite predictions for ``x``; the future gives ``(scores, seconds)``."""
     from qlab.lite.tflite import predict_tflite
 
     def run() -> tuple[np.ndarray, float]:
         start = time.perf_counter()
-        return predict_tflite(model_bytes, x, workers=1).argmax(axis=1), time.perf_counter() - start
+        return predict_tflite(model_bytes, x, workers=1), time.perf_counter() - start
 
     return pool.submit(run)
 
@@ -134,7 +162,8 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
 
     Args:
         float_model: the trained float Keras model (float32 is converted from it as the
-            baseline of the size and latency ratios).
+            baseline of the size and latency ratios, and its scores are the reference of the
+            fine metrics, whether or not ``"float32"`` is among ``variants``).
         name: the ``model`` column.
         variants: variant names, in order.
         data: ``((x_train, y_train), (x_test, y_test))``; accuracy is on the test part.
@@ -146,46 +175,28 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
     interpreter releases the GIL, conversion is mostly Python): the slow 16x8 reference
     kernels then cost almost no extra time on a 2-core machine.
     """
-    from qlab.files.io import write_bytes_atomic
     from qlab.lite.tflite import compare_latency
 
     (_, _), (x_test, y_test) = data
     y_test = np.asarray(y_test)
     files = {"float32": convert(float_model, "float32")}
-    rows, predictions, keras_predictions = {}, {}, {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qlab-evaluate") as pool:
-        # int16x8 first: its reference kernels take longest to evaluate in the background
-        for variant in sorted(variants, key=lambda v: v != "int16x8"):
-            if verbose:
-                print(f"  {name}: {variant}", flush=True)
-            start = time.perf_counter()
-            model_bytes, keras_model = files.get(variant), None
-            if model_bytes is None:
-                model_bytes, keras_model = variant_model(variant)
-            row = {"model": name, "variant": variant}
-            if keras_model is not None:
-                keras_predictions[variant] = keras_model.predict(x_test, batch_size=500,
-                                                                 verbose=0).argmax(axis=1)
-                row["keras_accuracy"] = float(np.mean(keras_predictions[variant] == y_test))
-            if model_bytes is None:
-                row.update(accuracy=row["keras_accuracy"], evaluated_with="keras",
-                           note=NO_4BIT_KERNELS)
+        predictions = {"float32": _predict_in_background(pool, files["float32"], x_test)}
+        rows, keras_scores = _convert_variants(name, variants, x_test, variant_model, files, predictions,
+                                               pool, tflite_dir, verbose)
+        reference, _ = predictions["float32"].result()
+        for variant, row in rows.items():
+            if row["evaluated_with"] == "keras":
+                scores = keras_scores[variant]
             else:
-                files[variant] = model_bytes
-                predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
-                row.update(size_bytes=len(model_bytes), evaluated_with="litert",
-                           size_ratio=len(files["float32"]) / len(model_bytes))
-                if tflite_dir is not None:
-                    write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
-            row["seconds"] = time.perf_counter() - start  # convert (+ fine-tune) (+ evaluate, below)
-            rows[variant] = row
-        for variant, future in predictions.items():
-            tflite_prediction, seconds = future.result()
-            rows[variant]["accuracy"] = float(np.mean(tflite_prediction == y_test))
-            rows[variant]["seconds"] += seconds
-            if variant in keras_predictions:
-                rows[variant]["keras_tflite_agreement"] = float(
-                    np.mean(tflite_prediction == keras_predictions[variant]))
+                scores, seconds = predictions[variant].result()
+                row["seconds"] += seconds
+            row.update(fine_metrics(reference, scores, y_test))
+            if variant in keras_scores:
+                keras_top1 = keras_scores[variant].argmax(axis=1)
+                row["keras_accuracy"] = float(np.mean(keras_top1 == y_test))
+                if row["evaluated_with"] == "litert":
+                    row["keras_tflite_agreement"] = float(np.mean(scores.argmax(axis=1) == keras_top1))
     rows = [{**rows[variant], "seconds": round(rows[variant]["seconds"], 1)} for variant in variants]
     if latency_runs:
         stats = compare_latency(files, runs=latency_runs[0], warmup=latency_runs[1])
@@ -194,6 +205,39 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
                 row["latency_ms"] = stats[row["variant"]].median_ms
                 row["latency_ratio"] = stats[row["variant"]].median_ms / stats["float32"].median_ms
     return rows
+
+
+def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
+                      variant_model: Callable[[str], tuple[bytes | None, Any]], files: dict[str, bytes],
+                      predictions: dict[str, Future], pool: ThreadPoolExecutor, tflite_dir: Path | None,
+                      verbose: Any) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """``(rows by variant, Keras scores of the QAT variants)``; starts each file's evaluation."""
+    from qlab.files.io import write_bytes_atomic
+
+    rows, keras_scores = {}, {}
+    # int16x8 first: its reference kernels take longest to evaluate in the background
+    for variant in sorted(variants, key=lambda v: v != "int16x8"):
+        if verbose:
+            print(f"  {name}: {variant}", flush=True)
+        start = time.perf_counter()
+        model_bytes, keras_model = files.get(variant), None
+        if model_bytes is None:
+            model_bytes, keras_model = variant_model(variant)
+        row = {"model": name, "variant": variant, "evaluated_with": "litert"}
+        if keras_model is not None:
+            keras_scores[variant] = keras_model.predict(x_test, batch_size=500, verbose=0)
+        if model_bytes is None:
+            row.update(evaluated_with="keras", note=NO_4BIT_KERNELS)
+        else:
+            files[variant] = model_bytes
+            if variant not in predictions:
+                predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
+            row.update(size_bytes=len(model_bytes), size_ratio=len(files["float32"]) / len(model_bytes))
+            if tflite_dir is not None:
+                write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
+        row["seconds"] = time.perf_counter() - start  # convert (+ fine-tune) (+ evaluate, later)
+        rows[variant] = row
+    return rows, keras_scores
 
 
 def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: int = 0,
@@ -370,9 +414,24 @@ def load_result(path: str | Path) -> ComparisonResult:
 
     path = Path(path)
     data = json.loads(path.read_text())
-    table = pd.DataFrame(data["rows"]).reindex(columns=COLUMNS)
+    table = _numeric_columns(pd.DataFrame(data["rows"]).reindex(columns=COLUMNS))
     extras = {k: v for k, v in data.items() if k not in ("environment", "config", "rows")}
     return ComparisonResult(table, data["environment"], data["config"], path, extras)
+
+
+def _numeric_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Measured columns as floats (missing -> NaN), and the SQNR that JSON stored as null as ``inf``.
+
+    JSON has no infinity, so :meth:`ComparisonResult.rows` saves the SQNR of a row whose
+    scores equal float32's (the float32 row itself) as null; a row with the other fine
+    metrics but no SQNR is such a row. Results saved before the fine metrics existed keep NaN.
+    """
+    text = {"model", "variant", "evaluated_with", "note"}
+    for column in (c for c in COLUMNS if c not in text):
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype(float)
+    identical = table["output_sqnr_db"].isna() & table["top1_agreement"].notna()
+    table.loc[identical, "output_sqnr_db"] = np.inf
+    return table
 
 
 def latest_result(size: str = "full", since: float = 0.0) -> ComparisonResult | None:

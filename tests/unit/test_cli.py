@@ -40,3 +40,39 @@ def test_read_records_reads_values_back(tmp_path):
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(nb))
     assert read_records(path) == {"accuracy": 0.99}
+
+
+def test_compare_help_explains_the_fine_metric_columns(capsys):
+    from qlab.workbook.pipeline import FINE_COLUMNS
+
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(column in out for column in FINE_COLUMNS)
+    assert "95% paired bootstrap" in out and "McNemar" in out
+
+
+def test_compare_prints_the_fine_metric_columns(capsys, monkeypatch, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from qlab.numerics.metrics import fine_metrics
+    from qlab.workbook import pipeline
+
+    def fake_compare(models, variants, size, seed, latency, calibration_samples, verbose):
+        rng = np.random.default_rng(0)
+        reference, labels = rng.normal(size=(50, 10)), rng.integers(0, 10, 50)
+        rows = [{"model": "mnist_cnn", "variant": variant, **fine_metrics(reference, scores, labels)}
+                for variant, scores in (("float32", reference), ("int8_per_tensor", reference + 0.5))]
+        return pipeline.ComparisonResult(pd.DataFrame(rows).reindex(columns=pipeline.COLUMNS), {},
+                                         {"size": size, "seed": seed})
+
+    monkeypatch.setattr(pipeline, "compare", fake_compare)
+    out_json = tmp_path / "rows.json"
+    assert main(["compare", "--model", "mnist_cnn", "--smoke", "--quiet", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    for header in ("agreement %", "output SQNR dB", "KL", "Δ acc. points [95% CI]", "McNemar p"):
+        assert header in out
+    assert "+0.00 [+0.00, +0.00]" in out
+    rows = json.loads(out_json.read_text())  # strict JSON: float32's infinite SQNR is null
+    assert rows[0]["output_sqnr_db"] is None and rows[1]["output_sqnr_db"] > 0

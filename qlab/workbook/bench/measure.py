@@ -250,12 +250,17 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
             skip_widgets: bool = False, widget_repeats: int = 15, verbose: bool = True,
             command: str = "qlab bench",
             checkpoint: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
-    """Measure the comparison, the widgets and the notebooks; return the results dict.
+    """Measure the comparison, record the lesson studies, measure the widgets and the notebooks.
+
+    Returns the results dict. The studies (:func:`qlab.workbook.studies.record_all`) are the
+    slow sweeps the lessons load when the model's weights match; their file names are listed
+    under ``studies_recorded``.
 
     ``checkpoint`` is called with the results so far (marked ``partial``) after each
     step, so a run that is cut short still leaves its numbers behind.
     """
     from qlab.workbook.notebook import notebook_paths
+    from qlab.workbook.studies import record_all
 
     paths = notebook_paths(notebooks)
     skipped = [part for part, skip in (("widgets", skip_widgets), ("notebooks", skip_notebooks))
@@ -264,6 +269,9 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     _say(verbose, "comparison: every model x variant at full size")
     results = measure_compare(models, variants, seed, latency_repeats, latency_runs, verbose)
     results.update(gaps=accuracy_gaps(results["rows"]), widgets=[], notebooks=[])
+    stamp(results)
+    _say(verbose, "lesson studies: the slow sweeps the notebooks load, recorded for these weights")
+    results["studies_recorded"] = [path.name for path in record_all(models, seed, verbose)]
     stamp(results)
     if not skip_widgets:
         _say(verbose, f"widgets: {widget_repeats} updates per control")

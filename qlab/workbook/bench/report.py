@@ -79,6 +79,26 @@ def _model_tables(results: dict[str, Any]) -> str:
                    for model in dict.fromkeys(r["model"] for r in results["rows"]))
 
 
+def _fine_row(r: dict[str, Any]) -> list[Any]:
+    delta = None if r.get("delta_low") is None else (
+        f"{100 * r['accuracy_delta']:+.2f} [{100 * r['delta_low']:+.2f}, {100 * r['delta_high']:+.2f}]")
+    # the float32 row's SQNR is infinite (identical scores): JSON stores null, shown as "-"
+    return [r["model"], f"`{r['variant']}`", delta, _fmt(r.get("mcnemar_p"), ".2g"),
+            _fmt(r.get("top1_agreement"), ".2f", 100), _fmt(r.get("output_sqnr_db"), ".1f"),
+            _fmt(r.get("kl_divergence"), ".2g")]
+
+
+def _fine_metrics(results: dict[str, Any]) -> str:
+    """The finer-than-top-1 section: a table when the rows have the columns, else why not."""
+    rows = [r for r in results["rows"] if r.get("top1_agreement") is not None]
+    if not rows:
+        return _paragraph("fine_metrics_missing")
+    return _paragraph("fine_metrics", table=_md_table(
+        ["model", "variant", "Δ accuracy vs float32, points [95% CI]", "McNemar p",
+         "top-1 agreement with float32 %", "output SQNR dB", "KL(float32 || variant) nats"],
+        [_fine_row(r) for r in rows]))
+
+
 def _slower_than_float32(results: dict[str, Any]) -> str:
     slow = [r for r in results["rows"] if (r.get("latency_ratio") or 0) > 2]
     if not slow:
@@ -212,6 +232,7 @@ def render_markdown(results: dict[str, Any], plot_name: str = "benchmarks/accura
         latency_repeats=config.get("latency_repeats", "?"),
         latency_runs=config.get("latency_runs", "?"),
         model_tables=_model_tables(results), slower_than_float32=_slower_than_float32(results),
+        fine_metrics=_fine_metrics(results),
         plot_name=plot_name, gaps_table=_gaps_table(results),
         widest_spread=_widest_spread(spreads), widest_tensors=_widest_tensors(spreads),
         size_table=_size_table(results), notebook_times=_notebook_times(results),

@@ -80,6 +80,43 @@ def test_smoke_compare_covers_every_model_and_variant(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_compare_measures_every_row_against_float32(smoke_run):
+    rows, stdout, _ = smoke_run
+    for row in rows:
+        assert 0.0 <= row["top1_agreement"] <= 1.0 and row["kl_divergence"] >= 0.0
+        assert row["delta_low"] <= row["accuracy_delta"] <= row["delta_high"], row
+        assert 0.0 < row["mcnemar_p"] <= 1.0
+    by = {(r["model"], r["variant"]): r for r in rows}
+    for model in MODELS:
+        reference = by[model, "float32"]
+        assert reference["top1_agreement"] == 1.0 and reference["kl_divergence"] == 0.0
+        assert (reference["accuracy_delta"], reference["delta_low"], reference["delta_high"]) == (0, 0, 0)
+        assert reference["output_sqnr_db"] is None  # identical scores: infinite SQNR, null in JSON
+        for variant in [v for v in VARIANTS if v != "float32"]:
+            row = by[model, variant]
+            assert row["accuracy_delta"] == pytest.approx(row["accuracy"] - reference["accuracy"])
+            assert row["output_sqnr_db"] > 0, (model, variant)  # every variant's scores move a little
+        # qat_4bit is compared through its fake-quantized Keras scores
+        assert by[model, "qat_4bit"]["accuracy"] == by[model, "qat_4bit"]["keras_accuracy"]
+    for header in ("agreement %", "output SQNR dB", "KL", "Δ acc. points [95% CI]", "McNemar p"):
+        assert header in stdout
+
+
+@pytest.mark.slow
+def test_float32_is_the_reference_even_when_not_requested():
+    from qlab.workbook.pipeline import compare
+
+    result = compare(["mnist_cnn"], ["int8_per_tensor", "qat_4bit"], size="smoke", latency=False,
+                     save=False)
+    table = result.table.set_index("variant")
+    assert table.index.tolist() == ["int8_per_tensor", "qat_4bit"]
+    assert table[["top1_agreement", "kl_divergence", "output_sqnr_db", "mcnemar_p"]].notna().all().all()
+    assert (table["delta_low"] <= table["accuracy_delta"]).all()
+    assert (table["accuracy_delta"] <= table["delta_high"]).all()
+    assert "Δ acc. points [95% CI]" in repr(result)
+
+
+@pytest.mark.slow
 def test_smoke_results_are_persisted_with_the_environment(smoke_run):
     _, _, artifacts = smoke_run
     saved = sorted((artifacts / "results").glob("compare-smoke-*.json"), key=os.path.getmtime)

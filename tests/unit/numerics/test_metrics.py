@@ -88,3 +88,168 @@ def test_describe_buckets_matches_hand_computed_int8_buckets():
     assert table["error"][3] == pytest.approx(params.max - 50.0, rel=1e-6)
     with pytest.raises(ValueError, match="per-tensor"):
         describe_buckets([1.0], choose_quant_params([-1.0, -2.0], [1.0, 2.0], axis=-1))
+
+
+# --- model-level metrics against independent references ---
+
+from qlab.numerics.metrics import (  # noqa: E402
+    AccuracyDifference, fine_metrics, mcnemar_exact_p, output_sqnr_db, paired_accuracy_difference, softmax_kl,
+    top1_agreement)
+
+
+def _noisy_scores(images: int = 200, classes: int = 10, noise: float = 0.3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    reference = rng.normal(0, 3, (images, classes))
+    return reference, reference + rng.normal(0, noise, reference.shape), rng.integers(0, classes, images)
+
+
+def _kl_loop(reference, scores):
+    """Slow float64 reference: softmax by the textbook formula, KL summed element by element."""
+    total = 0.0
+    for ref_row, row in zip(reference, scores):
+        p = np.exp(ref_row) / np.exp(ref_row).sum()
+        q = np.exp(row) / np.exp(row).sum()
+        total += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+    return total / len(reference)
+
+
+def test_identical_scores_agree_fully_with_zero_kl_and_zero_interval():
+    reference, _, labels = _noisy_scores()
+    metrics = fine_metrics(reference, reference.copy(), labels)
+    assert metrics["top1_agreement"] == 1.0 and metrics["kl_divergence"] == 0.0
+    assert metrics["output_sqnr_db"] == math.inf
+    assert (metrics["accuracy_delta"], metrics["delta_low"], metrics["delta_high"]) == (0.0, 0.0, 0.0)
+    assert metrics["mcnemar_p"] == 1.0
+    assert metrics["accuracy"] == pytest.approx(np.mean(reference.argmax(1) == labels))
+    assert set(metrics) == {"accuracy", "top1_agreement", "output_sqnr_db", "kl_divergence", "accuracy_delta",
+                            "delta_low", "delta_high", "mcnemar_p"}
+
+
+def test_top1_agreement_and_output_sqnr_hand_case():
+    reference = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0], [1.0, 3.0, 0.0], [0.0, 0.0, 1.0]])
+    scores = np.array([[2.0, 1.0, 0.0], [0.0, 2.5, 2.0], [1.0, 3.0, 0.0], [1.5, 0.0, 1.0]])
+    assert top1_agreement(reference, scores) == 0.5
+    assert output_sqnr_db(reference, scores) == pytest.approx(10 * math.log10(np.sum(reference**2) / (1.5**2 * 2)))
+
+
+def test_softmax_kl_matches_scipy_rel_entr_and_a_float64_loop():
+    reference, scores, _ = _noisy_scores(images=50, noise=1.0)
+    expected = _kl_loop(reference, scores)
+    assert softmax_kl(reference, scores) == pytest.approx(expected, rel=1e-9)
+    special = pytest.importorskip("scipy.special")
+    p, q = special.softmax(reference, axis=1), special.softmax(scores, axis=1)
+    assert softmax_kl(reference, scores) == pytest.approx(special.rel_entr(p, q).sum(axis=1).mean(), rel=1e-9)
+
+
+def test_softmax_kl_is_stable_for_huge_logits_and_asymmetric():
+    reference, scores, _ = _noisy_scores(images=20, noise=1.0)
+    shifted = softmax_kl(reference + 1000.0, scores - 1000.0)  # softmax ignores a per-row shift
+    assert shifted == pytest.approx(softmax_kl(reference, scores), rel=1e-9) and np.isfinite(shifted)
+    assert softmax_kl(reference * 400, scores * 400) > 0  # exp(400 * 9) overflows without log-sum-exp
+    assert np.isfinite(softmax_kl(reference * 400, scores * 400))
+    assert softmax_kl(reference, scores) != pytest.approx(softmax_kl(scores, reference), rel=1e-6)
+
+
+@pytest.mark.parametrize("b, c", [(0, 0), (1, 0), (3, 7), (7, 3), (10, 10), (2, 25), (60, 90)])
+def test_mcnemar_matches_binomial_test(b, c):
+    if b + c == 0:
+        assert mcnemar_exact_p(b, c) == 1.0
+        return
+    stats = pytest.importorskip("scipy.stats")
+    assert mcnemar_exact_p(b, c) == pytest.approx(stats.binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
+
+
+def test_mcnemar_hand_table():
+    # discordant 1 vs 5 of 6: P(X <= 1) = (1 + 6) / 64, two-sided doubles it
+    assert mcnemar_exact_p(1, 5) == pytest.approx(14 / 64)
+    assert mcnemar_exact_p(0, 3) == pytest.approx(2 / 8)
+    assert mcnemar_exact_p(4000, 4200) < 0.05 < mcnemar_exact_p(40, 42)  # big counts stay exact and fast
+
+
+def _slow_bootstrap(reference_correct, correct, confidence, resamples, seed):
+    """The textbook paired bootstrap: resample image indices, recompute both accuracies."""
+    rng = np.random.default_rng(seed)
+    n = len(correct)
+    diffs = []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        diffs.append(correct[idx].mean() - reference_correct[idx].mean())
+    alpha = 1 - confidence
+    return np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+
+
+def test_bootstrap_interval_matches_explicit_resampling():
+    rng = np.random.default_rng(1)
+    reference_correct = rng.random(2000) < 0.9
+    correct = reference_correct.copy()
+    flip = rng.choice(2000, 60, replace=False)
+    correct[flip] = ~correct[flip]
+    result = paired_accuracy_difference(reference_correct, correct, resamples=2000, seed=3)
+    low, high = _slow_bootstrap(reference_correct, correct, 0.95, 2000, seed=4)
+    assert result.difference == pytest.approx(correct.mean() - reference_correct.mean())
+    # two independent bootstraps of the same data: endpoints agree to a fraction of the interval's width
+    width = high - low
+    assert result.low == pytest.approx(low, abs=0.15 * width) and result.high == pytest.approx(high, abs=0.15 * width)
+    assert result.low <= result.difference <= result.high
+    wider = paired_accuracy_difference(reference_correct, correct, confidence=0.99, seed=3)
+    assert wider.low <= result.low and wider.high >= result.high
+
+
+def test_bootstrap_coverage_on_simulated_models():
+    # a candidate whose true accuracy is 1 point above the reference's: ~95% of intervals hold +0.01
+    rng = np.random.default_rng(5)
+    covered = 0
+    for trial in range(100):
+        reference_correct = rng.random(1000) < 0.90
+        gain = ~reference_correct & (rng.random(1000) < 0.15)
+        loss = reference_correct & (rng.random(1000) < 0.15 * 0.1 / 0.9 - 0.01 / 0.9)
+        correct = (reference_correct | gain) & ~loss
+        truth = 0.1 * 0.15 - 0.9 * (0.15 * 0.1 / 0.9 - 0.01 / 0.9)
+        result = paired_accuracy_difference(reference_correct, correct, resamples=500, seed=trial)
+        covered += result.low <= truth <= result.high
+    assert 85 <= covered <= 100
+
+
+def test_significant_when_the_interval_excludes_zero_and_repr():
+    reference_correct = np.ones(10_000, dtype=bool)
+    correct = reference_correct.copy()
+    correct[:200] = False
+    result = paired_accuracy_difference(reference_correct, correct, resamples=2000)
+    assert isinstance(result, AccuracyDifference) and result.significant and result.high < 0
+    assert result.difference == pytest.approx(-0.02) and result.mcnemar_p < 1e-10
+    assert repr(result).startswith("-2.00 points [-2.") and "(95%), McNemar p=" in repr(result)
+    same = paired_accuracy_difference(reference_correct, reference_correct)
+    assert not same.significant and repr(same) == "+0.00 points [+0.00, +0.00] (95%), McNemar p=1"
+    with pytest.raises(AttributeError):
+        same.low = -1.0  # frozen
+
+
+def test_model_metrics_bad_input():
+    reference, scores, labels = _noisy_scores(images=10)
+    with pytest.raises(ValueError, match="same shape"):
+        top1_agreement(reference, scores[:5])
+    with pytest.raises(ValueError, match="2-D"):
+        softmax_kl(reference[0], scores[0])
+    bad = scores.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match="scores contains 1 NaN"):
+        output_sqnr_db(reference, bad)
+    with pytest.raises(ValueError, match="reference_scores is empty"):
+        fine_metrics(np.zeros((0, 10)), np.zeros((0, 10)), np.zeros(0, int))
+    with pytest.raises(TypeError, match="labels must be integer"):
+        fine_metrics(reference, scores, labels.astype(float))
+    with pytest.raises(ValueError, match="one label per image"):
+        fine_metrics(reference, scores, labels[:3])
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 9\]"):
+        fine_metrics(reference, scores, labels + 10)
+    flags = np.ones(20, dtype=bool)
+    with pytest.raises(ValueError, match="confidence must be a number in"):
+        paired_accuracy_difference(flags, flags, confidence=95)
+    with pytest.raises(ValueError, match="resamples must be an integer >= 100, got 10"):
+        paired_accuracy_difference(flags, flags, resamples=10)
+    with pytest.raises(ValueError, match="same images"):
+        paired_accuracy_difference(flags, flags[:5])
+    with pytest.raises(ValueError, match="correct must be a non-empty 1-D"):
+        paired_accuracy_difference(flags, np.ones((4, 5), dtype=bool))
+    with pytest.raises(ValueError, match="True/False"):
+        paired_accuracy_difference(flags, np.full(20, 0.5))

@@ -1,8 +1,10 @@
-"""qlab.workbook.bench.measure without measuring anything: how repeated latencies are summarized.
+"""qlab.workbook.bench.measure without measuring anything: repeated latencies, the order of collect's steps.
 
 The measurements themselves (models, notebooks, widgets) are tested in
 tests/integration/workbook/test_bench_measure.py.
 """
+
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +34,25 @@ def test_summarize_repeats_needs_the_baseline_in_every_repeat():
 def test_measure_latency_repeats_needs_at_least_one_repeat():
     with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
         measure.measure_latency_repeats({}, repeats=0)
+
+
+def test_collect_records_the_lesson_studies_after_the_comparison(monkeypatch):
+    from qlab.workbook import studies
+    from qlab.workbook.bench import measure
+
+    calls = []
+
+    def fake_compare(models, variants, seed, latency_repeats, latency_runs, verbose):
+        calls.append("compare")
+        return {"rows": [], "config": {}}
+
+    def fake_record_all(models, seed, verbose):
+        calls.append(("record_all", models, seed, verbose))
+        return [Path("/somewhere/studies/accuracy_sweep-mnist_cnn-abc.json")]
+
+    monkeypatch.setattr(measure, "measure_compare", fake_compare)
+    monkeypatch.setattr(studies, "record_all", fake_record_all)
+    results = measure.collect(models="mnist_cnn", seed=3, skip_notebooks=True, skip_widgets=True,
+                              verbose=False, notebooks=[])
+    assert calls == ["compare", ("record_all", "mnist_cnn", 3, False)]
+    assert results["studies_recorded"] == ["accuracy_sweep-mnist_cnn-abc.json"] and not results["partial"]

@@ -29,10 +29,22 @@ _fixtures = _load_goals_tests()
 fake_results, fake_row, set_row = _fixtures.fake_results, _fixtures.fake_row, _fixtures.set_row
 
 
+def with_fine_metrics(results):
+    """``results`` as qlab bench now writes them: every row compared with float32 on the same images."""
+    for row in results["rows"]:
+        base = goals.result_row(results, row["model"], "float32")["accuracy"]
+        delta, identical = row["accuracy"] - base, row["variant"] == "float32"
+        row.update(top1_agreement=1.0 if identical else 0.985, kl_divergence=0.0 if identical else 0.0123,
+                   output_sqnr_db=None if identical else 31.25, accuracy_delta=delta,
+                   delta_low=delta - (0 if identical else 0.002), delta_high=delta + (0 if identical else 0.001),
+                   mcnemar_p=1.0 if identical else 0.0312)
+    return results
+
+
 def varied_results():
     """Results that between them call for every paragraph of the template."""
     plain = fake_results()
-    eventful = fake_results()
+    eventful = with_fine_metrics(fake_results())
     eventful.update(partial=True, finished=None, load_average={"start": 1.5, "now": 2.25},
                     notebooks_found=eventful["notebooks_found"][:4])
     eventful["notebooks"][1].update(ok=False, error="RuntimeError: boom")
@@ -154,3 +166,21 @@ def test_a_run_cut_short_lists_the_notebooks_it_did_not_reach():
     results["notebooks"] = []
     assert "workbook run time measured (every notebook, full mode): not measured (run cut short)" \
         in goals.check_goals(results)
+
+
+def test_fine_metrics_table_shows_interval_p_agreement_sqnr_and_kl():
+    text = report.render_markdown(with_fine_metrics(fake_results()))
+    section = text[text.index("## Finer than top-1"):text.index("## Accuracy against size")]
+    assert "paired bootstrap" in section and "same 10,000 test images" in section and "McNemar" in section
+    # mobilenet_v2 int8_per_tensor: 95.00% vs 98.90% float32 -> -3.90 points, interval -0.2/+0.1 around it
+    assert "| mobilenet_v2 | `int8_per_tensor` | -3.90 [-4.10, -3.80] | 0.031 | 98.50 | 31.2 | 0.012 |" in section
+    # float32 is the reference: no change, zero-width interval, identical scores (infinite SQNR -> "-")
+    assert "| mnist_cnn | `float32` | +0.00 [+0.00, +0.00] | 1 | 100.00 | - | 0 |" in section
+    assert "Not in these results" not in section
+
+
+def test_results_from_before_the_fine_metrics_still_render_and_say_why_the_section_is_empty():
+    committed = json.loads((repository_root() / "benchmarks" / "results.json").read_text())
+    for text in (report.render_markdown(fake_results()), report.render_markdown(committed)):
+        section = text[text.index("## Finer than top-1"):text.index("## Accuracy against size")]
+        assert "Not in these results" in section and "| model |" not in section
