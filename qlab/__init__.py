@@ -56,6 +56,14 @@ _LAZY: dict[str, str] = {
     "bucket_occupancy": "qlab.numerics.metrics",
     "error_report": "qlab.numerics.metrics",
     "describe_buckets": "qlab.numerics.metrics",
+    "top1_agreement": "qlab.numerics.metrics",
+    "output_sqnr_db": "qlab.numerics.metrics",
+    "softmax_kl": "qlab.numerics.metrics",
+    "AccuracyDifference": "qlab.numerics.metrics",
+    "paired_accuracy_difference": "qlab.numerics.metrics",
+    "mcnemar_exact_p": "qlab.numerics.metrics",
+    "fine_metrics": "qlab.numerics.metrics",
+    "run_study": "qlab.workbook.studies",
     "simulate_chain": "qlab.numerics.accumulate",
     "MODELS": "qlab.lite.models",
     "load_or_train": "qlab.lite.models",
@@ -93,6 +101,7 @@ _LAZY: dict[str, str] = {
     "draw_channel_ranges": "qlab.plots.channel_ranges",
     "plot_accuracy_vs_size": "qlab.plots.comparison",
     "plot_latency": "qlab.plots.comparison",
+    "plot_accuracy_delta": "qlab.plots.comparison",
     "plot_layer_errors": "qlab.plots.layer_errors",
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()`` -> the module in its layer
@@ -111,6 +120,7 @@ _SUBMODULES: dict[str, str] = {
     "cache": "qlab.lite.cache", "conversion": "qlab.lite.conversion", "tflite": "qlab.lite.tflite",
     "qat": "qlab.lite.qat", "debug": "qlab.lite.debug", "intsim": "qlab.lite.intsim",
     "pipeline": "qlab.workbook.pipeline", "notebook": "qlab.workbook.notebook",
+    "studies": "qlab.workbook.studies",
 }
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])

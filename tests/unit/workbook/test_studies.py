@@ -1,0 +1,106 @@
+"""The study cache: recorded tables are used only for the weights they were measured on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qlab.workbook import studies
+
+
+class _Variable:
+    def __init__(self, name: str, value: np.ndarray):
+        self.name, self._value = name, value
+
+    def numpy(self) -> np.ndarray:
+        return self._value
+
+
+class _Model:
+    def __init__(self, scale: float):
+        self.weights = [_Variable("dense/kernel:0", scale * np.arange(6, dtype=np.float32).reshape(2, 3))]
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """A fake zoo model loader, a recorded dir and a cache dir, and a counting study."""
+    import qlab.lite.models as models
+
+    state = {"scale": 1.0, "calls": 0}
+    monkeypatch.setattr(models, "load_or_train", lambda name, size, seed, verbose=0: _Model(state["scale"]))
+    monkeypatch.setattr(studies, "recorded_dir", lambda: tmp_path / "recorded")
+    monkeypatch.setattr(studies, "cache_dir", lambda: tmp_path / "cache")
+
+    def compute(model_name, size, seed, verbose):
+        state["calls"] += 1
+        return pd.DataFrame({"bits": [8, 3], "accuracy": [0.99, 0.4 + state["scale"] / 100],
+                             "label": ["per-tensor", "per-channel"]})
+
+    monkeypatch.setitem(studies.STUDIES, "toy", studies.StudySpec("toy", compute, 1))
+    return state
+
+
+def test_computes_once_then_reads_the_cache(world):
+    first = studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    second = studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    assert (first.source, second.source, world["calls"]) == ("computed", "cached", 1)
+    pd.testing.assert_frame_equal(first.table, second.table)
+    assert "computed earlier" in second.provenance() and first.fingerprint in repr(second)
+
+
+def test_recorded_table_is_preferred_and_other_weights_never_match(world):
+    study = studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    path = studies.record_study(study)
+    assert studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False).source == "recorded"
+    world["scale"] = 2.0  # different weights: the recorded table does not apply
+    changed = studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    assert changed.source == "computed" and changed.fingerprint != study.fingerprint
+    assert changed.table["accuracy"].iloc[1] == pytest.approx(0.42)
+    studies.record_study(changed)  # replaces the stale recording
+    assert not path.exists() and len(list(path.parent.glob("toy-*.json"))) == 1
+
+
+def test_a_new_study_version_recomputes(world, monkeypatch):
+    studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    spec = studies.STUDIES["toy"]
+    monkeypatch.setitem(studies.STUDIES, "toy", studies.StudySpec("toy", spec.target, 2))
+    assert studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False).source == "computed"
+    assert world["calls"] == 2
+
+
+def test_a_corrupt_cache_file_is_recomputed_not_used(world):
+    study = studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    study.path.write_text("{not json")
+    assert studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False).source == "computed"
+    assert json.loads(study.path.read_text())["study"] == "toy"  # rewritten whole
+
+
+def test_fingerprint_depends_on_values_and_names():
+    a, b = _Model(1.0), _Model(1.0)
+    assert studies.weights_fingerprint(a) == studies.weights_fingerprint(b)
+    b.weights[0].name = "other/kernel:0"
+    assert studies.weights_fingerprint(a) != studies.weights_fingerprint(b)
+    assert studies.weights_fingerprint(a) != studies.weights_fingerprint(_Model(1.0 + 1e-6))
+
+
+def test_bad_names_are_refused(world):
+    with pytest.raises(ValueError, match="unknown study 'nope'"):
+        studies.run_study("nope", "mnist_cnn")
+    with pytest.raises(ValueError, match="unknown model"):
+        studies.run_study("toy", "resnet")
+    with pytest.raises(ValueError, match="size must be one of"):
+        studies.run_study("toy", "mnist_cnn", size="huge")
+    with pytest.raises(ValueError, match="identifier"):
+        studies.register_study("not a name", lambda *a: None)
+    with pytest.raises(TypeError, match="module:function"):
+        studies.register_study("fine", "no_colon")
+
+
+def test_a_study_for_some_models_refuses_others(world, monkeypatch):
+    spec = studies.STUDIES["toy"]
+    monkeypatch.setitem(studies.STUDIES, "toy", studies.StudySpec("toy", spec.target, 1, "", ("mobilenet_v2",)))
+    with pytest.raises(ValueError, match="applies to mobilenet_v2, not 'mnist_cnn'"):
+        studies.run_study("toy", "mnist_cnn", "smoke")
