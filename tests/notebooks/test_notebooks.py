@@ -71,11 +71,26 @@ CHECKS = {
     "05_per_channel.ipynb": {
         "layer_sqnr_db": lambda v: v["per-channel"] >= v["per-tensor"],
         "median_gain_db": lambda v: all(g >= 0 for g in v.values()) and len(v) >= 4,
-        "scheme_accuracy": lambda v: len(v) >= 3 and all(0 <= a <= 1 for a in v.values()),
-        # per-channel parameters cost bytes in every model
+        # the written-out converter = qlab's variant; the switch makes CONV_2D per-tensor,
+        # FULLY_CONNECTED stays per-channel
+        "scales_per_weight_tensor": lambda v: v["converter, written out"] == v["qlab int8_per_tensor"]
+        and all(s == 1 for op, s in zip(v["ops"], v["qlab int8_per_tensor"]) if op == "CONV_2D")
+        and all(s > 1 for op, s in zip(v["ops"], v["qlab int8_per_channel"]) if op == "CONV_2D"),
+        "stored_levels_low_bits": lambda v: 2 <= v <= 7,  # 3-bit weights: at most 7 levels in the int8 file
+        "weight_bits_accuracy": lambda v: len(v) % 4 == 0 and len(v) >= 8
+        and all(0 <= a <= 1 for a in v.values()),
+        "per_channel_gap_points": lambda v: all(lo - 1e-9 <= g <= hi + 1e-9 for g, lo, hi in v.values()),
+        "channel_spread": lambda v: all(s["max"] >= s["median"] >= 1 for s in v.values()),
+        "largest_gap": lambda v: v["bits"] == 3 and v["low"] <= v["points"] <= v["high"],
+        "cle_float_cost": lambda v: v["CLE, max |score diff| vs the ReLU model"] < 1e-3,
+        "cle_closed_share": lambda v: all(0 <= v[k] <= 1 for k in ("per-tensor", "per-channel",
+                                                                   "per-tensor + CLE")),
+        "constructed_float_max_abs_diff": lambda v: v < 1e-3,
+        "constructed_accuracy": lambda v: len(v) == 21 and all(0 <= a <= 1 for a in v.values())
+        and v["constructed (x1000 rescaling)/float32"] == v["original/float32"],
         "scheme_size_bytes": lambda v: all(v[k] > v[k.replace("per_channel", "per_tensor")]
-                                           for k in v if k.endswith("int8_per_channel")),
-        "per_channel_gap_points": lambda v: "mnist_cnn" in v,
+                                           for k in v if k.endswith("int8_per_channel"))
+        and all(v[k] > v[k.replace("float32", "int8_per_channel")] for k in v if k.endswith("float32")),
     },
     "06_quantization_aware_training.ipynb": {
         "wrapped_layers": lambda v: v == 7,  # 2 conv, 2 pool, flatten, 2 dense
@@ -104,7 +119,28 @@ CHECKS = {
 
 # notebook name -> {record name: predicate}, full mode only: the claims of the lesson text
 FULL_CHECKS: dict[str, dict] = {
+    "05_per_channel.ipynb": {
+        # per-tensor breaks on an unmodified zoo model: a gap of 5 points or more, interval above 0
+        "largest_gap": lambda v: v["bits"] == 3 and v["points"] >= 5 and v["low"] > 0,
+        "per_channel_gap_points": lambda v: max(lo for g, lo, hi in v.values()) >= 5,
+        # equalization closes at least half of that gap, and changes the float scores by rounding only
+        "cle_closed_share": lambda v: v["share"] >= 0.5
+        and v["share_with_bias_correction"] >= v["share"] - 0.05,
+        "cle_float_cost": lambda v: v["CLE, max |score diff| vs the ReLU model"] < 1e-3,
+        # the constructed model: per-tensor int8 loses >= 20 points, CLE is within 1 point of float,
+        # per-channel and 16x8 each repair part of it
+        "constructed_accuracy": lambda v: _constructed_collapse(v, "constructed (x1000 rescaling)")
+        and v["constructed (x100 rescaling)/float32"]
+        - v["constructed (x100 rescaling)/int8_per_tensor"] >= 0.20,
+    },
 }
+
+
+def _constructed_collapse(v: dict, model: str) -> bool:
+    return (v[f"{model}/float32"] - v[f"{model}/int8_per_tensor"] >= 0.20
+            and abs(v[f"{model}/CLE + int8_per_tensor"] - v[f"{model}/float32"]) <= 0.01
+            and v[f"{model}/int8_per_tensor"] < v[f"{model}/int8_per_channel"] < v[f"{model}/int16x8"]
+            <= v[f"{model}/CLE + int8_per_tensor"])
 
 MODE = os.environ.get("QLAB_NOTEBOOK_MODE", "smoke")
 if MODE not in ("smoke", "full"):
