@@ -46,27 +46,27 @@ CHECKS = {
         "float16_size_ratio": lambda v: all(1.8 < r < 2.0 for r in v.values()),
     },
     "04_post_training_quantization.ipynb": {
+        "raw_converter_matches_qlab": lambda v: v is True,
         "ptq_accuracy": lambda v: len(v) >= 4 and all(0 <= a <= 1 for a in v.values()),
         "ptq_size_ratio": lambda v: v["mnist_cnn/int8_per_channel"] > 3.5 and v["mnist_cnn/int16x8"] > 3,
-        "calibration_study": lambda v: len(v) >= 2 and all(0 <= a <= 1 for a in v.values()),
+        "ptq_output_sqnr_db": lambda v: all(s > 20 for s in v.values()),
+        "int16x8_sqnr_gain_db": lambda v: len(v) >= 1 and all(g > 0 for g in v.values()),
+        "ptq_latency_ratio": lambda v: len(v) % 3 == 0 and all(r > 0 for r in v.values()),
+        # the [0, 255] representative set: input scale 1.0 instead of 1/255, and a real loss
+        "live_failure_accuracy": lambda v: v["pixels_0_255"] < v["proper"] - 0.05,
+        "live_failure_input_scale": lambda v: abs(v["pixels_0_255"] - 1.0) < 1e-6
+        and abs(v["proper"] - 1 / 255) < 1e-7,
+        "failure_accuracy": lambda v: len(v) % 6 == 0 and all(0 <= a <= 1 for a in v.values()),
+        "failure_delta_interval": lambda v: all(lo <= hi for lo, hi in v.values()),
+        "failures_costing_5_points": lambda v: {"mnist_cnn/blank", "mnist_cnn/pixels_0_255"} <= set(v),
+        "initial_ranges_left": lambda v: v == [],
+        "minmax_route_vs_converter": lambda v: v["top1_agreement"] >= 0.98
+        and v["matching_activation_params"][0] == v["matching_activation_params"][1] >= 5,
+        "estimator_accuracy": lambda v: len(v) >= 4 and all(0 <= a <= 1 for a in v.values()),
+        "estimator_output_sqnr_db": lambda v: all(v[k] > v[k[:-1] + "4"] for k in v if k.endswith("/8")),
+        "estimator_agreement_with_converter": lambda v: v["mnist_cnn/minmax"] >= 0.98,
         "input_quantization_matches_tflite": lambda v: v is True,
         "intsim_mismatches_vs_reference": lambda v: v == 0,
-    },
-    "08_compare_and_debug.ipynb": {
-        "accuracy": lambda v: len(v) % 9 == 0 and all(0 <= a <= 1 for a in v.values()),
-        "size_ratio": lambda v: all(v[k] > 2.0 for k in v if k.endswith("/int8_per_channel"))
-        and all(v[k] > 1.8 for k in v if k.endswith("/float16")),
-        "latency_ratio": lambda v: len(v) % 8 == 0 and all(r > 0 for r in v.values()),
-        "worst_layers_rmse_over_scale": lambda v: len(v) >= 1 and all(r > 0 for r in v.values()),
-        "selective_accuracy": lambda v: sorted(v) == ["0", "1", "2", "3"],
-        # every layer kept in float stores its weights as float32 again
-        "selective_size_bytes": lambda v: v["0"] < v["1"] <= v["2"] <= v["3"],
-    },
-    "09_your_own_model.ipynb": {
-        "unsupported_layers": lambda v: v == [],
-        "accuracy": lambda v: len(v) == 6 and all(0 <= a <= 1 for a in v.values()),
-        "size_ratio": lambda v: v["int8_per_channel"] > 2 and 1.5 < v["float16"] < 2,
-        "layer_rmse_over_scale": lambda v: len(v) >= 4,
     },
     "05_per_channel.ipynb": {
         "layer_sqnr_db": lambda v: v["per-channel"] >= v["per-tensor"],
@@ -119,6 +119,18 @@ CHECKS = {
 
 # notebook name -> {record name: predicate}, full mode only: the claims of the lesson text
 FULL_CHECKS: dict[str, dict] = {
+    "04_post_training_quantization.ipynb": {
+        # at least two wrong representative sets cost 5 points or more (whole interval)
+        "failures_costing_5_points": lambda v: len(v) >= 2
+        and {"mnist_cnn/blank", "mnist_cnn/pixels_0_255"} <= set(v),
+        # int16 activations: outputs several dB closer to float where top-1 cannot tell
+        "int16x8_sqnr_gain_db": lambda v: len(v) == 3 and all(g > 3 for g in v.values()),
+        "minmax_route_vs_converter": lambda v: v["top1_agreement"] >= 0.999
+        and v["matching_activation_params"][0] == v["matching_activation_params"][1],
+        # at 3-bit activations the MSE-optimal range beats min-max on every model
+        "estimator_accuracy": lambda v: all(v[f"{m}/mse/3"] > v[f"{m}/minmax/3"]
+                                            for m in ("mnist_cnn", "mobilenet_v1", "mobilenet_v2")),
+    },
     "05_per_channel.ipynb": {
         # per-tensor breaks on an unmodified zoo model: a gap of 5 points or more, interval above 0
         "largest_gap": lambda v: v["bits"] == 3 and v["points"] >= 5 and v["low"] > 0,

@@ -65,3 +65,18 @@ def test_the_constructed_model_collapses_per_tensor_and_equalization_repairs_it(
     collapsed = "constructed (x1000 rescaling)"
     assert (t[(collapsed, "int8_per_tensor")] < t[(collapsed, "int8_per_channel")]
             < t[(collapsed, "int16x8")] <= t[(collapsed, "CLE + int8_per_tensor")])
+
+
+def test_at_least_two_wrong_representative_sets_cost_five_points():
+    costly = set()
+    for model, t in recorded("calibration_failures").items():
+        assert (t[t["representative set"] == "proper"]["delta_low"] <= 0).all(), model
+        costly |= {(model, s) for s in t[t["delta_high"] <= -0.05]["representative set"]}
+    assert len({s for _, s in costly}) >= 2, costly
+
+
+def test_mse_ranges_beat_min_max_at_low_activation_bits_and_agree_at_eight():
+    for model, t in recorded("range_estimators").items():
+        accuracy = t.set_index(["method", "num_bits"])["accuracy"]
+        assert accuracy[("mse", 3)] > accuracy[("minmax", 3)], model
+        assert abs(accuracy[("mse", 8)] - accuracy[("minmax", 8)]) < 0.002, model
