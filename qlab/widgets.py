@@ -35,7 +35,8 @@ from qlab.plots.accumulation import AccumulationView, accumulation_view, draw_er
 from qlab.plots.buckets import BucketView, bucket_view, draw_bucket_explorer, range_from_data
 from qlab.plots.channel_ranges import draw_channel_ranges
 from qlab.plots.figure import figure_png, new_figure
-from qlab.plots.layer_errors import ERROR_COLUMNS, draw_layer_profile, layer_error_profile
+from qlab.plots.layer_errors import (ERROR_COLUMNS, depth_error_curves, draw_depth_profile,
+                                     draw_layer_profile, layer_error_profile)
 
 __all__ = ["BucketExplorer", "ErrorAccumulation", "PerChannelRanges"]
 
@@ -237,18 +238,27 @@ class ErrorAccumulation(_FigureWidget):
     """The error against float, layer by layer, of the synthetic int8 chain (and a real model).
 
     Taught in ``02_error_accumulation``; used again in ``08_compare_and_debug`` with a
-    real model's ``model_profile``.
+    real model's ``depth_profile``.
 
     Args:
         model_profile: optional per-layer error table of an int8 TFLite model
             (the DataFrame of :func:`qlab.lite.debug.layer_error_table`, or a
             ``{layer: error}`` dict), drawn under the chain.
         model_error_column: which of :data:`qlab.plots.layer_errors.ERROR_COLUMNS` to draw.
+        depth_profile: instead of ``model_profile``, a real model's error by depth
+            (the DataFrame of :func:`qlab.lite.depth_error.error_by_depth`), drawn under
+            the chain as relative RMSE, the chain's own measure.
     """
 
     def __init__(self, model_profile: Any = None, model_error_column: str | None = None,
-                 depth: int = 8, num_bits: int = 8) -> None:
+                 depth: int = 8, num_bits: int = 8, depth_profile: Any = None) -> None:
+        if model_profile is not None and depth_profile is not None:
+            raise ValueError("give model_profile (per-layer debugger table) or depth_profile "
+                             "(error_by_depth table), not both")
+        if depth_profile is not None:
+            depth_error_curves(depth_profile)  # a wrong table fails here, not in a callback
         self.model_profile = model_profile
+        self.depth_profile = depth_profile
         self.model_error_column = model_error_column
         self.depth = W.IntSlider(value=depth, min=1, max=MAX_DEPTH, description="depth",
                                  continuous_update=False)
@@ -272,7 +282,7 @@ class ErrorAccumulation(_FigureWidget):
         self.profile: tuple[list[str], np.ndarray, str] | None = None
         self.profile_figure = new_figure((9.0, 3.0))
         self.profile_image = W.Image(format="png", layout=W.Layout(max_width="100%"))
-        if model_profile is not None:
+        if model_profile is not None or depth_profile is not None:
             self.widget.children = (*self.widget.children[:3], self.profile_image,
                                     *self.widget.children[3:])
             self.update_profile()
@@ -286,6 +296,10 @@ class ErrorAccumulation(_FigureWidget):
 
     def update_profile(self) -> bool:
         """Redraw the real model's per-layer error profile; on bad input show why."""
+        if self.depth_profile is not None:
+            draw_depth_profile(self.depth_profile, self.profile_figure)
+            self.profile_image.value = figure_png(self.profile_figure)
+            return True
         column = self.profile_column.value if self.profile_column is not None else self.model_error_column
         try:
             self.profile = layer_error_profile(self.model_profile, column)
@@ -304,6 +318,20 @@ class ErrorAccumulation(_FigureWidget):
         from qlab.lite.debug import layer_error_table
 
         return cls(model_profile=layer_error_table(model, x, num_samples), **kwargs)
+
+    @classmethod
+    def for_model_by_depth(cls, model: Any, x: np.ndarray, num_samples: int = 100,
+                           **kwargs: Any) -> "ErrorAccumulation":
+        """The widget with ``model``'s int8 (per-channel) error by depth and the debugger's beside it."""
+        from qlab.lite.conversion import convert
+        from qlab.lite.debug import layer_error_table
+        from qlab.lite.depth_error import error_by_depth
+
+        x = x[:num_samples]
+        errors = layer_error_table(model, x, num_samples)
+        model_bytes = convert(model, "int8_per_channel", x, num_samples)
+        return cls(depth_profile=error_by_depth(model, model_bytes, x, debugger_errors=errors),
+                   **kwargs)
 
     def _figsize(self) -> tuple[float, float]:
         return (9.0, 4.2)

@@ -23,8 +23,8 @@ VARIANTS: dict[str, str] = {
     "dynamic_int8": "dynamic range: int8 weights, activations quantized on the fly per batch",
     "int8_per_channel": "full integer: int8 weights (per-channel scales) and activations, "
                         "calibrated on a representative dataset; int8 input and output",
-    "int8_per_tensor": "full integer as above with one scale per convolution weight tensor "
-                       "(per-channel disabled; fully connected weights keep per-channel scales)",
+    "int8_per_tensor": "full integer as above with one scale per weight tensor "
+                       "(per-channel disabled)",
     "int16x8": "int16 activations, int8 weights (TFLite's experimental 16x8 mode)",
     "qat_int8": "TFMOT quantize_model, fine-tuned with fake quantization, converted to int8",
     "qat_partial": "only the Conv2D/Dense layers annotated (quantize_annotate_layer + "
@@ -147,7 +147,7 @@ def configure(converter: Any, variant: str, representative_data: Callable | None
         converter.inference_output_type = tf.int8
     if variant == "int8_per_tensor":
         # private but long-standing switch; the public API has no per-tensor option. In TF 2.21
-        # it reaches CONV_2D and DEPTHWISE_CONV_2D only: FULLY_CONNECTED stays per-channel.
+        # FULLY_CONNECTED weights still carry one scale per output channel, but all equal.
         converter._experimental_disable_per_channel = True
     if variant == "int16x8":
         converter.target_spec.supported_ops = [

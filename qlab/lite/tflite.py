@@ -283,7 +283,9 @@ def weight_tensors(model_bytes: bytes) -> pd.DataFrame:
     """The weight tensor of every conv/dense op of a TFLite model, read from the file.
 
     Columns: ``op``, ``tensor`` (its name), ``dtype``, ``shape``, ``scales`` (1:
-    per-tensor, one per output channel: per-channel), ``levels`` (most distinct stored
+    per-tensor, one per output channel: per-channel), ``distinct scales`` (the converter's
+    per-tensor switch stores FULLY_CONNECTED weights with one scale per output channel, all
+    equal: per-tensor in effect), ``levels`` (most distinct stored
     values in one channel, or in the tensor when per-tensor), ``min``/``max`` of the
     stored values and ``bytes`` (of the values as the interpreter returns them). A 4-bit
     model converted by TFLite shows at most 15 levels in [-7, 7]. The interpreter hands
@@ -306,6 +308,7 @@ def weight_tensors(model_bytes: bytes) -> pd.DataFrame:
         scales = len(quant["scales"])
         rows.append({"op": op["op_name"], "tensor": detail["name"], "dtype": values.dtype.name,
                      "shape": tuple(int(s) for s in values.shape), "scales": scales,
+                     "distinct scales": len(np.unique(quant["scales"])),
                      "levels": _levels_per_channel(values, int(quant["quantized_dimension"]),
                                                    scales > 1),
                      "min": values.min().item(), "max": values.max().item(),

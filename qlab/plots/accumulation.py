@@ -1,9 +1,10 @@
 """Error accumulation: the error against float, layer by layer, of a synthetic integer chain.
 
 :func:`accumulation_view` runs :func:`qlab.numerics.accumulate.simulate_chain`;
-:func:`draw_error_accumulation` draws it, with a real model's per-layer profile
-beneath when one is given. Taught in ``02_error_accumulation``; the live widget is
-:class:`qlab.widgets.ErrorAccumulation`.
+:func:`draw_error_accumulation` draws it, with a real model beneath when one is
+given: its per-layer debugger profile (``model_profile``) or its error by depth
+(``depth_profile``, from :func:`qlab.lite.depth_error.error_by_depth`). Taught in
+``02_error_accumulation``; the live widget is :class:`qlab.widgets.ErrorAccumulation`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from matplotlib.ticker import MaxNLocator
 
 from qlab.numerics.accumulate import simulate_chain
 from qlab.plots.figure import fresh_axes, new_figure, set_yscale
-from qlab.plots.layer_errors import draw_profile_bars, layer_error_profile
+from qlab.plots.layer_errors import (depth_error_curves, draw_depth_curves, draw_profile_bars,
+                                     layer_error_profile)
 
 __all__ = ["AccumulationView", "accumulation_view", "draw_error_accumulation",
            "static_error_accumulation"]
@@ -33,6 +35,12 @@ class AccumulationView:
     error_name: str
     model_profile: tuple[list[str], np.ndarray] | None = None
     model_error_name: str = ""
+    depth_profile: Any = None  #: a :func:`qlab.lite.depth_error.error_by_depth` table
+
+    @property
+    def has_model_panel(self) -> bool:
+        """Whether a real model is drawn under the chain."""
+        return self.model_profile is not None or self.depth_profile is not None
 
     def __repr__(self) -> str:
         s = self.settings
@@ -45,8 +53,18 @@ class AccumulationView:
 def accumulation_view(depth: int = 8, num_bits: int = 8, per_channel: bool = False,
                       int32_accumulate: bool = True, requantize: bool = True, seed: int = 0,
                       batch: int = 64, model_profile: Any = None,
-                      model_error_column: str | None = None) -> AccumulationView:
-    """Run the synthetic chain with these settings (see :func:`qlab.numerics.accumulate.simulate_chain`)."""
+                      model_error_column: str | None = None,
+                      depth_profile: Any = None) -> AccumulationView:
+    """Run the synthetic chain with these settings (see :func:`qlab.numerics.accumulate.simulate_chain`).
+
+    ``model_profile`` (the debugger's per-layer table) or ``depth_profile`` (a real
+    model's error by depth) adds a real model under the chain; give one or neither.
+    """
+    if model_profile is not None and depth_profile is not None:
+        raise ValueError("give model_profile (per-layer debugger table) or depth_profile "
+                         "(error_by_depth table), not both")
+    if depth_profile is not None:
+        depth_error_curves(depth_profile)  # checks the table
     settings = dict(depth=depth, num_bits=num_bits, per_channel=per_channel,
                     int32_accumulate=int32_accumulate, requantize=requantize)
     chain = simulate_chain(seed=seed, batch=batch, **settings)  # checks every setting
@@ -56,13 +74,13 @@ def accumulation_view(depth: int = 8, num_bits: int = 8, per_channel: bool = Fal
         names, values, profile_name = layer_error_profile(model_profile, model_error_column)
         profile = (names, values)
     return AccumulationView(chain, settings, chain.relative_error, "relative_error", profile,
-                            profile_name)
+                            profile_name, depth_profile)
 
 
 def draw_error_accumulation(view: AccumulationView, fig: Figure | None = None) -> Figure:
     """Draw the chain's error layer by layer (and the real model's profile beside it)."""
-    fig = new_figure((9.0, 4.2) if view.model_profile is None else (9.0, 6.4)) if fig is None else fig
-    rows = 1 if view.model_profile is None else 2
+    fig = new_figure((9.0, 6.4) if view.has_model_panel else (9.0, 4.2)) if fig is None else fig
+    rows = 2 if view.has_model_panel else 1
     axes = fresh_axes(fig, f"accumulation{rows}", rows, hspace=0.6,
                       bottom=0.12 if rows == 1 else 0.2)
     ax = axes[0]
@@ -85,12 +103,15 @@ def draw_error_accumulation(view: AccumulationView, fig: Figure | None = None) -
     ax.grid(alpha=0.3)
     if view.model_profile is not None:
         draw_profile_bars(axes[1], *view.model_profile, view.model_error_name)
+    elif view.depth_profile is not None:
+        draw_depth_curves(axes[1], view.depth_profile)
     return fig
 
 
-def static_error_accumulation() -> Figure:
-    """The error-accumulation picture at its default settings.
+def static_error_accumulation(depth_profile: Any = None) -> Figure:
+    """The error-accumulation picture at its default settings (the widget's first picture).
 
-    Taught in ``02_error_accumulation``.
+    Taught in ``02_error_accumulation``; ``08_compare_and_debug`` adds a real model's
+    ``depth_profile``.
     """
-    return draw_error_accumulation(accumulation_view())
+    return draw_error_accumulation(accumulation_view(depth_profile=depth_profile))

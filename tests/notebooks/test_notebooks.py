@@ -71,10 +71,10 @@ CHECKS = {
     "05_per_channel.ipynb": {
         "layer_sqnr_db": lambda v: v["per-channel"] >= v["per-tensor"],
         "median_gain_db": lambda v: all(g >= 0 for g in v.values()) and len(v) >= 4,
-        # the written-out converter = qlab's variant; the switch makes CONV_2D per-tensor,
-        # FULLY_CONNECTED stays per-channel
+        # distinct scales: the written-out converter = qlab's variant, one per weight tensor
+        # (FULLY_CONNECTED repeats one scale per channel); per-channel convolutions have many
         "scales_per_weight_tensor": lambda v: v["converter, written out"] == v["qlab int8_per_tensor"]
-        and all(s == 1 for op, s in zip(v["ops"], v["qlab int8_per_tensor"]) if op == "CONV_2D")
+        and all(s == 1 for s in v["qlab int8_per_tensor"])
         and all(s > 1 for op, s in zip(v["ops"], v["qlab int8_per_channel"]) if op == "CONV_2D"),
         "stored_levels_low_bits": lambda v: 2 <= v <= 7,  # 3-bit weights: at most 7 levels in the int8 file
         "weight_bits_accuracy": lambda v: len(v) % 4 == 0 and len(v) >= 8
@@ -114,6 +114,39 @@ CHECKS = {
         "sweep": lambda v: len(v) >= 2 and all(0 <= r["qat_accuracy"] <= 1 for r in v),
         "four_bit_per_tensor_accuracy": lambda v: abs(v["Keras (fake-quant)"] - v["TFLite file"]) < 0.05,
     },
+    "08_compare_and_debug.ipynb": {
+        "accuracy": lambda v: len(v) % 9 == 0 and all(0 <= a <= 1 for a in v.values()),
+        "size_ratio": lambda v: all(v[k] > 2.0 for k in v if k.endswith("/int8_per_channel"))
+        and all(v[k] > 1.8 for k in v if k.endswith("/float16")),
+        "latency_ratio": lambda v: len(v) % 8 == 0 and all(r > 0 for r in v.values()),
+        "top1_agreement": lambda v: len(v) % 9 == 0 and all(0 <= a <= 1 for a in v.values())
+        and all(v[k] == 1 for k in v if k.endswith("/float32")),
+        "variants_tied_with_float": lambda v: isinstance(v, int) and v >= 0,
+        "lowest_output_sqnr_db": lambda v: len(v) == 1,
+        "broken_accuracy": lambda v: sorted(v) == ["float32", "int8_per_channel", "int8_per_tensor"]
+        and v["int8_per_tensor"] < v["float32"],
+        "worst_layers_rmse_over_scale": lambda v: len(v) >= 1 and max(v.values()) > 3 * 12 ** -0.5,
+        "recovery_accuracy": lambda v: v["0"] < max(v.values()),
+        # every layer kept in float stores its weights as float32 again
+        "recovery_kb_added": lambda v: v["0"] == 0 and all(v[str(k + 1)] > v[str(k)]
+                                                          for k in range(len(v) - 1)),
+        "recovery_share": lambda v: v["0"] == 0,
+        "greedy_recovery_share": lambda v: v["0"] == 0,
+        "per_kb_recovery_share": lambda v: v["0"] == 0,
+        "per_kb_kb_added": lambda v: v["0"] == 0,
+        "recovery_layers": lambda v: len(v) >= 2 and len(set(v)) == len(v),
+        "recovery_file_kb": lambda v: v["all int8"] < v["first layer in float"] <= 1.01 * v["float32"],
+        "half_recovered": lambda v: set(v) == {"debugger", "greedy", "greedy_per_kb"},
+        "depth_relative_rmse": lambda v: 0 < v["first"] <= v["max"] < 0.2 and 0 < v["last"] <= v["max"],
+        "accumulated_over_same_input_median": lambda v: v >= 1,
+        "same_input_relative_rmse": lambda v: 0 < v["min"] <= v["max"] < 0.2,
+    },
+    "09_your_own_model.ipynb": {
+        "unsupported_layers": lambda v: v == [],
+        "accuracy": lambda v: len(v) == 6 and all(0 <= a <= 1 for a in v.values()),
+        "size_ratio": lambda v: v["int8_per_channel"] > 2 and 1.5 < v["float16"] < 2,
+        "layer_rmse_over_scale": lambda v: len(v) >= 4,
+    },
 }
 
 
@@ -145,6 +178,26 @@ FULL_CHECKS: dict[str, dict] = {
         and v["constructed (x100 rescaling)/float32"]
         - v["constructed (x100 rescaling)/int8_per_tensor"] >= 0.20,
     },
+}
+
+
+FULL_CHECKS["08_compare_and_debug.ipynb"] = {
+    # the constructed model breaks per-tensor only
+    "broken_accuracy": lambda v: v["float32"] - v["int8_per_tensor"] > 0.15
+    and abs(v["float32"] - v["int8_per_channel"]) < 0.005,
+    # the debugger's worst layer, kept in float, wins back at least half of the loss ...
+    "recovery_share": lambda v: v["1"] >= 0.5,
+    "recovery_layers": lambda v: v[0] == "dense",
+    # ... at the cost of most of a float32 file; ordering by recovery per KB is far cheaper
+    "recovery_file_kb": lambda v: v["first layer in float"] > 0.8 * v["float32"],
+    "half_recovered": lambda v: v["greedy_per_kb"]["k"] is not None
+    and v["greedy_per_kb"]["kb_added"] < 0.2 * v["debugger"]["kb_added"]
+    and v["greedy_per_kb"]["recovered_share"] < v["debugger"]["recovered_share"],
+    # MobileNetV2's error grows with depth, well beyond the debugger's same-input error
+    "depth_relative_rmse": lambda v: v["max"] > 2 * v["first"] and v["last"] < 0.8 * v["max"],
+    "accumulated_over_same_input_median": lambda v: v > 1.5,
+    "same_input_relative_rmse": lambda v: v["max"] < 10 * v["min"]
+    and v["projections median"] > 1.5 * v["other median"],
 }
 
 

@@ -131,6 +131,23 @@ def test_error_accumulation_model_profile_column_dropdown():
     assert w.image.value == chain_png
 
 
+def test_error_accumulation_with_a_depth_profile():
+    pd = pytest.importorskip("pandas")
+    depth = pd.DataFrame({"depth": [1, 2, 3], "keras_layer": ["conv", "dw", "fc"],
+                          "relative_rmse": [0.01, 0.02, 0.04],
+                          "same_input_relative_rmse": [0.01, 0.01, 0.02]})
+    w = qw.ErrorAccumulation(depth_profile=depth)
+    assert w.profile_image in w.widget.children and w.profile_image.value[:4] == b"\x89PNG"
+    assert len(w.profile_figure.axes[0].lines) == 2 and w.profile_column is None
+    profile_png, chain_png = w.profile_image.value, w.image.value
+    w.num_bits.value = 4  # the chain moves, the real model's picture stays
+    assert w.image.value != chain_png and w.profile_image.value == profile_png
+    with pytest.raises(ValueError, match="not both"):
+        qw.ErrorAccumulation(model_profile={"a": 1.0}, depth_profile=depth)
+    with pytest.raises(TypeError, match="error_by_depth"):
+        qw.ErrorAccumulation(depth_profile=pd.DataFrame({"layer": ["a"]}))
+
+
 def test_per_channel_ranges_controls():
     w = qw.PerChannelRanges()
     first = w.view

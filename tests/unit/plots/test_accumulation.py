@@ -41,4 +41,20 @@ def test_draw_error_accumulation_adds_the_model_profile_panel():
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["conv", "fc"]
 
 
+def test_a_depth_profile_is_drawn_under_the_chain():
+    import pandas as pd
+
+    depth = pd.DataFrame({"depth": [1, 2, 3], "keras_layer": ["a", "b", "c"],
+                          "relative_rmse": [0.01, 0.02, 0.04]})
+    view = accumulation_view(depth=3, batch=32, depth_profile=depth)
+    assert view.has_model_panel and view.model_profile is None
+    fig = draw_error_accumulation(view)
+    assert len(fig.axes) == 2 and fig.axes[1].get_yscale() == "log"
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [0.01, 0.02, 0.04])
+    with pytest.raises(ValueError, match="not both"):
+        accumulation_view(depth=3, model_profile={"a": 1.0}, depth_profile=depth)
+    with pytest.raises(TypeError, match="error_by_depth"):
+        accumulation_view(depth=3, depth_profile=pd.DataFrame({"layer": ["a"]}))
+
+
 # ------------------------------------------------------------- per-channel ranges
