@@ -105,7 +105,7 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
     Returns a DataFrame with ``num_float_layers``, ``denylist``, ``accuracy`` (TFLite,
     on ``x_test``), ``size_bytes`` and the float32 model's accuracy and size for
     reference. ``k = 0`` is the fully quantized model (float input and output).
-    Taught in ``08_compare_and_debug``.
+    The fixed-count form of :func:`float_layer_recovery`, which ``08_compare_and_debug`` teaches.
     """
     from qlab.lite.keras2 import tf
     from qlab.lite.conversion import convert

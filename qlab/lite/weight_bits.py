@@ -90,20 +90,15 @@ def activation_spreads(model: Any, x: np.ndarray) -> "pd.DataFrame":
     return pd.DataFrame(rows).set_index("layer")
 
 
-def _predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
-    from qlab.lite.tflite import predict_tflite
-
-    return predict_tflite(model_bytes, x)
-
-
 def evaluate_variant(model: Any, variant: str, x_calib: np.ndarray, x_test: np.ndarray
                      ) -> tuple[np.ndarray, float]:
     """Convert ``model`` as ``variant`` (calibrated on ``x_calib``), return (test scores, seconds)."""
     from qlab.lite.conversion import convert
+    from qlab.lite.tflite import predict_tflite
 
     start = time.perf_counter()
     model_bytes = convert(model, variant, x_calib, num_samples=len(x_calib))
-    return _predict(model_bytes, x_test), time.perf_counter() - start
+    return predict_tflite(model_bytes, x_test), time.perf_counter() - start
 
 
 def _data(model_name: str, size: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

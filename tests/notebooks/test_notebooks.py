@@ -154,8 +154,9 @@ CHECKS = {
 FULL_CHECKS: dict[str, dict] = {
     "04_post_training_quantization.ipynb": {
         # at least two wrong representative sets cost 5 points or more (whole interval)
-        "failures_costing_5_points": lambda v: len(v) >= 2
-        and {"mnist_cnn/blank", "mnist_cnn/pixels_0_255"} <= set(v),
+        # (blank images: near chance on every model; [0, 255] pixels: the CNN)
+        "failures_costing_5_points": lambda v: {"mnist_cnn/blank", "mnist_cnn/pixels_0_255",
+                                                "mobilenet_v1/blank", "mobilenet_v2/blank"} <= set(v),
         # int16 activations: outputs several dB closer to float where top-1 cannot tell
         "int16x8_sqnr_gain_db": lambda v: len(v) == 3 and all(g > 3 for g in v.values()),
         "minmax_route_vs_converter": lambda v: v["top1_agreement"] >= 0.999

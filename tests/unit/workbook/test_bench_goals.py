@@ -108,6 +108,20 @@ def test_notebook_goals_fail_on_a_failure_a_slow_workbook_or_no_timing():
     assert "notebooks skipped in this run" in goals.notes(skipped)
 
 
+def test_budgeted_lessons_fail_when_slower_than_their_budget():
+    results = fake_results()
+    names = [r["notebook"] for r in results["notebooks"]]
+    lesson = "05_per_channel.ipynb"
+    for row in results["notebooks"]:
+        if row["notebook"] == names[5]:
+            row["notebook"] = lesson
+    assert not any(lesson in m for m in goals.check_goals(results))  # 100 s full, 10 s smoke
+    next(r for r in results["notebooks"] if r["notebook"] == lesson and r["mode"] == "smoke")["seconds"] = 61.0
+    missed = goals.check_goals(results)
+    assert any(f"{lesson} (smoke mode) <= 60 s" in m and "61 s" in m for m in missed), missed
+    assert not any(f"{lesson} (full mode)" in m for m in missed)
+
+
 def test_notebook_totals_add_up_each_mode():
     results = fake_results()
     assert goals.notebook_totals(results) == {"full": 1000.0, "smoke": 100.0}
