@@ -30,7 +30,7 @@ VARIANTS: dict[str, str] = {
     "qat_partial": "only the Conv2D/Dense layers annotated (quantize_annotate_layer + "
                    "quantize_apply), fine-tuned, converted",
     "qat_4bit": "custom QuantizeConfig with 4-bit weights, fine-tuned; evaluated as "
-                "fake-quantized Keras (TFLite has no 4-bit kernels)",
+                "fake-quantized Keras (not converted by qlab yet)",
 }
 PTQ_VARIANTS = ("float32", "float16", "dynamic_int8", "int8_per_channel", "int8_per_tensor",
                 "int16x8")

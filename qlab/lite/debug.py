@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ import pandas as pd
 
 from qlab.lite.quiet import tflite_chatter_silenced
 from qlab.lite.conversion import keras_converter, representative_dataset
-
+from qlab.numerics.validate import check_bool, check_int
 
 
 @contextlib.contextmanager
@@ -42,13 +43,6 @@ def _debugger(model: Any, dataset: Callable, per_channel: bool = True) -> Iterat
         converter.representative_dataset = dataset
         converter._experimental_disable_per_channel = not per_channel
         yield tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
-
-
-def _check_per_channel(per_channel: Any) -> bool:
-    if not isinstance(per_channel, (bool, np.bool_)):
-        raise TypeError(f"per_channel must be True (int8_per_channel) or False (int8_per_tensor), "
-                        f"got {per_channel!r}")
-    return bool(per_channel)
 
 
 def keras_layer_name(tensor_name: str) -> str:
@@ -78,7 +72,7 @@ def layer_error_table(model: Any, x: np.ndarray, num_samples: int = 100,
         ``rmse`` (in the tensor's own units), ``max_abs_error``, ``mean_error``, ``scale``,
         ``zero_point``, and its position ``op_index`` in the graph.
     """
-    per_channel = _check_per_channel(per_channel)
+    per_channel = check_bool(per_channel, "per_channel")
     dataset = representative_dataset(x, num_samples, model.input_shape)
     buffer = io.StringIO()
     with tflite_chatter_silenced(), _debugger(model, dataset, per_channel) as debugger:
@@ -111,7 +105,7 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
     from qlab.lite.conversion import convert
     from qlab.lite.tflite import evaluate_tflite
 
-    per_channel = _check_per_channel(per_channel)
+    per_channel = check_bool(per_channel, "per_channel")
     if errors is None:
         errors = layer_error_table(model, x_calib, num_samples, per_channel)
     for k in num_float_layers:
@@ -181,9 +175,7 @@ def _greedy_next(debugger: Any, denylist: list[str], candidates: Sequence[str],
 
 def _recovery_candidates(errors: pd.DataFrame, max_float_layers: Any, order: str,
                          greedy_candidates: Any) -> list[str]:
-    """Check :func:`float_layer_recovery`'s arguments; the tensors a greedy order may choose."""
-    if order not in RECOVERY_ORDERS:
-        raise ValueError(f"order must be one of {list(RECOVERY_ORDERS)}, got {order!r}")
+    """Check the arguments that depend on the debugger's table; the tensors a greedy order may choose."""
     if isinstance(max_float_layers, bool) or not isinstance(max_float_layers, (int, np.integer)) \
             or not 1 <= max_float_layers <= len(errors):
         raise ValueError(f"max_float_layers must be an integer in [1, {len(errors)}] (the "
@@ -197,6 +189,23 @@ def _recovery_candidates(errors: pd.DataFrame, max_float_layers: Any, order: str
         raise ValueError(f"max_float_layers={max_float_layers} but the greedy order chooses among "
                          f"{len(candidates)} weight layers (greedy_candidates={greedy_candidates})")
     return candidates
+
+
+def _check_recovery_inputs(x_calib: Any, x_test: Any, y_test: Any, order: Any,
+                           greedy_samples: Any) -> int:
+    """Check :func:`float_layer_recovery`'s arguments that need no model; return ``greedy_samples``."""
+    if order not in RECOVERY_ORDERS:
+        raise ValueError(f"order must be one of {list(RECOVERY_ORDERS)}, got {order!r}")
+    # no upper bound: asking for more images than x_calib holds scores on all of them
+    greedy_samples = check_int(greedy_samples, "greedy_samples", 1, sys.maxsize)
+    for argument, value in (("x_calib", x_calib), ("x_test", x_test), ("y_test", y_test)):
+        if len(value) == 0:
+            raise ValueError(f"{argument} is empty; float_layer_recovery needs at least one image "
+                             f"(and label) in x_calib, x_test and y_test")
+    if len(x_test) != len(y_test):
+        raise ValueError(f"x_test has {len(x_test)} images but y_test has {len(y_test)} labels; "
+                         f"they must be the same length")
+    return greedy_samples
 
 
 def float_layer_recovery(model: Any, x_calib: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
@@ -218,7 +227,8 @@ def float_layer_recovery(model: Any, x_calib: np.ndarray, x_test: np.ndarray, y_
             computed here if not given.
         greedy_candidates: with a greedy order, how many of the debugger's worst
             weight layers (conv, depthwise, dense) to try at each step (None: all).
-        greedy_samples: calibration images the greedy choice is scored on.
+        greedy_samples: calibration images the greedy choice is scored on (an
+            integer >= 1; at most ``len(x_calib)`` are used).
 
     Returns:
         One row per ``k`` = 0 (all int8) .. ``max_float_layers``: ``order``, ``k``,
@@ -230,7 +240,8 @@ def float_layer_recovery(model: Any, x_calib: np.ndarray, x_test: np.ndarray, y_
     from qlab.lite.conversion import convert
     from qlab.lite.tflite import evaluate_tflite, predict_tflite
 
-    per_channel = _check_per_channel(per_channel)
+    per_channel = check_bool(per_channel, "per_channel")
+    greedy_samples = _check_recovery_inputs(x_calib, x_test, y_test, order, greedy_samples)
     if errors is None:
         errors = layer_error_table(model, x_calib, num_samples, per_channel)
     candidates = _recovery_candidates(errors, max_float_layers, order, greedy_candidates)
@@ -297,12 +308,17 @@ def recovery_milestone(table: pd.DataFrame, share: float = 0.5) -> dict[str, Any
 
     Returns ``order``, ``k``, ``layers`` kept in float, ``kb_added``, ``accuracy`` and
     ``recovered_share`` of that step; ``k`` is None (and the rest empty) when no step
-    reaches it. Taught in ``08_compare_and_debug``.
+    reaches it. ``table`` must hold one order: concatenated tables of several orders
+    would interleave their steps. Taught in ``08_compare_and_debug``.
     """
     if not 0 < share <= 1:
         raise ValueError(f"share must be in (0, 1], got {share!r}")
     if "recovered_share" not in getattr(table, "columns", []):
         raise TypeError("table must be the DataFrame of qlab.lite.debug.float_layer_recovery")
+    if "order" in table.columns and table["order"].nunique() > 1:
+        orders = list(table["order"].unique())
+        raise ValueError(f"table holds {len(orders)} orders {orders}; recovery_milestone reads one "
+                         f"order's steps, e.g. table[table['order'] == {orders[0]!r}]")
     table = table.sort_values("k", ignore_index=True)
     order = str(table["order"][0]) if "order" in table.columns else ""
     reached = table[table["recovered_share"] >= share]
@@ -313,26 +329,3 @@ def recovery_milestone(table: pd.DataFrame, share: float = 0.5) -> dict[str, Any
     return {"order": order, "k": int(row["k"]), "layers": list(table["keras_layer"][1:int(row["k"]) + 1]),
             "kb_added": float(row["kb_added"]), "accuracy": float(row["accuracy"]),
             "recovered_share": float(row["recovered_share"])}
-
-
-def float_layer_recovery_study(model_name: str, size: str = "full", seed: int = 0,
-                               verbose: bool = True, spread: float = 100.0,
-                               max_float_layers: int = 4, num_samples: int = 100) -> pd.DataFrame:
-    """Both orders of :func:`float_layer_recovery` on the constructed per-tensor-breaking zoo model.
-
-    The compute function of the ``"float_layer_recovery"`` study (:mod:`qlab.workbook.studies`):
-    the zoo model rescaled by :func:`qlab.lite.equalize.rescale_channels` (``spread``, ``seed``),
-    per-tensor int8, calibrated on the first ``num_samples`` training images, evaluated on
-    the whole test set. Taught in ``08_compare_and_debug``.
-    """
-    from qlab.lite.equalize import rescale_channels
-    from qlab.lite.models import load_or_train, mnist_for
-
-    model = rescale_channels(load_or_train(model_name, size, seed, verbose=0), spread, seed)
-    (x_train, _), (x_test, y_test) = mnist_for(model_name, size)
-    errors = layer_error_table(model, x_train, num_samples, per_channel=False)
-    max_float_layers = min(max_float_layers, len(errors))
-    tables = [float_layer_recovery(model, x_train, x_test, y_test, max_float_layers, False,
-                                   num_samples, order, errors, greedy_candidates=None,
-                                   verbose=verbose) for order in RECOVERY_ORDERS]
-    return pd.concat(tables, ignore_index=True)

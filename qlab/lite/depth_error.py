@@ -29,7 +29,7 @@ from qlab.lite.introspect import fused_output_layer
 from qlab.lite.quiet import native_stderr_silenced
 from qlab.lite.tflite import dequantize_output, quantize_input
 
-__all__ = ["DepthPoint", "depth_points", "error_by_depth", "depth_error_study"]
+__all__ = ["DepthPoint", "depth_points", "error_by_depth"]
 
 # Ops that only move data between float and int8 at the model's edges: not a depth of the model.
 _EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -198,24 +198,3 @@ def _with_same_input_error(model: Any, table: pd.DataFrame, errors: pd.DataFrame
         table["same_input_relative_rmse"] = same / table["float_rms"]
         table["same_input_sqnr_db"] = -20 * np.log10(table["same_input_relative_rmse"])
     return table
-
-
-def depth_error_study(model_name: str, size: str = "full", seed: int = 0,
-                      verbose: bool = True, variant: str = "int8_per_channel",
-                      num_samples: int = 100) -> pd.DataFrame:
-    """``error_by_depth`` of a zoo model's int8 file with the debugger's same-input error.
-
-    The compute function of the ``"error_by_depth"`` study (:mod:`qlab.workbook.studies`):
-    calibration and comparison use the first ``num_samples`` training images, as the
-    debugger does. Taught in ``08_compare_and_debug``.
-    """
-    from qlab.lite.conversion import convert
-    from qlab.lite.debug import layer_error_table
-    from qlab.lite.models import load_or_train, mnist_for
-
-    model = load_or_train(model_name, size, seed, verbose=0)
-    (x_train, _), _ = mnist_for(model_name, size)
-    x = x_train[:num_samples]
-    errors = layer_error_table(model, x, num_samples, per_channel=variant != "int8_per_tensor")
-    model_bytes = convert(model, variant, x, num_samples)
-    return error_by_depth(model, model_bytes, x, debugger_errors=errors, verbose=verbose)

@@ -206,12 +206,12 @@ def _scale_in(layer: Any, kernel: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return (kernel * scale.reshape(shape)).astype(np.float32)
 
 
-def _homogeneous(layer: Any, relu6_ok: bool) -> bool:
+def _homogeneous(layer: Any) -> bool:
     """Does ``layer`` commute with a positive per-channel scale of its input?"""
     kind = type(layer).__name__
     if kind == "ReLU":
         config = layer.get_config()
-        return (config.get("max_value") is None or relu6_ok) and not config.get("negative_slope") \
+        return config.get("max_value") is None and not config.get("negative_slope") \
             and not config.get("threshold")
     if kind == "Activation":
         return layer.get_config()["activation"] in _HOMOGENEOUS_ACTIVATIONS
@@ -224,12 +224,11 @@ def _own_activation_ok(layer: Any) -> bool:
     return layer.get_config().get("activation", "linear") in _HOMOGENEOUS_ACTIVATIONS
 
 
-def equalization_pairs(model: Any, relu6_ok: bool = False) -> list[EqualizationPair]:
+def equalization_pairs(model: Any) -> list[EqualizationPair]:
     """Every pair of weight layers joined by one unbranched chain of positive-homogeneous layers.
 
-    BatchNormalization must be folded first (:func:`fold_batch_norm`). With
-    ``relu6_ok`` a ReLU6 counts as homogeneous (only true after
-    :func:`relu6_to_relu`, or approximately). Taught in ``05_per_channel``.
+    BatchNormalization must be folded first (:func:`fold_batch_norm`). A ReLU6 ends
+    a chain (apply :func:`relu6_to_relu` first to cross it). Taught in ``05_per_channel``.
     """
     model = _check_model(model)
     pairs = []
@@ -244,7 +243,7 @@ def equalization_pairs(model: Any, relu6_ok: bool = False) -> list[EqualizationP
                 if kind == "Dense" or not flattened:  # after a Flatten only a Dense reads channels
                     pairs.append(EqualizationPair(layer.name, consumer.name, tuple(through)))
                 break
-            if not _homogeneous(consumer, relu6_ok):
+            if not _homogeneous(consumer):
                 break
             through.append(consumer.name)
             current = consumer
@@ -294,6 +293,15 @@ def _prepared(model: Any, relu6_to_relu_: bool) -> tuple[Any, list[EqualizationP
     return model, pairs
 
 
+def _check_sweeps_tolerance(sweeps: Any, tolerance: Any) -> None:
+    if isinstance(sweeps, bool) or not isinstance(sweeps, (int, np.integer)) or sweeps < 1:
+        raise ValueError(f"sweeps must be an integer >= 1 (passes over the pairs), got {sweeps!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(tolerance) or tolerance <= 0:
+        raise ValueError(f"tolerance must be a finite number > 0 (largest relative scale change "
+                         f"that ends the sweeps, e.g. 1e-4), got {tolerance!r}")
+
+
 def cross_layer_equalization(model: Any, relu6_to_relu: bool = True, sweeps: int = 20,
                              tolerance: float = 1e-4) -> tuple[Any, "pd.DataFrame"]:
     """Cross-layer equalization (Nagel et al. 2019): equal channel ranges across each pair, same function.
@@ -307,10 +315,15 @@ def cross_layer_equalization(model: Any, relu6_to_relu: bool = True, sweeps: int
         ``(equalized model, report)``: one row per pair with the largest/median channel
         range of the first layer before and after (``spread``) and the sweeps used.
 
+    Args:
+        sweeps: most passes over the pairs, an integer >= 1.
+        tolerance: a finite number > 0; stop once no scale moves by more (relative).
+
     Taught in ``05_per_channel``.
     """
     import pandas as pd
 
+    _check_sweeps_tolerance(sweeps, tolerance)
     model, pairs = _prepared(model, relu6_to_relu)
     names = sorted({n for p in pairs for n in (p.first, p.second)})
     weights = _weights_of(model, names)
@@ -353,12 +366,14 @@ def rescale_channels(model: Any, spread: float = 100.0, seed: int = 0,
     Args:
         model: a Keras 2 model.
         spread: largest factor, > 1.
-        seed: seeds the factors.
+        seed: seeds the factors, a non-negative integer.
         pairs: ``(first, second)`` layer names to rescale; default: every exact pair.
     """
     if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not np.isfinite(spread) \
             or spread <= 1:
         raise ValueError(f"spread must be a finite number > 1, got {spread!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     model = fold_batch_norm(_check_model(model))
     found = equalization_pairs(model)
     chosen = _choose_pairs(found, pairs, model.name)

@@ -14,8 +14,8 @@ a real model, this module takes TensorFlow's own route:
 4. :func:`qlab.lite.conversion.convert_qat` turns the frozen model into an int8 file
    (no representative dataset needed: the ranges are in the graph).
 
-Below 8 bits (TFMOT's ``DefaultNBitQuantizeScheme``) there is no TFLite kernel, so
-the fake-quantized Keras model is evaluated instead, and labelled so.
+For activations below 8 bits (TFMOT's ``DefaultNBitQuantizeScheme``) there is no
+TFLite kernel, so the fake-quantized Keras model is evaluated instead, and labelled so.
 
 Taught in ``04_post_training_quantization``.
 """
@@ -233,7 +233,7 @@ def quantization_aware_model(model: Any, num_bits: int = 8) -> Any:
 
 def activation_ranges(model: Any, x: np.ndarray, method: str = "minmax", num_bits: int = 8,
                       percentile: float = DEFAULT_PERCENTILE, max_values: int = DEFAULT_MAX_VALUES,
-                      qat_model: Any = None) -> pd.DataFrame:
+                      qat_model: Any = None, seed: int = 0) -> pd.DataFrame:
     """The range ``method`` picks for every activation TFLite quantizes, from ``model``'s real outputs.
 
     Taught in ``04_post_training_quantization``.
@@ -246,6 +246,7 @@ def activation_ranges(model: Any, x: np.ndarray, method: str = "minmax", num_bit
         percentile: for ``method="percentile"``.
         max_values: values kept per tensor for percentile/MSE (see :func:`collect_activations`).
         qat_model: the TFMOT model whose quantizers to list (default: made from ``model``).
+        seed: seeds the sample kept for percentile/MSE (see :func:`collect_activations`).
 
     Returns:
         One row per activation quantizer: ``quantizer``, ``kind``, ``tensor``, the observed
@@ -257,7 +258,7 @@ def activation_ranges(model: Any, x: np.ndarray, method: str = "minmax", num_bit
     x = check_images(model, x)
     qat_model = quantization_aware_model(model, num_bits) if qat_model is None else qat_model
     quantizers = activation_quantizers(qat_model)
-    samples = collect_activations(model, [q.tensor for q in quantizers], x, max_values)
+    samples = collect_activations(model, [q.tensor for q in quantizers], x, max_values, seed=seed)
     return _ranges_table(quantizers, samples, method, num_bits, percentile)
 
 
@@ -319,17 +320,19 @@ class RangeCalibratedModel(NamedTuple):
 
 def quantize_with_ranges(model: Any, x_calib: np.ndarray, method: str = "minmax", num_bits: int = 8,
                          percentile: float = DEFAULT_PERCENTILE,
-                         max_values: int = DEFAULT_MAX_VALUES) -> RangeCalibratedModel:
+                         max_values: int = DEFAULT_MAX_VALUES, seed: int = 0) -> RangeCalibratedModel:
     """A quantization-aware copy of ``model`` with every range set from ``x_calib``, nothing trained.
 
     Activation ranges come from ``method`` applied to each tensor's real values;
     weight ranges from the weights. At 8 bits, :func:`qlab.lite.conversion.convert_qat`
     makes the int8 file. Raises a RuntimeError if any range is left at TFMOT's initial
-    ``[-6, 6]`` (see :func:`initial_ranges_left`).
+    ``[-6, 6]`` (see :func:`initial_ranges_left`). ``seed`` seeds the sample the
+    percentile and MSE estimators read (:func:`collect_activations`).
     Taught in ``04_post_training_quantization``.
     """
     qat_model = quantization_aware_model(model, num_bits)
-    ranges = activation_ranges(model, x_calib, method, num_bits, percentile, max_values, qat_model)
+    ranges = activation_ranges(model, x_calib, method, num_bits, percentile, max_values, qat_model,
+                               seed=seed)
     set_weight_ranges(qat_model)
     set_activation_ranges(qat_model, ranges)
     left = initial_ranges_left(qat_model)
@@ -349,7 +352,7 @@ def compare_estimators(model: Any, data: Any, methods: Sequence[str] = tuple(MET
     """Accuracy and fine metrics of each range estimator at each activation bit width.
 
     8 bits: the frozen TFMOT model is converted to an int8 file and run with LiteRT;
-    below 8 bits TFLite has no kernels, so the fake-quantized Keras model is run
+    TFLite has no kernels for activations below 8 bits, so the fake-quantized Keras model is run
     (``evaluated_with`` says which). Everything is measured against the float model's
     scores on the same test images (:func:`qlab.numerics.metrics.fine_metrics`); the
     8-bit files also against the converter's own min/max int8 file calibrated on the same
@@ -361,6 +364,8 @@ def compare_estimators(model: Any, data: Any, methods: Sequence[str] = tuple(MET
         data: ``((x_train, y_train), (x_test, y_test))``; the first ``num_samples``
             training images calibrate (as the converter would use them).
         methods, bit_widths: what to sweep.
+        seed: seeds the sample of activation values the percentile and MSE
+            estimators read (:func:`collect_activations`).
     """
     import pandas as pd
 
@@ -383,7 +388,7 @@ def compare_estimators(model: Any, data: Any, methods: Sequence[str] = tuple(MET
             start = time.perf_counter()
             if verbose:
                 print(f"  {name or model.name}: {method} ranges, {bits}-bit activations", flush=True)
-            qat_model, ranges = quantize_with_ranges(model, x_calib, method, bits)
+            qat_model, ranges = quantize_with_ranges(model, x_calib, method, bits, seed=seed)
             if bits == 8:
                 scores, how = predict_tflite(convert_qat(qat_model, int8_io=True), x_test), "litert int8"
             else:

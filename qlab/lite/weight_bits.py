@@ -1,10 +1,13 @@
 """Weights at 8 down to 2 bits, per tensor or per channel, through the real int8 TFLite path.
 
-TFLite has int8 kernels only, so an N-bit weight is simulated faithfully: the kernel
-(batch norm folded) is fake-quantized to N bits first - symmetric, narrow range,
-TFLite's convention - and the converter then stores those values in int8 (with
-8-bit activations, calibrated on the same images). Per-channel N-bit weights go
-through ``int8_per_channel``, per-tensor ones through ``int8_per_tensor``. The
+The post-training converter stores weights in 8 bits, so an N-bit weight is
+simulated: the kernel (batch norm folded) is fake-quantized to N bits first -
+symmetric, narrow range, TFLite's convention - and the converter then stores those
+values in int8 (with 8-bit activations, calibrated on the same images). That rounds
+each N-bit level once more onto the int8 grid (scale ``max|w| / 127``), which moves it
+by up to half an int8 step: the stand-in keeps the N-bit level count, not exactly
+the N-bit values. Per-channel N-bit weights go through ``int8_per_channel``,
+per-tensor ones through ``int8_per_tensor``. The
 studies here are too slow for a lesson and are loaded through
 :mod:`qlab.workbook.studies`. Taught in ``05_per_channel``.
 """
@@ -146,8 +149,9 @@ def weight_bits_study(model_name: str, size: str = "full", seed: int = 0, verbos
     ``per-tensor + CLE + bias corr.``. Float rows (``num_bits`` 32) give the float cost
     of ReLU6 -> ReLU (against the float model) and of CLE (against the ReLU6 -> ReLU
     model, which it must match to float rounding). Taught in ``05_per_channel`` (via
-    ``run_study``). The converter keeps Dense (FULLY_CONNECTED) weights per channel even
-    in ``int8_per_tensor``; the N-bit per-tensor grid set here is what is measured.
+    ``run_study``). In ``int8_per_tensor`` the converter's private per-tensor switch stores
+    Dense (FULLY_CONNECTED) weights with one scale per output channel, all equal - per
+    tensor in effect - so the N-bit per-tensor grid set here is what is measured.
     """
     import pandas as pd
 

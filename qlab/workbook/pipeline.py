@@ -5,8 +5,8 @@ variant converted to TFLite, top-1 accuracy of the TFLite model on the test set
 through the LiteRT interpreter, its file size, and its batch-1 latency measured
 in the same process and interleaved with the float32 baseline. QAT variants also
 report the agreement between the Keras model and its TFLite conversion.
-``qat_4bit`` has no TFLite file (TFLite has no 4-bit kernels): its accuracy is the
-fake-quantized Keras model's, and the table says so.
+``qat_4bit`` is not converted here (qlab does not convert this variant yet): its accuracy is
+the fake-quantized Keras model's, and the table says so.
 
 Every row is also compared with the float32 TFLite model's scores on the same test
 images (see :func:`qlab.numerics.metrics.fine_metrics`): top-1 agreement, output
@@ -42,7 +42,7 @@ FINE_COLUMNS = ["top1_agreement", "output_sqnr_db", "kl_divergence", "accuracy_d
                 "delta_high", "mcnemar_p"]
 #: Latency budget per size: (timed runs, warm-up runs).
 LATENCY_RUNS = {"full": (400, 50), "smoke": (20, 5)}
-NO_4BIT_KERNELS = "fake-quantized Keras: TFLite has no 4-bit kernels, so no file and no latency"
+NO_4BIT_KERNELS = "fake-quantized Keras: qlab does not convert this variant yet, so no file and no latency"
 
 
 def check_models(models: str | Sequence[str]) -> list[str]:
@@ -138,7 +138,7 @@ def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarra
 def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes | None, Any]:
     """``(tflite bytes or None, qat_model)`` for a fine-tuned QAT variant."""
     if variant == "qat_4bit":
-        return None, qat_model  # no 4-bit kernels in TFLite: evaluated as Keras
+        return None, qat_model  # not converted yet: evaluated as Keras
     # partial QAT leaves float layers, so its input and output stay float
     return convert_qat(qat_model, int8_io=(variant == "qat_int8")), qat_model
 

@@ -141,25 +141,32 @@ def cache_dir() -> Path:
 
 
 def _to_json(study: Study) -> dict[str, Any]:
+    # Python values, written as JSON's Infinity/NaN extension: an SQNR of +inf (scores equal to
+    # the reference) must read back as inf, not as the NaN a strict-JSON null would become
     return {"study": study.name, "model": study.model_name, "size": study.size, "seed": study.seed,
             "fingerprint": study.fingerprint, "measured_at": study.measured_at,
             "seconds": round(study.seconds, 1),
-            "table": json.loads(study.table.to_json(orient="split", index=False))}
+            "table": {"columns": [str(c) for c in study.table.columns],
+                      "data": study.table.astype(object).values.tolist()}}
 
 
-def _read(path: Path, source: str) -> Study | None:
-    """The study saved at ``path``, or None if it is missing or unreadable (then it is recomputed)."""
+def _read(path: Path, source: str, expected: dict[str, Any]) -> Study | None:
+    """The study saved at ``path``, or None if it is missing, unreadable or not the one
+    ``expected`` describes (study, model, size, seed, fingerprint): then it is recomputed."""
     import logging
 
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
+        found = {key: data[key] for key in expected}
+        if found != expected:
+            raise ValueError(f"it holds {found}, not {expected}")
         table = pd.DataFrame(data["table"]["data"], columns=data["table"]["columns"])
         return Study(data["study"], data["model"], data["size"], data["seed"], data["fingerprint"],
                      table, source, data["measured_at"], float(data["seconds"]), path)
     except (ValueError, KeyError, TypeError) as exc:
-        logging.getLogger(__name__).warning("ignoring unreadable study %s (%s); recomputing", path, exc)
+        logging.getLogger(__name__).warning("ignoring study file %s (%s); recomputing", path, exc)
         return None
 
 
@@ -176,17 +183,21 @@ def run_study(name: str, model_name: str, size: str = "full", seed: int = 0, ver
     """
     from qlab.files.io import write_json_atomic
     from qlab.lite.models import check_size, get_spec, load_or_train
+    from qlab.numerics.validate import check_int
 
     spec = get_study(name)
     get_spec(model_name)
     if spec.models is not None and model_name not in spec.models:
         raise ValueError(f"study {name!r} applies to {', '.join(spec.models)}, not {model_name!r}")
     check_size(size)
+    seed = check_int(seed, "seed", 0, 2**31 - 1)
     fingerprint = weights_fingerprint(load_or_train(model_name, size, seed, verbose=0))
     key = _key(spec, model_name, size, seed, fingerprint)
+    expected = {"study": name, "model": model_name, "size": size, "seed": seed,
+                "fingerprint": fingerprint}
     places = [(recorded_dir(), "recorded"), (cache_dir(), "cached")]
     for directory, source in ([] if recompute else places):
-        study = None if directory is None else _read(directory / key, source)
+        study = None if directory is None else _read(directory / key, source, expected)
         if study is not None:
             if verbose:
                 print(study.provenance(), flush=True)

@@ -57,7 +57,8 @@ CHECKS = {
         "live_failure_input_scale": lambda v: abs(v["pixels_0_255"] - 1.0) < 1e-6
         and abs(v["proper"] - 1 / 255) < 1e-7,
         "failure_accuracy": lambda v: len(v) % 6 == 0 and all(0 <= a <= 1 for a in v.values()),
-        "failure_delta_interval": lambda v: all(lo <= hi for lo, hi in v.values()),
+        "failure_delta_interval": lambda v: all(lo <= hi for lo, hi in v.values())
+        and v["mnist_cnn/proper"][0] > -0.05,  # the fix: no real loss
         "failures_costing_5_points": lambda v: {"mnist_cnn/blank", "mnist_cnn/pixels_0_255"} <= set(v),
         "initial_ranges_left": lambda v: v == [],
         "minmax_route_vs_converter": lambda v: v["top1_agreement"] >= 0.98
@@ -121,8 +122,8 @@ CHECKS = {
         "latency_ratio": lambda v: len(v) % 8 == 0 and all(r > 0 for r in v.values()),
         "top1_agreement": lambda v: len(v) % 9 == 0 and all(0 <= a <= 1 for a in v.values())
         and all(v[k] == 1 for k in v if k.endswith("/float32")),
-        "variants_tied_with_float": lambda v: isinstance(v, int) and v >= 0,
-        "lowest_output_sqnr_db": lambda v: len(v) == 1,
+        "variants_tied_with_float": lambda v: isinstance(v, int) and v >= 1,  # float16 at least
+        "lowest_output_sqnr_db": lambda v: len(v) == 1 and 0 < next(iter(v.values())) < 60,
         "broken_accuracy": lambda v: sorted(v) == ["float32", "int8_per_channel", "int8_per_tensor"]
         and v["int8_per_tensor"] < v["float32"],
         "worst_layers_rmse_over_scale": lambda v: len(v) >= 1 and max(v.values()) > 3 * 12 ** -0.5,
@@ -130,13 +131,14 @@ CHECKS = {
         # every layer kept in float stores its weights as float32 again
         "recovery_kb_added": lambda v: v["0"] == 0 and all(v[str(k + 1)] > v[str(k)]
                                                           for k in range(len(v) - 1)),
-        "recovery_share": lambda v: v["0"] == 0,
-        "greedy_recovery_share": lambda v: v["0"] == 0,
-        "per_kb_recovery_share": lambda v: v["0"] == 0,
-        "per_kb_kb_added": lambda v: v["0"] == 0,
+        "recovery_share": lambda v: _shares(v),
+        "greedy_recovery_share": lambda v: _shares(v),
+        "per_kb_recovery_share": lambda v: _shares(v),
+        "per_kb_kb_added": lambda v: all(v[str(k + 1)] > v[str(k)] for k in range(len(v) - 1)),
         "recovery_layers": lambda v: len(v) >= 2 and len(set(v)) == len(v),
         "recovery_file_kb": lambda v: v["all int8"] < v["first layer in float"] <= 1.01 * v["float32"],
-        "half_recovered": lambda v: set(v) == {"debugger", "greedy", "greedy_per_kb"},
+        "half_recovered": lambda v: set(v) == {"debugger", "greedy", "greedy_per_kb"}
+        and all(x["recovered_share"] >= 0.5 for x in v.values() if _reached(x)),
         "depth_relative_rmse": lambda v: 0 < v["first"] <= v["max"] < 0.2 and 0 < v["last"] <= v["max"],
         "accumulated_over_same_input_median": lambda v: v >= 1,
         "same_input_relative_rmse": lambda v: 0 < v["min"] <= v["max"] < 0.2,
@@ -191,7 +193,7 @@ FULL_CHECKS["08_compare_and_debug.ipynb"] = {
     "recovery_layers": lambda v: v[0] == "dense",
     # ... at the cost of most of a float32 file; ordering by recovery per KB is far cheaper
     "recovery_file_kb": lambda v: v["first layer in float"] > 0.8 * v["float32"],
-    "half_recovered": lambda v: v["greedy_per_kb"]["k"] is not None
+    "half_recovered": lambda v: _reached(v["greedy_per_kb"])
     and v["greedy_per_kb"]["kb_added"] < 0.2 * v["debugger"]["kb_added"]
     and v["greedy_per_kb"]["recovered_share"] < v["debugger"]["recovered_share"],
     # MobileNetV2's error grows with depth, well beyond the debugger's same-input error
@@ -200,6 +202,16 @@ FULL_CHECKS["08_compare_and_debug.ipynb"] = {
     "same_input_relative_rmse": lambda v: v["max"] < 10 * v["min"]
     and v["projections median"] > 1.5 * v["other median"],
 }
+
+
+def _reached(milestone: dict) -> bool:
+    """Whether a recovery order reached its milestone (k is None, or NaN once in a table, if not)."""
+    return milestone["k"] is not None and milestone["k"] == milestone["k"]
+
+
+def _shares(shares: dict) -> bool:
+    """Recovered shares of a recovery curve: 0 at k = 0, then plausible (NaN if nothing was lost)."""
+    return shares["0"] == 0 and all(-2 <= x <= 2 for x in shares.values() if x == x)
 
 
 def _constructed_collapse(v: dict, model: str) -> bool:

@@ -173,3 +173,26 @@ def test_recovery_milestone_finds_the_first_step_past_the_share():
         recovery_milestone(table, 0)
     with pytest.raises(TypeError, match="float_layer_recovery"):
         recovery_milestone(table.drop(columns="recovered_share"))
+    # two orders' tables concatenated would interleave their steps when sorted by k
+    mixed = pd.concat([table, table.assign(order="debugger")], ignore_index=True)
+    with pytest.raises(ValueError, match="table holds 2 orders"):
+        recovery_milestone(mixed, 0.5)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"greedy_samples": 0}, "greedy_samples must be an integer"),
+    ({"greedy_samples": 2.5}, "greedy_samples must be an integer"),
+    ({"greedy_samples": True}, "greedy_samples must be an integer"),
+    ({"x_calib": np.zeros((0, 4, 4, 1), np.float32)}, "x_calib is empty"),
+    ({"x_test": np.zeros((0, 4, 4, 1), np.float32), "y_test": np.zeros(0)}, "x_test is empty"),
+    ({"y_test": np.zeros(2)}, "x_test has 3 images but y_test has 2 labels"),
+    ({"order": "random"}, "order must be one of"),
+])
+def test_float_layer_recovery_checks_its_data_before_touching_the_model(arguments, message):
+    from qlab.lite.debug import float_layer_recovery
+
+    # no model needed: these checks run before the debugger, so a bad call costs no conversion
+    data = {"x_calib": np.zeros((4, 4, 4, 1), np.float32), "x_test": np.zeros((3, 4, 4, 1), np.float32),
+            "y_test": np.zeros(3, np.int64)}
+    with pytest.raises(ValueError, match=message):
+        float_layer_recovery(None, **{**data, **arguments}, verbose=False)

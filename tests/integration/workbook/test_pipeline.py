@@ -75,7 +75,7 @@ def test_smoke_compare_covers_every_model_and_variant(smoke_run):
         assert 0.0 <= by[model, "qat_int8"]["keras_tflite_agreement"] <= 1.0
         four_bit = by[model, "qat_4bit"]
         assert four_bit["evaluated_with"] == "keras" and four_bit["size_bytes"] is None
-        assert "no 4-bit kernels" in four_bit["note"]
+        assert "does not convert this variant" in four_bit["note"]
     assert "int8_per_channel" in stdout and "saved to" in stdout
 
 

@@ -136,6 +136,31 @@ def test_rescale_channels_rejects_bad_spread(spread):
         equalize.rescale_channels(mobilenet_like(), spread=spread)
 
 
+@pytest.mark.parametrize("sweeps", [0, -1, 2.0, True, "20"])
+def test_cross_layer_equalization_rejects_bad_sweeps(sweeps):
+    with pytest.raises(ValueError, match="sweeps must be an integer >= 1"):
+        equalize.cross_layer_equalization(mobilenet_like(), sweeps=sweeps)
+
+
+@pytest.mark.parametrize("tolerance", [0.0, -1e-4, float("nan"), float("inf"), True, "1e-4"])
+def test_cross_layer_equalization_rejects_bad_tolerance(tolerance):
+    with pytest.raises(ValueError, match="tolerance must be a finite number > 0"):
+        equalize.cross_layer_equalization(mobilenet_like(), tolerance=tolerance)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None])
+def test_rescale_channels_rejects_bad_seed(seed):
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        equalize.rescale_channels(mobilenet_like(), seed=seed)
+
+
+def test_rescale_channels_accepts_a_numpy_integer_seed():
+    model = mobilenet_like()
+    a = equalize.rescale_channels(model, seed=np.int64(3))
+    b = equalize.rescale_channels(model, seed=3)
+    np.testing.assert_array_equal(a.get_layer("conv").get_weights()[0], b.get_layer("conv").get_weights()[0])
+
+
 def test_models_without_pairs_or_not_keras2_are_rejected():
     set_seed(0)
     single = keras.Sequential([keras.Input((4,)), layers.Dense(3)])
@@ -174,11 +199,8 @@ def test_fake_quantize_kernel_matches_tensorflow(num_bits, per_channel):
         bound = float(np.abs(kernel).max())
         theirs = tf.quantization.fake_quant_with_min_max_vars(
             kernel, -bound, bound, num_bits=num_bits, narrow_range=True)
-    theirs = theirs.numpy()
-    # the same grid point everywhere (a half-way value may round either side in the last bit)
-    step = (bound / (2 ** (num_bits - 1) - 1))
-    assert np.mean(np.isclose(ours, theirs, rtol=0, atol=1e-6)) > 0.99
-    assert np.all(np.abs(ours - theirs) <= np.broadcast_to(step, kernel.shape) * 1.0001)
+    # the grids are identical, so every weight lands on the same point
+    np.testing.assert_array_equal(ours, theirs.numpy())
     levels = [len(np.unique(ours[..., c])) for c in range(5)] if per_channel else [len(np.unique(ours))]
     assert max(levels) <= 2 ** num_bits - 1
 

@@ -104,3 +104,27 @@ def test_a_study_for_some_models_refuses_others(world, monkeypatch):
     monkeypatch.setitem(studies.STUDIES, "toy", studies.StudySpec("toy", spec.target, 1, "", ("mobilenet_v2",)))
     with pytest.raises(ValueError, match="applies to mobilenet_v2, not 'mnist_cnn'"):
         studies.run_study("toy", "mnist_cnn", "smoke")
+
+
+def test_an_infinite_sqnr_reads_back_as_infinite(world, monkeypatch):
+    spec = studies.STUDIES["toy"]
+    table = pd.DataFrame({"variant": ["float32", "int8"], "output_sqnr_db": [np.inf, 40.0],
+                          "note": [None, "x"]})
+    monkeypatch.setitem(studies.STUDIES, "toy", studies.StudySpec("toy", lambda *a: table, 1))
+    studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    cached = studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    assert cached.source == "cached" and cached.table["output_sqnr_db"].tolist() == [np.inf, 40.0]
+
+
+def test_a_file_holding_another_study_is_not_used(world):
+    study = studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    data = json.loads(study.path.read_text())
+    data["model"] = "mobilenet_v2"  # e.g. copied over by hand
+    study.path.write_text(json.dumps(data))
+    assert studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False).source == "computed"
+
+
+def test_seed_must_be_a_non_negative_integer(world):
+    for seed in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="seed must be an integer"):
+            studies.run_study("toy", "mnist_cnn", "smoke", seed, verbose=False)
