@@ -8,6 +8,8 @@ module builds the tables and lists and decides which paragraphs a run calls for.
 from __future__ import annotations
 
 import functools
+import json
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -193,14 +195,175 @@ def _notebook_times(results: dict[str, Any]) -> str:
     return text + "".join(line + "\n" for line in failed) + ("\n" if failed else "")
 
 
+def _control_labels(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Each row's control; a widget and control timed more than once are numbered in row order."""
+    pairs = [(w["widget"], w["control"]) for w in rows]
+    seen: dict[tuple[str, str], int] = {}
+    labels = []
+    for pair in pairs:
+        seen[pair] = seen.get(pair, 0) + 1
+        labels.append(f"`{pair[1]}`" + (f" #{seen[pair]}" if pairs.count(pair) > 1 else ""))
+    return labels
+
+
 def _widget_times(results: dict[str, Any]) -> str:
     rows = results.get("widgets", [])
     if not rows:
         return _paragraph("widgets_skipped")
-    table = [[w["widget"], f"`{w['control']}`", w["updates"], f"{w['median_ms']:.1f}",
-              f"{w['p90_ms']:.1f}", f"{w['cpu_median_ms']:.1f}"] for w in rows]
+    labels = _control_labels(rows)
+    table = [[w["widget"], label, w["updates"], f"{w['median_ms']:.1f}",
+              f"{w['p90_ms']:.1f}", f"{w['cpu_median_ms']:.1f}"] for w, label in zip(rows, labels)]
+    repeated = any(label.endswith(" #2") for label in labels)
     return _paragraph("widget_times", goal_ms=f"{WIDGET_MEDIAN_GOAL_MS:.0f}", table=_md_table(
-        ["widget", "control", "updates", "median ms", "p90 ms", "CPU median ms"], table))
+        ["widget", "control", "updates", "median ms", "p90 ms", "CPU median ms"], table)) + (
+        _paragraph("widgets_repeated") if repeated else "")
+
+
+# ---------------------------------------------------------------- recorded lesson studies
+#: The weight schemes of the ``weight_bits`` study the report shows, in its column order.
+WEIGHT_SCHEMES = ("per-tensor", "per-channel", "per-tensor + CLE", "per-tensor + CLE + bias corr.")
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing or NaN (shown as "-")."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _percent(value: Any) -> str | None:
+    return _fmt(_number(value), ".2f", 100)
+
+
+def _interval(delta: Any, low: Any, high: Any, scale: float = 1.0) -> str | None:
+    """``delta [low, high]`` in points, or None when any of them is missing."""
+    if any(_number(v) is None for v in (delta, low, high)):
+        return None
+    return f"{scale * delta:+.2f} [{scale * low:+.2f}, {scale * high:+.2f}]"
+
+
+def _read_study(path: Path) -> dict[str, Any] | None:
+    """A study file as a dict, its table as ``rows`` (a dict per row); None if unreadable."""
+    try:
+        data = json.loads(path.read_text())  # Python's json reads the files' Infinity and NaN
+        columns = data["table"]["columns"]
+        rows = [dict(zip(columns, values)) for values in data["table"]["data"]]
+        return {"study": data["study"], "model": data["model"], "fingerprint": data["fingerprint"],
+                "rows": rows}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def recorded_studies(results: dict[str, Any], studies_dir: str | Path | None = None
+                     ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """The study files ``results["studies_recorded"]`` lists, by study, and those not found.
+
+    ``studies_dir`` defaults to :func:`qlab.workbook.studies.recorded_dir`
+    (the checkout's ``benchmarks/studies/``).
+    """
+    from qlab.workbook.studies import recorded_dir
+
+    directory = Path(studies_dir) if studies_dir is not None else recorded_dir()
+    found: dict[str, list[dict[str, Any]]] = {}
+    missing = []
+    for name in results.get("studies_recorded") or []:
+        study = None if directory is None else _read_study(directory / name)
+        if study is None:
+            missing.append(name)
+        else:
+            found.setdefault(study["study"], []).append(study)
+    return found, missing
+
+
+def _weight_bits_table(studies: list[dict[str, Any]]) -> str:
+    table = []
+    for study in studies:
+        by_key = {(r["num_bits"], r["scheme"]): r for r in study["rows"]}
+        quantized = [r["num_bits"] for r in study["rows"] if r["scheme"] in WEIGHT_SCHEMES]
+        for bits in dict.fromkeys(quantized):
+            accuracy = [_percent(by_key.get((bits, s), {}).get("accuracy")) for s in WEIGHT_SCHEMES]
+            gain = by_key.get((bits, "per-channel"), {})
+            table.append([study["model"], bits, *accuracy,
+                          _interval(gain.get("gain vs per-tensor (points)"), gain.get("gain low"),
+                                    gain.get("gain high"))])
+    return _md_table(["model", "weight bits", *(f"{s} %" for s in WEIGHT_SCHEMES),
+                      "per-channel gain vs per-tensor, points [95% CI]"], table)
+
+
+def _spread_without_and_with_cle(rows: list[dict[str, Any]]) -> str:
+    """``"27.8 / 1.5"``: the widest weight channel spread of a version, before and after CLE."""
+    def first(with_cle: bool) -> str:
+        values = [_number(r.get("max channel spread")) for r in rows
+                  if r["variant"].startswith("CLE") == with_cle]
+        return "-" if not values or values[0] is None else f"{values[0]:.1f}"
+
+    return f"{first(False)} / {first(True)}"
+
+
+def _equalization_table(studies: list[dict[str, Any]]) -> str:
+    variants = list(dict.fromkeys(r["variant"] for s in studies for r in s["rows"]))
+    table = []
+    for study in studies:
+        by_key = {(r["version"], r["variant"]): r for r in study["rows"]}
+        for version in dict.fromkeys(r["version"] for r in study["rows"]):
+            rows = [r for r in study["rows"] if r["version"] == version]
+            label = version if len(studies) == 1 else f"{study['model']}: {version}"
+            table.append([label, _spread_without_and_with_cle(rows), *[
+                _percent(by_key.get((version, v), {}).get("accuracy")) for v in variants]])
+    return _md_table(["version", "max channel spread, without / with CLE",
+                      *(f"`{v}` %" for v in variants)], table)
+
+
+def _calibration_failures_table(studies: list[dict[str, Any]]) -> str:
+    sets: dict[str, dict[str, Any]] = {}
+    for study in studies:
+        for r in study["rows"]:
+            sets.setdefault(r["representative set"], r)
+    table = []
+    for name, first in sets.items():
+        cells = []
+        for study in studies:
+            r = next((r for r in study["rows"] if r["representative set"] == name), {})
+            cells.append(_interval(r.get("accuracy_delta"), r.get("delta_low"),
+                                   r.get("delta_high"), scale=100))
+        table.append([f"`{name}`", first.get("description"), first.get("images"), *cells])
+    return _md_table(["representative set", "what it holds", "images",
+                      *(f"{s['model']}: Δ points [95% CI]" for s in studies)], table)
+
+
+def _range_estimators_table(studies: list[dict[str, Any]]) -> str:
+    columns = list(dict.fromkeys((s["model"], r["method"]) for s in studies for r in s["rows"]))
+    by_key = {(s["model"], r["method"], r["num_bits"]): r for s in studies for r in s["rows"]}
+    table = []
+    for bits in dict.fromkeys(r["num_bits"] for s in studies for r in s["rows"]):
+        row_group = [r for s in studies for r in s["rows"] if r["num_bits"] == bits]
+        how = ", ".join(dict.fromkeys(r.get("evaluated_with") or "?" for r in row_group))
+        table.append([bits, how, *[_percent(by_key.get(column + (bits,), {}).get("accuracy"))
+                                   for column in columns]])
+    return _md_table(["activation bits", "evaluated_with",
+                      *(f"{model} `{method}` %" for model, method in columns)], table)
+
+
+#: The studies the report shows, in its order, and the table of each.
+STUDY_TABLES = {"weight_bits": _weight_bits_table, "equalization": _equalization_table,
+                "calibration_failures": _calibration_failures_table,
+                "range_estimators": _range_estimators_table}
+
+
+def _recorded_studies(results: dict[str, Any], studies_dir: str | Path | None) -> str:
+    """The recorded-studies section: a table per study, or why there is none."""
+    found, missing = recorded_studies(results, studies_dir)
+    missing_text = "" if not missing else _paragraph(
+        "studies_missing", files=", ".join(f"`{name}`" for name in missing))
+    if not found:
+        return missing_text or _paragraph("studies_none")
+    text = _paragraph("studies_intro")
+    for name, table in STUDY_TABLES.items():
+        if name in found:
+            weights = ", ".join(f"`{s['model']}` sha256 `{s['fingerprint']}`" for s in found[name])
+            text += _paragraph(f"study_{name}", weights=weights, table=table(found[name]))
+    others = [name for name in found if name not in STUDY_TABLES]
+    if others:
+        text += _paragraph("studies_not_tabulated", studies=", ".join(f"`{n}`" for n in others))
+    return text + missing_text
 
 
 # ---------------------------------------------------------------- the whole report
@@ -221,9 +384,14 @@ def _header_fields(results: dict[str, Any], goals: list[dict[str, Any]]) -> dict
                  if extra else ""}
 
 
-def render_markdown(results: dict[str, Any], plot_name: str = "benchmarks/accuracy_size_latency.png"
-                    ) -> str:
-    """``BENCHMARKS.md`` from the results dict (nothing is measured here)."""
+def render_markdown(results: dict[str, Any],
+                    plot_name: str = "benchmarks/accuracy_size_latency.png",
+                    studies_dir: str | Path | None = None) -> str:
+    """``BENCHMARKS.md`` from the results dict (nothing is measured here).
+
+    ``studies_dir`` holds the study files the results list (default: the checkout's
+    ``benchmarks/studies/``, :func:`qlab.workbook.studies.recorded_dir`).
+    """
     goals = goal_results(results)
     config, spreads = results.get("config", {}), results.get("scale_spread", {})
     return _fill(
@@ -235,7 +403,8 @@ def render_markdown(results: dict[str, Any], plot_name: str = "benchmarks/accura
         fine_metrics=_fine_metrics(results),
         plot_name=plot_name, gaps_table=_gaps_table(results),
         widest_spread=_widest_spread(spreads), widest_tensors=_widest_tensors(spreads),
-        size_table=_size_table(results), notebook_times=_notebook_times(results),
+        size_table=_size_table(results), recorded_studies=_recorded_studies(results, studies_dir),
+        notebook_times=_notebook_times(results),
         widget_times=_widget_times(results),
         goals_table=_md_table(["goal", "measured", "met"],
                               [[g["goal"], g["measured"], "yes" if g["ok"] else "**NO**"]
@@ -263,12 +432,12 @@ def _link(target: Path, report_path: Path) -> str:
 
 
 def write_report(results: dict[str, Any], json_path: str | Path | None = None,
-                 report_path: str | Path | None = None, plot_path: str | Path | None = None
-                 ) -> dict[str, Path]:
+                 report_path: str | Path | None = None, plot_path: str | Path | None = None,
+                 studies_dir: str | Path | None = None) -> dict[str, Path]:
     """Write the JSON, the plot and the markdown report (each atomically); return the paths.
 
-    Paths left out are the repository's ``benchmarks/results.json``, ``BENCHMARKS.md``
-    and ``benchmarks/accuracy_size_latency.png``.
+    Paths left out are the repository's ``benchmarks/results.json``, ``BENCHMARKS.md``,
+    ``benchmarks/accuracy_size_latency.png`` and ``benchmarks/studies/`` (read, not written).
     """
     from qlab.files.io import write_bytes_atomic, write_json_atomic
 
@@ -277,6 +446,6 @@ def write_report(results: dict[str, Any], json_path: str | Path | None = None,
     plot_path = Path(plot_path) if plot_path is not None else plot_png()
     write_json_atomic(json_path, results)
     save_plot(results, plot_path)
-    text = render_markdown(results, _link(plot_path, report_path))
+    text = render_markdown(results, _link(plot_path, report_path), studies_dir)
     write_bytes_atomic(report_path, text.encode())
     return {"json": json_path, "report": report_path, "plot": plot_path}

@@ -41,14 +41,71 @@ def with_fine_metrics(results):
     return results
 
 
-def varied_results():
-    """Results that between them call for every paragraph of the template."""
+def _study_file(folder, study, model, columns, data, fingerprint="0123456789abcdef"):
+    """A study file as qlab.workbook.studies writes it (JSON with Infinity/NaN); return its name."""
+    name = f"{study}-v1-{model}-full-s0-{fingerprint}.json"
+    (folder / name).write_text(json.dumps({
+        "study": study, "model": model, "size": "full", "seed": 0, "fingerprint": fingerprint,
+        "measured_at": "2026-01-01T00:00:00+00:00", "seconds": 1.0,
+        "table": {"columns": columns, "data": data}}))
+    return name
+
+
+def fake_studies(folder):
+    """One tiny file per tabulated study (two models for weight_bits) in ``folder``; their names."""
+    nan, inf = float("nan"), float("inf")
+    bits = ["model", "num_bits", "scheme", "accuracy", "gain vs per-tensor (points)", "gain low",
+            "gain high"]
+    schemes = report.WEIGHT_SCHEMES
+    return [
+        _study_file(folder, "weight_bits", "mnist_cnn", bits, [
+            ["mnist_cnn", 32, "float", 0.9925, nan, nan, nan],
+            *[["mnist_cnn", 8, s, a, g, g - 0.04, g + 0.03]
+              for s, a, g in zip(schemes, (0.9927, 0.9926, 0.9927, 0.9926), (0, -0.01, 0, -0.01))],
+            *[["mnist_cnn", 3, s, a, g, g - 0.21, g + 0.21]
+              for s, a, g in zip(schemes, (0.9837, 0.9892, 0.9901, 0.9909), (0, 0.55, 0.64, 0.72))]],
+            fingerprint="a75125d1b1c6a931"),
+        _study_file(folder, "weight_bits", "mobilenet_v2", bits, [
+            ["mobilenet_v2", 2, "per-tensor", 0.0974, 0.0, 0.0, 0.0],
+            ["mobilenet_v2", 2, "per-channel", 0.3945, 29.71, 28.59, 30.88]],
+            fingerprint="d38d9766330fb041"),
+        _study_file(folder, "equalization", "mnist_cnn",
+                    ["model", "version", "variant", "max channel spread", "accuracy", "output_sqnr_db"], [
+            ["mnist_cnn", "original", "float32", 2.02, 0.9925, inf],
+            ["mnist_cnn", "original", "int8_per_tensor", 2.02, 0.9928, 40.8],
+            ["mnist_cnn", "original", "CLE + int8_per_tensor", 1.53, 0.9927, 41.0],
+            ["mnist_cnn", "constructed (x1000 rescaling)", "float32", 88.3, 0.9925, 134.6],
+            ["mnist_cnn", "constructed (x1000 rescaling)", "int8_per_tensor", 88.3, 0.098, 0.0],
+            ["mnist_cnn", "constructed (x1000 rescaling)", "CLE + int8_per_tensor", 1.53, 0.9926, 41.0]]),
+        _study_file(folder, "calibration_failures", "mnist_cnn",
+                    ["model", "representative set", "description", "images", "accuracy_delta",
+                     "delta_low", "delta_high"], [
+            ["mnist_cnn", "proper", "the fix", 500, 0.0001, -0.0002, 0.0005],
+            ["mnist_cnn", "blank", "all-black images", 500, -0.879, -0.8856, -0.8725975]]),
+        _study_file(folder, "range_estimators", "mnist_cnn",
+                    ["model", "method", "num_bits", "evaluated_with", "accuracy"], [
+            ["mnist_cnn", "minmax", 8, "litert int8", 0.9927],
+            ["mnist_cnn", "mse", 8, "litert int8", 0.9926],
+            ["mnist_cnn", "minmax", 3, "keras fake-quant (no TFLite kernels)", 0.9746],
+            ["mnist_cnn", "mse", 3, "keras fake-quant (no TFLite kernels)", 0.987]]),
+    ]
+
+
+def studies_section(text):
+    return text[text.index("## Recorded lesson studies"):text.index("## Notebook run times")]
+
+
+def varied_results(studies_dir):
+    """Results that between them call for every paragraph of the template (studies in ``studies_dir``)."""
     plain = fake_results()
     eventful = with_fine_metrics(fake_results())
     eventful.update(partial=True, finished=None, load_average={"start": 1.5, "now": 2.25},
                     notebooks_found=eventful["notebooks_found"][:4])
     eventful["notebooks"][1].update(ok=False, error="RuntimeError: boom")
     eventful["rows"].append(fake_row("mnist_cnn", "int16x8", 0.99) | {"latency_ratio": 30.0})
+    eventful["widgets"].append(dict(eventful["widgets"][0]))  # one widget and control timed twice
+    other = _study_file(studies_dir, "new_sweep", "mnist_cnn", ["model", "x"], [["mnist_cnn", 1]])
+    eventful["studies_recorded"] = [*fake_studies(studies_dir), other, "gone-v1-mnist_cnn.json"]
     skipped = fake_results()
     skipped.update(notebooks=[], widgets=[], skipped=["widgets", "notebooks"])
     return [plain, eventful, skipped]
@@ -78,22 +135,24 @@ def test_the_template_ships_inside_the_package():
     assert all(t.is_valid() for t in snippets.values())
 
 
-def test_rendering_twice_gives_the_same_text_and_leaves_the_results_alone():
-    for results in varied_results():
+def test_rendering_twice_gives_the_same_text_and_leaves_the_results_alone(tmp_path):
+    for results in varied_results(tmp_path):
         before = copy.deepcopy(results)
-        assert report.render_markdown(results) == report.render_markdown(results)
+        assert report.render_markdown(results, studies_dir=tmp_path) == \
+            report.render_markdown(results, studies_dir=tmp_path)
         assert results == before
 
 
-def test_no_placeholder_of_the_template_is_left_unfilled():
-    for results in varied_results():
-        text = report.render_markdown(results)
+def test_no_placeholder_of_the_template_is_left_unfilled(tmp_path):
+    for results in varied_results(tmp_path):
+        text = report.render_markdown(results, studies_dir=tmp_path)
         assert re.search(r"\$(\w|\{)", text) is None, re.search(r".*\$.*", text).group()
         assert text.startswith("# Benchmarks\n\n") and text.endswith(" |\n")
 
 
-def test_every_paragraph_of_the_template_appears_in_some_report():
-    texts = [report.render_markdown(results) for results in varied_results()]
+def test_every_paragraph_of_the_template_appears_in_some_report(tmp_path):
+    texts = [report.render_markdown(results, studies_dir=tmp_path)
+             for results in varied_results(tmp_path)]
     for name, snippet in report.report_template().items():
         fixed = max(re.split(r"\$\{?\w+\}?", snippet.template), key=len).strip()
         assert any(fixed in text for text in texts), f"snippet {name!r} never rendered: {fixed!r}"
@@ -179,8 +238,75 @@ def test_fine_metrics_table_shows_interval_p_agreement_sqnr_and_kl():
     assert "Not in these results" not in section
 
 
-def test_results_from_before_the_fine_metrics_still_render_and_say_why_the_section_is_empty():
+def test_results_from_before_the_fine_metrics_still_render_and_say_why_the_section_is_empty(tmp_path):
+    text = report.render_markdown(fake_results(), studies_dir=tmp_path)  # the old format
+    section = text[text.index("## Finer than top-1"):text.index("## Accuracy against size")]
+    assert "Not in these results" in section and "| model |" not in section
+    # the repository's results, whichever format they are in, render with one of the two
     committed = json.loads((repository_root() / "benchmarks" / "results.json").read_text())
-    for text in (report.render_markdown(fake_results()), report.render_markdown(committed)):
-        section = text[text.index("## Finer than top-1"):text.index("## Accuracy against size")]
-        assert "Not in these results" in section and "| model |" not in section
+    text = report.render_markdown(committed, studies_dir=tmp_path)
+    section = text[text.index("## Finer than top-1"):text.index("## Accuracy against size")]
+    assert ("Not in these results" in section) != ("| model |" in section)
+
+
+def test_recorded_studies_are_tabulated_with_their_lesson_and_weights(tmp_path):
+    results = fake_results() | {"studies_recorded": fake_studies(tmp_path)}
+    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    assert "None recorded" not in section and "not readable" not in section
+    # weight_bits: accuracy % per scheme, the per-channel gain [low, high] in points; float rows left out
+    assert "`05_per_channel.ipynb`" in section and "int8, with 8-bit activations" in section
+    assert "`mnist_cnn` sha256 `a75125d1b1c6a931`, `mobilenet_v2` sha256 `d38d9766330fb041`" in section
+    assert "| mnist_cnn | 8 | 99.27 | 99.26 | 99.27 | 99.26 | -0.01 [-0.05, +0.02] |" in section
+    assert "| mnist_cnn | 3 | 98.37 | 98.92 | 99.01 | 99.09 | +0.55 [+0.34, +0.76] |" in section
+    assert "| mobilenet_v2 | 2 | 9.74 | 39.45 | - | - | +29.71 [+28.59, +30.88] |" in section
+    assert "| mnist_cnn | 32 |" not in section
+    # equalization: version x variant, the widest channel spread without / with CLE
+    assert "| version | max channel spread, without / with CLE | `float32` % | `int8_per_tensor` % " \
+           "| `CLE + int8_per_tensor` % |" in section
+    assert "| constructed (x1000 rescaling) | 88.3 / 1.5 | 99.25 | 9.80 | 99.26 |" in section
+    # calibration failures: change in points [95% CI] per set and model
+    assert "`04_post_training_quantization.ipynb`" in section
+    assert "| `blank` | all-black images | 500 | -87.90 [-88.56, -87.26] |" in section
+    # range estimators: which rows are LiteRT int8 and which fake-quantized Keras
+    assert "| 8 | litert int8 | 99.27 | 99.26 |" in section
+    assert "| 3 | keras fake-quant (no TFLite kernels) | 97.46 | 98.70 |" in section
+    order = [section.index(f"### {title}") for title in ("Weight bit widths", "A constructed",
+                                                          "Wrong representative", "Activation range")]
+    assert order == sorted(order)
+
+
+def test_the_studies_folder_defaults_to_the_checkouts_recorded_dir(tmp_path, monkeypatch):
+    from qlab.workbook import studies
+
+    results = fake_results() | {"studies_recorded": fake_studies(tmp_path)}
+    monkeypatch.setattr(studies, "recorded_dir", lambda: tmp_path)
+    assert "| mnist_cnn | 8 | 99.27 |" in studies_section(report.render_markdown(results))
+    monkeypatch.setattr(studies, "recorded_dir", lambda: None)  # qlab installed from a wheel
+    assert "not readable" in studies_section(report.render_markdown(results))
+
+
+def test_no_or_missing_study_files_say_so_in_one_sentence(tmp_path):
+    old = fake_results()  # results from before qlab bench recorded studies
+    for results in (old, old | {"studies_recorded": []}):
+        section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+        assert "None recorded in this run" in section and "|" not in section
+    gone = old | {"studies_recorded": ["weight_bits-v1-mnist_cnn-full-s0-0123456789abcdef.json"]}
+    section = studies_section(report.render_markdown(gone, studies_dir=tmp_path))
+    assert "not readable" in section and "`weight_bits-v1-mnist_cnn-full-s0-0123456789abcdef.json`" \
+        in section and "|" not in section
+    (tmp_path / "broken.json").write_text("{not json")
+    names = [*fake_studies(tmp_path), "broken.json"]
+    section = studies_section(report.render_markdown(old | {"studies_recorded": names},
+                                                     studies_dir=tmp_path))
+    assert "| mnist_cnn | 8 |" in section and "not readable" in section and "`broken.json`" in section
+
+
+def test_a_widget_control_timed_on_two_set_ups_is_numbered():
+    results = fake_results()
+    results["widgets"].append(dict(results["widgets"][0]))
+    widget, control = results["widgets"][0]["widget"], results["widgets"][0]["control"]
+    text = report.render_markdown(results)
+    assert f"| {widget} | `{control}` #1 |" in text and f"| {widget} | `{control}` #2 |" in text
+    assert "`CASES`" in text
+    plain = report.render_markdown(fake_results())
+    assert f"| {widget} | `{control}` |" in plain and "`CASES`" not in plain
