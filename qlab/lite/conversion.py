@@ -3,18 +3,23 @@
 The variant names are the rows of the results table. The post-training ones are
 converted here from the float Keras model; the ``qat_*`` ones need a
 quantization-aware model first (:mod:`qlab.lite.qat`), then :func:`convert_qat`.
+:func:`weight_storage` reads how a file stores each weight tensor (INT4 packs two
+weights a byte; the interpreter hands them back unpacked as int8).
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from qlab.lite.quiet import tflite_chatter_silenced
 from qlab.numerics.validate import check_names
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Every variant of the results table, in display order, with what it means.
 VARIANTS: dict[str, str] = {
@@ -29,8 +34,8 @@ VARIANTS: dict[str, str] = {
     "qat_int8": "TFMOT quantize_model, fine-tuned with fake quantization, converted to int8",
     "qat_partial": "only the Conv2D/Dense layers annotated (quantize_annotate_layer + "
                    "quantize_apply), fine-tuned, converted",
-    "qat_4bit": "custom QuantizeConfig with 4-bit weights, fine-tuned; evaluated as "
-                "fake-quantized Keras (not converted by qlab yet)",
+    "qat_4bit": "TFMOT DefaultNBitQuantizeScheme (4-bit weights, 8-bit activations), "
+                "fine-tuned, converted: conv and dense weights stored as INT4; int8 input and output",
 }
 PTQ_VARIANTS = ("float32", "float16", "dynamic_int8", "int8_per_channel", "int8_per_tensor",
                 "int16x8")
@@ -181,11 +186,13 @@ def convert(model: Any, variant: str, representative_data: np.ndarray | Callable
 
 
 def convert_qat(qat_model: Any, int8_io: bool = True) -> bytes:
-    """Convert a TFMOT quantization-aware model to an int8 TFLite model.
+    """Convert a TFMOT quantization-aware model to an integer TFLite model.
 
     The fake-quant ranges learned during fine-tuning become the quantization
     parameters, so no representative dataset is needed. With ``int8_io`` the
     input and output tensors are int8 as well (like ``int8_per_channel``).
+    Weights fake-quantized to 4 bits per tensor or per output channel (TFMOT's
+    ``DefaultNBitQuantizeScheme``) are stored as INT4 (see :func:`weight_storage`).
     Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     from qlab.lite.keras2 import tf
@@ -215,3 +222,60 @@ def try_convert_qat(qat_model: Any, int8_io: bool = False) -> tuple[bytes | None
             raise
         lines = [line for line in str(exc).splitlines() if "error:" in line]
         return None, (lines[0].split("error:", 1)[1].strip() if lines else str(exc))
+
+
+def _tensor_type_names() -> dict[int, str]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+def weight_storage(model_bytes: bytes) -> pd.DataFrame:
+    """How a TFLite file stores the weight tensor of each conv/dense op, read from the flatbuffer.
+
+    The interpreter reports INT4 weights as int8 (it unpacks them), so this reads the
+    tensor type the file declares. Columns: ``op``, ``tensor`` (its name), ``stored type``
+    (``INT4``, ``INT8``, ``FLOAT32``, ...), ``shape``, ``values`` and ``file bytes`` (of its
+    buffer: half a byte a value for INT4). Not taught yet; ``07_custom_quantization`` reads
+    the values through the interpreter (:func:`qlab.lite.tflite.weight_tensors`).
+    """
+    import pandas as pd
+    from ai_edge_litert import schema_py_generated as schema
+
+    from qlab.lite.tflite import WEIGHT_OPS
+
+    if not isinstance(model_bytes, (bytes, bytearray)):
+        raise TypeError(f"model_bytes must be a TFLite flatbuffer (bytes), got "
+                        f"{type(model_bytes).__name__}")
+    try:
+        flat = schema.ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
+    except Exception as error:  # a corrupt flatbuffer raises anything from struct to IndexError
+        raise ValueError(f"model_bytes is not a readable .tflite flatbuffer ({error})") from error
+    ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    types, graph, rows = _tensor_type_names(), flat.subgraphs[0], []
+    for op in graph.operators or []:
+        code = flat.operatorCodes[op.opcodeIndex]
+        name = ops.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode)), "")
+        if name not in WEIGHT_OPS:
+            continue
+        tensor = graph.tensors[int(op.inputs[1])]
+        data = flat.buffers[tensor.buffer].data
+        shape = tuple(int(d) for d in tensor.shape)
+        rows.append({"op": name, "tensor": tensor.name.decode(), "stored type": types[tensor.type],
+                     "shape": shape, "values": int(np.prod(shape)),
+                     "file bytes": 0 if data is None else len(data)})
+    return pd.DataFrame(rows, columns=["op", "tensor", "stored type", "shape", "values", "file bytes"])
+
+
+def weight_types_by_op(model_bytes: bytes) -> dict[str, dict[str, int]]:
+    """``{op: {stored type: number of weight tensors}}``: which ops got INT4 weights, which did not.
+
+    E.g. ``{"CONV_2D": {"INT4": 2}, "FULLY_CONNECTED": {"INT4": 2}}`` for the ``qat_4bit``
+    mnist_cnn (see :func:`weight_storage`).
+    """
+    table = weight_storage(model_bytes)
+    types: dict[str, dict[str, int]] = {}
+    for op, kind in zip(table["op"], table["stored type"]):
+        types.setdefault(op, {})
+        types[op][kind] = types[op].get(kind, 0) + 1
+    return types

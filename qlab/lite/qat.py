@@ -5,11 +5,16 @@
   behind the published QAT tables.
 - :func:`quantize_partial`: only the layers a predicate picks are annotated
   (``quantize_annotate_layer``) and ``quantize_apply`` makes the rest float.
+- :func:`quantize_whole_model_n_bit`: TFMOT's ``DefaultNBitQuantizeScheme`` on the whole
+  model (4-bit weights, 8-bit activations by default), with the default scheme's
+  conv/batch-norm/ReLU handling. The ``qat_4bit`` variant: :func:`qlab.lite.conversion.convert_qat`
+  turns it into a .tflite whose conv, depthwise and dense weights are all stored as INT4
+  and run by LiteRT's int8 kernels (see :func:`qlab.lite.conversion.weight_storage`).
 - :class:`LowBitWeightsQuantizeConfig`: a custom ``QuantizeConfig`` giving a layer
-  ``num_bits``-bit weights (4 by default) and 8-bit outputs. TFLite has no 4-bit
-  kernels, so a 4-bit model is evaluated as fake-quantized Keras, not converted.
+  ``num_bits``-bit weights (4 by default) and 8-bit outputs, to see how a QuantizeConfig
+  works; whether such a model converts is for ``try_convert_qat`` to say.
 
-All three return a Keras model to fine-tune with :func:`fine_tune`;
+Each returns a Keras model to fine-tune with :func:`fine_tune`;
 :func:`load_or_fine_tune` does it for a zoo model and caches the result.
 
 Taught in ``06_quantization_aware_training`` (TFMOT's 8-bit scheme) and
@@ -20,9 +25,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from qlab.numerics.validate import check_num_bits
+from qlab.numerics.validate import check_int, check_num_bits
 from qlab.lite.keras2 import keras, require_keras2_model, tfmot
 
 if TYPE_CHECKING:
@@ -171,12 +176,49 @@ def quantize_low_bit_weights(model: Any, num_bits: int = 4, per_axis: bool = Tru
         quantize_config=lambda layer: LowBitWeightsQuantizeConfig.for_layer(layer, num_bits, per_axis))
 
 
+def quantize_whole_model_n_bit(model: Any, num_bits_weight: int = 4,
+                               num_bits_activation: int = 8) -> Any:
+    """The whole model with TFMOT's ``DefaultNBitQuantizeScheme``: n-bit weights and activations.
+
+    ``quantize_annotate_model`` + ``quantize_apply(scheme=DefaultNBitQuantizeScheme(...))``:
+    the default 8-bit scheme's layer handling (batch norm folded into the conv before it,
+    ReLU fused) with other bit widths. At 4-bit weights and 8-bit activations (the
+    ``qat_4bit`` variant) :func:`qlab.lite.conversion.convert_qat` stores the conv and dense
+    weights as INT4 in the file. Builds the ``qat_4bit`` model that ``07_custom_quantization``
+    loads.
+
+    Raises:
+        TypeError: ``model`` is a Keras 3 model (TFMOT needs Keras 2 / tf_keras).
+        UnsupportedLayerError: a layer has no QuantizeConfig in the scheme; names the layer.
+    """
+    model = require_keras2_model(model)
+    # TFMOT's quantizers and the converter stop at 8 bits
+    num_bits_weight = check_int(num_bits_weight, "num_bits_weight", 2, 8)
+    num_bits_activation = check_int(num_bits_activation, "num_bits_activation", 2, 8)
+    scheme = qkeras.experimental.default_n_bit.DefaultNBitQuantizeScheme(
+        num_bits_weight=num_bits_weight, num_bits_activation=num_bits_activation)
+    try:
+        annotated = qkeras.quantize_annotate_model(model)
+        with qkeras.quantize_scope():  # quantize_apply clones the annotated model
+            return qkeras.quantize_apply(annotated, scheme=scheme)
+    except (RuntimeError, ValueError) as exc:
+        raise _explain_tfmot_error(exc, model) from exc
+
+
+def quantize_4bit_weights(model: Any) -> Any:
+    """The ``qat_4bit`` variant: :func:`quantize_whole_model_n_bit` with 4-bit weights, 8-bit activations."""
+    return quantize_whole_model_n_bit(model, 4, 8)
+
+
 #: qat variant -> function making the quantization-aware model from a float model.
 QAT_BUILDERS: dict[str, Callable[[Any], Any]] = {
     "qat_int8": quantize_whole_model,
     "qat_partial": quantize_partial,
-    "qat_4bit": quantize_low_bit_weights,
+    "qat_4bit": quantize_4bit_weights,
 }
+#: The scheme of qat_4bit, in its cache key: a fine-tune cached before qat_4bit used it
+#: (LowBitWeightsQuantizeConfig on the conv/dense layers only) is never loaded for it.
+QAT_4BIT_SCHEME = "default_n_bit(4, 8)"
 
 
 #: Fine-tuning budget per size: (epochs, train samples or None for all).
@@ -185,11 +227,14 @@ QAT_BUDGETS = {"full": (1, 30000), "smoke": (1, 256)}
 
 def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int = 128,
               learning_rate: float = QAT_LEARNING_RATE, seed: int = 0,
-              verbose: int | str = "auto") -> dict[str, Any]:
+              verbose: int | str = "auto", callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Fine-tune a quantization-aware model in place with a small, cosine-decayed learning rate.
 
     The float weights are already trained; QAT only has to adapt them to the
     rounding, so a fraction of the original learning rate and an epoch suffice.
+    ``callbacks`` are Keras callbacks for ``fit`` (e.g.
+    :class:`qlab.lite.qat_ranges.RangeTrajectory`); a learning rate of 0 keeps the
+    weights, so only the activation ranges move.
     Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     import time
@@ -201,8 +246,9 @@ def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int =
     compile_for_training(qat_model, learning_rate, decay_steps=steps)
     set_seed(seed)
     start = time.perf_counter()
-    qat_model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose)
-    return {"fine_tune_seconds": round(time.perf_counter() - start, 1)}
+    qat_model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
+                  callbacks=list(callbacks))
+    return {"fine_tune_seconds": round(time.perf_counter() - start, 1), "steps": steps}
 
 
 def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0,
@@ -221,6 +267,8 @@ def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0
     epochs, samples = QAT_BUDGETS[size]
     config = {**training_config(name, size, seed), "qat": variant, "qat_epochs": epochs,
               "qat_samples": samples, "qat_learning_rate": QAT_LEARNING_RATE}
+    if variant == "qat_4bit":  # only here: the other variants' cached fine-tunes stay valid
+        config["qat_scheme"] = QAT_4BIT_SCHEME
 
     def build() -> Any:
         return QAT_BUILDERS[variant](load_or_train(name, size, seed, verbose))

@@ -44,7 +44,7 @@ def _point(row: dict[str, Any]) -> BenchmarkPoint:
     latency = row.get("latency_ms")
     return BenchmarkPoint(
         model=row["model"], variant=row["variant"], accuracy=100 * row["accuracy"],
-        # a variant without a file (qat_4bit) has no size
+        # a variant evaluated without a file (qat_4bit in results saved before it was converted) has no size
         size_kb=row["size_bytes"] / 1024 if row.get("size_bytes") else None, latency_ms=latency,
         latency_min_ms=row.get("latency_ms_min", latency),
         latency_max_ms=row.get("latency_ms_max", latency))
@@ -89,7 +89,7 @@ def draw_benchmark(view: BenchmarkView, fig: Figure | None = None) -> Figure:
     """Accuracy against file size (top) and latency with its min-max (bottom), one column per model.
 
     One colour per variant in every panel, named in the legend; a variant without a
-    file (``qat_4bit``) is drawn as a dotted accuracy line.
+    file (``qat_4bit`` in older results) is drawn as a dotted accuracy line.
     """
     if fig is None:
         fig = Figure(figsize=(4.5 * len(view.models), 7.5))

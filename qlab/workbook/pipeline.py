@@ -4,9 +4,9 @@ For each model: the float Keras model (trained or loaded from the cache), each
 variant converted to TFLite, top-1 accuracy of the TFLite model on the test set
 through the LiteRT interpreter, its file size, and its batch-1 latency measured
 in the same process and interleaved with the float32 baseline. QAT variants also
-report the agreement between the Keras model and its TFLite conversion.
-``qat_4bit`` is not converted here (qlab does not convert this variant yet): its accuracy is
-the fake-quantized Keras model's, and the table says so.
+report the agreement between the Keras model and its TFLite conversion. Every
+variant has a file: ``qat_4bit`` stores its conv, depthwise and dense weights as INT4, which
+LiteRT unpacks and runs with its int8 kernels.
 
 Every row is also compared with the float32 TFLite model's scores on the same test
 images (see :func:`qlab.numerics.metrics.fine_metrics`): top-1 agreement, output
@@ -42,7 +42,6 @@ FINE_COLUMNS = ["top1_agreement", "output_sqnr_db", "kl_divergence", "accuracy_d
                 "delta_high", "mcnemar_p"]
 #: Latency budget per size: (timed runs, warm-up runs).
 LATENCY_RUNS = {"full": (400, 50), "smoke": (20, 5)}
-NO_4BIT_KERNELS = "fake-quantized Keras: qlab does not convert this variant yet, so no file and no latency"
 
 
 def check_models(models: str | Sequence[str]) -> list[str]:
@@ -126,8 +125,8 @@ def zoo_tflite_dir(name: str, size: str, seed: int) -> Path:
 
 
 def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarray, size: str,
-                   seed: int, calibration_samples: int, verbose: Any) -> tuple[bytes | None, Any]:
-    """``(tflite bytes or None, the Keras QAT model or None)`` for one variant."""
+                   seed: int, calibration_samples: int, verbose: Any) -> tuple[bytes, Any]:
+    """``(tflite bytes, the Keras QAT model or None)`` for one variant."""
     from qlab.lite.qat import load_or_fine_tune
 
     if variant not in QAT_VARIANTS:
@@ -135,12 +134,11 @@ def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarra
     return _qat_variant(variant, load_or_fine_tune(name, variant, size, seed, verbose))
 
 
-def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes | None, Any]:
-    """``(tflite bytes or None, qat_model)`` for a fine-tuned QAT variant."""
-    if variant == "qat_4bit":
-        return None, qat_model  # not converted yet: evaluated as Keras
-    # partial QAT leaves float layers, so its input and output stay float
-    return convert_qat(qat_model, int8_io=(variant == "qat_int8")), qat_model
+def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes, Any]:
+    """``(tflite bytes, qat_model)`` for a fine-tuned QAT variant."""
+    # partial QAT leaves float layers, so its input and output stay float; qat_int8 and
+    # qat_4bit quantize every layer, so like int8_per_channel they take and give int8
+    return convert_qat(qat_model, int8_io=(variant != "qat_partial")), qat_model
 
 
 def _predict_in_background(pool: ThreadPoolExecutor, model_bytes: bytes, x: np.ndarray) -> Future:
@@ -155,7 +153,7 @@ def _predict_in_background(pool: ThreadPoolExecutor, model_bytes: bytes, x: np.n
 
 
 def measure_variants(float_model: Any, name: str, variants: Sequence[str], data: Any,
-                     variant_model: Callable[[str], tuple[bytes | None, Any]],
+                     variant_model: Callable[[str], tuple[bytes, Any]],
                      latency_runs: tuple[int, int] | None, tflite_dir: Path | None = None,
                      verbose: Any = 0) -> list[dict[str, Any]]:
     """Rows of the results table for one float model and its variants.
@@ -167,7 +165,7 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
         name: the ``model`` column.
         variants: variant names, in order.
         data: ``((x_train, y_train), (x_test, y_test))``; accuracy is on the test part.
-        variant_model: ``variant -> (tflite bytes or None, Keras QAT model or None)``.
+        variant_model: ``variant -> (tflite bytes, Keras QAT model or None)``.
         latency_runs: ``(runs, warmup)`` for interleaved latency, or None to skip it.
         tflite_dir: where to keep each variant's ``.tflite`` file (None: not kept).
 
@@ -186,17 +184,13 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
                                                pool, tflite_dir, verbose)
         reference, _ = predictions["float32"].result()
         for variant, row in rows.items():
-            if row["evaluated_with"] == "keras":
-                scores = keras_scores[variant]
-            else:
-                scores, seconds = predictions[variant].result()
-                row["seconds"] += seconds
+            scores, seconds = predictions[variant].result()
+            row["seconds"] += seconds
             row.update(fine_metrics(reference, scores, y_test))
             if variant in keras_scores:
                 keras_top1 = keras_scores[variant].argmax(axis=1)
                 row["keras_accuracy"] = float(np.mean(keras_top1 == y_test))
-                if row["evaluated_with"] == "litert":
-                    row["keras_tflite_agreement"] = float(np.mean(scores.argmax(axis=1) == keras_top1))
+                row["keras_tflite_agreement"] = float(np.mean(scores.argmax(axis=1) == keras_top1))
     rows = [{**rows[variant], "seconds": round(rows[variant]["seconds"], 1)} for variant in variants]
     if latency_runs:
         stats = compare_latency(files, runs=latency_runs[0], warmup=latency_runs[1])
@@ -208,7 +202,7 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
 
 
 def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
-                      variant_model: Callable[[str], tuple[bytes | None, Any]], files: dict[str, bytes],
+                      variant_model: Callable[[str], tuple[bytes, Any]], files: dict[str, bytes],
                       predictions: dict[str, Future], pool: ThreadPoolExecutor, tflite_dir: Path | None,
                       verbose: Any) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """``(rows by variant, Keras scores of the QAT variants)``; starts each file's evaluation."""
@@ -226,15 +220,12 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
         row = {"model": name, "variant": variant, "evaluated_with": "litert"}
         if keras_model is not None:
             keras_scores[variant] = keras_model.predict(x_test, batch_size=500, verbose=0)
-        if model_bytes is None:
-            row.update(evaluated_with="keras", note=NO_4BIT_KERNELS)
-        else:
-            files[variant] = model_bytes
-            if variant not in predictions:
-                predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
-            row.update(size_bytes=len(model_bytes), size_ratio=len(files["float32"]) / len(model_bytes))
-            if tflite_dir is not None:
-                write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
+        files[variant] = model_bytes
+        if variant not in predictions:
+            predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
+        row.update(size_bytes=len(model_bytes), size_ratio=len(files["float32"]) / len(model_bytes))
+        if tflite_dir is not None:
+            write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
         row["seconds"] = time.perf_counter() - start  # convert (+ fine-tune) (+ evaluate, later)
         rows[variant] = row
     return rows, keras_scores
@@ -304,7 +295,7 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
     variants = check_variants(variants)
     (x_train, y_train), _ = _check_data(model, data)
 
-    def variant_model(variant: str) -> tuple[bytes | None, Any]:
+    def variant_model(variant: str) -> tuple[bytes, Any]:
         if variant not in QAT_VARIANTS:
             return convert(model, variant, x_train, calibration_samples), None
         qat_model = QAT_BUILDERS[variant](model)

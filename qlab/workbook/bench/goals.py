@@ -17,9 +17,12 @@ ACCURACY_GOALS: dict[str, dict[str, float]] = {
     "mobilenet_v1": {"float_min": 0.985, "qat_int8": 0.003},
 }
 #: Variants whose every weight tensor is stored as int8: each must be >= MIN_INT8_SIZE_RATIO
-#: times smaller than float32. (qat_partial leaves layers float by design; qat_4bit has no file.)
+#: times smaller than float32. (qat_partial leaves layers float by design.)
 INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "int16x8", "qat_int8")
 MIN_INT8_SIZE_RATIO = 3.0
+#: Variants whose conv, depthwise and dense weights are stored as INT4: each file must be
+#: smaller than the int8_per_channel file of the same model.
+INT4_VARIANTS = ("qat_4bit",)
 #: A workbook run in full mode must take at most this long (all notebooks, one after another).
 MAX_WORKBOOK_FULL_SECONDS = 30 * 60
 #: Lessons with a time budget of their own, in seconds: (full mode, smoke mode).
@@ -138,6 +141,23 @@ def _size_and_latency_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return goals
 
 
+def _int4_size_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    goals = []
+    for row in results.get("rows", []):
+        if row["variant"] not in INT4_VARIANTS:
+            continue
+        int8 = result_row(results, row["model"], "int8_per_channel") or {}
+        size, int8_size = row.get("size_bytes"), int8.get("size_bytes")
+        measured = "no file" if size is None else (
+            "int8_per_channel not measured" if int8_size is None
+            else f"{size / 1024:.0f} KB vs {int8_size / 1024:.0f} KB ({size / int8_size:.2f}x)")
+        goals.append({"goal": f"{row['model']} {row['variant']} file smaller than its "
+                              "int8_per_channel file",
+                      "measured": measured,
+                      "ok": size is not None and int8_size is not None and size < int8_size})
+    return goals
+
+
 def _notebook_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = results.get("notebooks", [])
     full = [r for r in rows if r["mode"] == "full"]
@@ -167,7 +187,8 @@ def goal_results(results: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(results, dict) or "rows" not in results:
         raise ValueError("results must be the dict of qlab bench (benchmarks/results.json) with a "
                          f"'rows' list, got {type(results).__name__}")
-    return _accuracy_goals(results) + _size_and_latency_goals(results) + _notebook_goals(results)
+    return (_accuracy_goals(results) + _size_and_latency_goals(results) + _int4_size_goals(results)
+            + _notebook_goals(results))
 
 
 def check_goals(results: dict[str, Any]) -> list[str]:

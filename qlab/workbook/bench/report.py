@@ -105,10 +105,11 @@ def _slower_than_float32(results: dict[str, Any]) -> str:
     slow = [r for r in results["rows"] if (r.get("latency_ratio") or 0) > 2]
     if not slow:
         return ""
-    int16x8 = any(r["variant"] == "int16x8" for r in slow)
+    why = {name: " " + _fill(f"{name}_is_slow") if any(r["variant"] == name for r in slow) else ""
+           for name in ("int16x8", "qat_4bit")}
     return _paragraph("slower_than_float32", variants=", ".join(
         f"`{r['model']}` `{r['variant']}` {r['latency_ratio']:.0f}x" for r in slow),
-        int16x8_is_slow=" " + _fill("int16x8_is_slow") if int16x8 else "")
+        int16x8_is_slow=why["int16x8"], qat_4bit_is_slow=why["qat_4bit"])
 
 
 # ---------------------------------------------------------------- per-channel and file size

@@ -159,10 +159,26 @@ def four_bit_tflite():
 def test_weight_tensors_read_the_stored_grid(four_bit_tflite):
     four, eight = (tflite.weight_tensors(b) for b in four_bit_tflite)
     assert list(four["op"]) == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
-    assert set(four["dtype"]) == {"int8"}  # no 4-bit storage in TFLite
+    assert set(four["dtype"]) == {"int8"}  # the interpreter unpacks INT4 weights to int8
     assert four["levels"].max() <= 15 and four["min"].min() >= -7 and four["max"].max() <= 7
     assert eight["levels"].max() > 15  # the same reading on 8-bit weights sees more: can fail
     assert list(four["bytes"]) == [16 * 8, 4 * 16]
+
+
+def test_weight_storage_reads_the_type_the_file_stores(four_bit_tflite):
+    from qlab.lite.conversion import weight_storage, weight_types_by_op
+
+    four, eight = four_bit_tflite
+    storage = weight_storage(four)
+    assert list(storage["stored type"]) == ["INT4", "INT4"]
+    assert list(storage["shape"]) == [(16, 8), (4, 16)]
+    assert list(storage["file bytes"]) == [16 * 8 // 2, 4 * 16 // 2]  # two weights a byte
+    assert weight_types_by_op(eight) == {"FULLY_CONNECTED": {"INT8": 2}}
+    assert list(weight_storage(eight)["file bytes"]) == [16 * 8, 4 * 16]
+    with pytest.raises(TypeError, match="bytes"):
+        weight_storage("model.tflite")
+    with pytest.raises(ValueError, match="not a readable .tflite"):
+        weight_storage(b"not a flatbuffer")
 
 
 def test_op_table_lists_ops_and_dtypes(four_bit_tflite):

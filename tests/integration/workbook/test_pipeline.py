@@ -73,9 +73,10 @@ def test_smoke_compare_covers_every_model_and_variant(smoke_run):
             assert by[model, variant]["size_bytes"] < float_size / 2.5, (model, variant)
             assert by[model, variant]["latency_ms"] > 0
         assert 0.0 <= by[model, "qat_int8"]["keras_tflite_agreement"] <= 1.0
-        four_bit = by[model, "qat_4bit"]
-        assert four_bit["evaluated_with"] == "keras" and four_bit["size_bytes"] is None
-        assert "does not convert this variant" in four_bit["note"]
+        four_bit = by[model, "qat_4bit"]  # a real file with INT4 weights, run by LiteRT
+        assert four_bit["evaluated_with"] == "litert" and four_bit["latency_ms"] > 0
+        assert four_bit["size_bytes"] < 0.65 * by[model, "int8_per_channel"]["size_bytes"], model
+        assert 0.9 <= four_bit["keras_tflite_agreement"] <= 1.0, model
     assert "int8_per_channel" in stdout and "saved to" in stdout
 
 
@@ -96,8 +97,7 @@ def test_smoke_compare_measures_every_row_against_float32(smoke_run):
             row = by[model, variant]
             assert row["accuracy_delta"] == pytest.approx(row["accuracy"] - reference["accuracy"])
             assert row["output_sqnr_db"] > 0, (model, variant)  # every variant's scores move a little
-        # qat_4bit is compared through its fake-quantized Keras scores
-        assert by[model, "qat_4bit"]["accuracy"] == by[model, "qat_4bit"]["keras_accuracy"]
+        assert {by[model, v]["evaluated_with"] for v in VARIANTS} == {"litert"}
     for header in ("agreement %", "output SQNR dB", "KL", "Δ acc. points [95% CI]", "McNemar p"):
         assert header in stdout
 
@@ -124,6 +124,10 @@ def test_smoke_results_are_persisted_with_the_environment(smoke_run):
     assert record["environment"]["tensorflow"].startswith("2.")
     assert record["config"]["size"] == "smoke" and len(record["rows"]) == len(MODELS) * len(VARIANTS)
     assert (artifacts / "tflite" / "mnist_cnn-smoke-s0" / "int8_per_channel.tflite").exists()
+    four_bit = (artifacts / "tflite" / "mnist_cnn-smoke-s0" / "qat_4bit.tflite").read_bytes()
+    from qlab.lite.conversion import weight_types_by_op
+
+    assert weight_types_by_op(four_bit) == {"CONV_2D": {"INT4": 2}, "FULLY_CONNECTED": {"INT4": 2}}
 
 
 @pytest.mark.slow
@@ -133,9 +137,9 @@ def test_plots_draw_the_smoke_table(smoke_run):
     table = pd.DataFrame(smoke_run[0])
     fig = plot_accuracy_vs_size(table)
     assert len(fig.axes) == len(MODELS)
-    assert len(fig.axes[0].collections) == len(VARIANTS) - 1  # qat_4bit has no file
+    assert len(fig.axes[0].collections) == len(VARIANTS)  # every variant has a file
     fig = plot_latency(table)
-    assert len(fig.axes[0].patches) == len(MODELS) * (len(VARIANTS) - 1)
+    assert len(fig.axes[0].patches) == len(MODELS) * len(VARIANTS)
 
 
 @pytest.mark.slow

@@ -18,12 +18,8 @@ ACCURACY = {  # model -> variant -> accuracy; every bound met, qat_int8 of mnist
 
 
 def fake_row(model, variant, accuracy):
-    """One row as qlab bench writes it: 3.5x smaller and faster than float32, or no file (qat_4bit)."""
-    if variant == "qat_4bit":
-        return {"model": model, "variant": variant, "accuracy": accuracy, "size_bytes": None,
-                "size_ratio": None, "latency_ms": None, "latency_ratio": None,
-                "evaluated_with": "keras", "note": "no 4-bit kernels"}
-    ratio = 1.0 if variant == "float32" else 3.5
+    """One row as qlab bench writes it: 3.5x smaller and faster than float32 (qat_4bit: 6.5x)."""
+    ratio = {"float32": 1.0, "qat_4bit": 6.5}.get(variant, 3.5)
     return {"model": model, "variant": variant, "accuracy": accuracy,
             "size_bytes": int(400_000 / ratio), "size_ratio": ratio,
             "latency_ms": 0.1 / ratio, "latency_ms_min": 0.09 / ratio, "latency_ms_max": 0.12 / ratio,
@@ -85,6 +81,8 @@ def test_all_goals_met_on_the_fake_results_with_a_bound_hit_exactly():
     (lambda r: set_row(r, "mobilenet_v2", "qat_int8", accuracy=0.9855), "mobilenet_v2 qat_int8"),
     (lambda r: set_row(r, "mobilenet_v2", "int8_per_channel", size_ratio=2.9), "3x smaller"),
     (lambda r: set_row(r, "mnist_cnn", "int8_per_tensor", latency_ratio=None), "latency ratio"),
+    (lambda r: set_row(r, "mnist_cnn", "qat_4bit", size_bytes=114_285), "smaller than its int8"),
+    (lambda r: set_row(r, "mnist_cnn", "qat_4bit", size_bytes=None), "qat_4bit file smaller"),
     (lambda r: r["rows"].remove(next(x for x in r["rows"] if x["variant"] == "int8_per_tensor"
                                      and x["model"] == "mobilenet_v1")), "gap measured"),
 ])
@@ -155,3 +153,15 @@ def test_a_size_ratio_far_from_4x_says_where_the_bytes_went():
     missed = goals.check_goals(results)
     assert missed == ["mnist_cnn int8_per_channel file >= 3x smaller than float32: 2.50x "
                       "(scales and zero-points 5%, graph 9% of the file)"]
+
+
+def test_the_4bit_size_goal_says_both_sizes_and_needs_the_int8_file():
+    goal = next(g for g in goals.goal_results(fake_results()) if "qat_4bit" in g["goal"])
+    assert goal == {"goal": "mnist_cnn qat_4bit file smaller than its int8_per_channel file",
+                    "measured": "60 KB vs 112 KB (0.54x)", "ok": True}
+    results = fake_results()
+    results["rows"] = [r for r in results["rows"]
+                       if (r["model"], r["variant"]) != ("mnist_cnn", "int8_per_channel")]
+    missed = [m for m in goals.check_goals(results) if "qat_4bit" in m]
+    assert missed == ["mnist_cnn qat_4bit file smaller than its int8_per_channel file: "
+                      "int8_per_channel not measured"]

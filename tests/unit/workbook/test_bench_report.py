@@ -103,6 +103,7 @@ def varied_results(studies_dir):
                     notebooks_found=eventful["notebooks_found"][:4])
     eventful["notebooks"][1].update(ok=False, error="RuntimeError: boom")
     eventful["rows"].append(fake_row("mnist_cnn", "int16x8", 0.99) | {"latency_ratio": 30.0})
+    eventful["rows"].append(fake_row("mobilenet_v2", "qat_4bit", 0.99) | {"latency_ratio": 3.8})
     eventful["widgets"].append(dict(eventful["widgets"][0]))  # one widget and control timed twice
     other = _study_file(studies_dir, "new_sweep", "mnist_cnn", ["model", "x"], [["mnist_cnn", 1]])
     eventful["studies_recorded"] = [*fake_studies(studies_dir), other, "gone-v1-mnist_cnn.json"]
