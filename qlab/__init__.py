@@ -78,7 +78,6 @@ _LAZY: dict[str, str] = {
     "compare": "qlab.workbook.pipeline",
     "compare_keras_model": "qlab.workbook.pipeline",
     "load_keras_model": "qlab.lite.models",
-    "calibration_study": "qlab.workbook.pipeline",
     "ComparisonResult": "qlab.workbook.pipeline",
     "quantize_whole_model": "qlab.lite.qat",
     "quantize_partial": "qlab.lite.qat",

@@ -175,6 +175,14 @@ def mnist_for(name: str, size: str = "full") -> tuple[tuple[np.ndarray, np.ndarr
             (preprocess(x_test, spec.input_size), y_test.astype(np.int64)))
 
 
+def predict_keras(model: Any, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """A Keras model's output scores on ``x``, in batches, without a progress bar.
+
+    The float (or fake-quantized) reference that qlab's comparisons measure files against.
+    """
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
 def build_model(name: str, seed: int = 0) -> Any:
     """A freshly initialised (untrained) Keras 2 model for zoo entry ``name``."""
     from qlab.lite.seed import set_seed

@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from qlab.lite.models import predict_keras
 from qlab.lite.qat import LowBitWeightsQuantizeConfig
 
 if TYPE_CHECKING:
@@ -271,11 +272,11 @@ def placement_agreement(model: Any, x_calib: np.ndarray, x_test: np.ndarray, y_t
     kinds = applicable_kinds(model) if kinds is None else [check_kind(kind) for kind in kinds]
     x_test = check_images(model, x_test, "x_test")
     y_test = np.asarray(y_test)
-    reference = np.asarray(model.predict(x_test, batch_size=500, verbose=0))
+    reference = predict_keras(model, x_test)
     rows = []
     for kind in kinds:
         qat_model = calibrated_placement_model(model, kind, x_calib)
-        keras_scores = np.asarray(qat_model.predict(x_test, batch_size=500, verbose=0))
+        keras_scores = predict_keras(qat_model, x_test)
         model_bytes = convert_qat(qat_model, int8_io=True)
         tflite_scores = predict_tflite(model_bytes, x_test)
         rows.append({"kind": kind,

@@ -363,8 +363,10 @@ def low_bit_sweep(model: Any, x: Any, y: Any, x_test: Any, y_test: Any,
     import numpy as np
     import pandas as pd
 
+    from qlab.lite.models import predict_keras
+
     def accuracy(m: Any) -> float:
-        return float(np.mean(m.predict(x_test, batch_size=500, verbose=0).argmax(axis=1) == y_test))
+        return float(np.mean(predict_keras(m, x_test).argmax(axis=1) == y_test))
 
     rows = []
     for axis in per_axis:

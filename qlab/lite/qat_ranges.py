@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 import numpy as np
 
 from qlab.lite.keras2 import keras
+from qlab.lite.models import predict_keras
 from qlab.lite.ranges import INPUT, activation_quantizers, check_images
 from qlab.numerics.validate import check_int, check_num_bits
 
@@ -295,7 +296,7 @@ def _evaluate_start(start: str, float_model: Any, data: Any, x_calib: np.ndarray
         calibrated_qat_model(float_model, x_calib)
     recorder = RangeTrajectory(quantizers, activation_ranges(float_model, x_calib, qat_model=qat_model))
     timing = fine_tune(qat_model, x, y, seed=seed, verbose=0, callbacks=[recorder])
-    keras_scores = qat_model.predict(x_test, batch_size=500, verbose=0)
+    keras_scores = predict_keras(qat_model, x_test)
     int8_scores = predict_tflite(convert_qat(qat_model, int8_io=True), x_test)
     final = qat_range_table(qat_model, float_model, x_calib)
     return {"start": start, "keras": _correct(keras_scores, y_test), "int8": _correct(int8_scores, y_test),

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 
+from qlab.lite.models import predict_keras
 from qlab.numerics.calibration import mse_optimal_range, percentile_range
 from qlab.numerics.metrics import sqnr_db
 from qlab.numerics.quant import choose_quant_params, dequantize, quantize
@@ -341,10 +342,6 @@ def quantize_with_ranges(model: Any, x_calib: np.ndarray, method: str = "minmax"
     return RangeCalibratedModel(qat_model, ranges)
 
 
-def _keras_scores(keras_model: Any, x: np.ndarray) -> np.ndarray:
-    return np.asarray(keras_model.predict(x, batch_size=500, verbose=0))
-
-
 def compare_estimators(model: Any, data: Any, methods: Sequence[str] = tuple(METHODS),
                        bit_widths: Sequence[int] = (8, 6, 5, 4, 3), num_samples: int = 500,
                        name: str | None = None, seed: int = 0, verbose: bool = False
@@ -378,7 +375,7 @@ def compare_estimators(model: Any, data: Any, methods: Sequence[str] = tuple(MET
     (x_train, _), (x_test, y_test) = data
     x_calib = check_images(model, x_train, "x_train")[:check_int(num_samples, "num_samples", 1, len(x_train))]
     x_test = check_images(model, x_test, "x_test")
-    reference = _keras_scores(model, x_test)
+    reference = predict_keras(model, x_test)
     # the converter's own min/max calibration on the same images: what the 8-bit files are compared with
     converter = predict_tflite(convert(model, "int8_per_channel", x_calib, len(x_calib)), x_test) \
         if 8 in bit_widths else None
@@ -392,7 +389,7 @@ def compare_estimators(model: Any, data: Any, methods: Sequence[str] = tuple(MET
             if bits == 8:
                 scores, how = predict_tflite(convert_qat(qat_model, int8_io=True), x_test), "litert int8"
             else:
-                scores, how = _keras_scores(qat_model, x_test), "keras fake-quant (no TFLite kernels)"
+                scores, how = predict_keras(qat_model, x_test), "keras fake-quant (no TFLite kernels)"
             same = {} if bits != 8 else {
                 "agreement_with_converter": top1_agreement(converter, scores),
                 "sqnr_db_vs_converter": output_sqnr_db(converter, scores)}

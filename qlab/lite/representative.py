@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from qlab.lite.models import predict_keras
 from qlab.numerics.validate import check_int
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def calibration_failures(model: Any, data: Any, kinds: str | Sequence[str] = "al
     kinds = check_kinds(kinds)
     (x_train, y_train), (x_test, y_test) = data
     x_train, x_test = check_images(model, x_train, "x_train"), check_images(model, x_test, "x_test")
-    reference = np.asarray(model.predict(x_test, batch_size=500, verbose=0))
+    reference = predict_keras(model, x_test)
     float_accuracy = float(np.mean(reference.argmax(axis=1) == np.asarray(y_test)))
     rows = []
     for kind in kinds:

@@ -22,6 +22,7 @@ import numpy as np
 from qlab.lite.equalize import (bias_correction, cross_layer_equalization, fold_batch_norm,
                                 max_output_difference, relu6_to_relu, rescale_channels)
 from qlab.lite.introspect import WEIGHT_LAYER_TYPES, channel_ranges_table
+from qlab.lite.models import predict_keras
 from qlab.numerics.quant import dequantize, quantize, weight_quant_params
 from qlab.numerics.validate import check_bool, check_num_bits
 
@@ -162,15 +163,15 @@ def weight_bits_study(model_name: str, size: str = "full", seed: int = 0, verbos
     bit_widths = [check_num_bits(bits, high=8) for bits in bit_widths]
     model = load_or_train(model_name, size, seed, verbose=0)
     x_calib, x_test, labels = _data(model_name, size)
-    reference = model.predict(x_test, batch_size=500, verbose=0)
+    reference = predict_keras(model, x_test)
     relu_model = relu6_to_relu(fold_batch_norm(model))
     equalized, _ = cross_layer_equalization(model, relu6_to_relu=True)
-    relu_scores = relu_model.predict(x_test, batch_size=500, verbose=0)
+    relu_scores = predict_keras(relu_model, x_test)
     rows = []
     for name, candidate in (("float", model), ("float, ReLU6 -> ReLU", relu_model),
                             ("float, CLE", equalized)):
         start = time.perf_counter()
-        scores = candidate.predict(x_test, batch_size=500, verbose=0)
+        scores = predict_keras(candidate, x_test)
         rows.append(_row(scores, reference, labels, model=model_name, num_bits=32, scheme=name,
                          **_spread_summary(candidate), seconds=time.perf_counter() - start,
                          **{"max |score diff| vs float": float(np.max(np.abs(scores - reference))),
@@ -211,7 +212,7 @@ def equalization_study(model_name: str, size: str = "full", seed: int = 0, verbo
 
     model = load_or_train(model_name, size, seed, verbose=0)
     x_calib, x_test, labels = _data(model_name, size)
-    reference = model.predict(x_test, batch_size=500, verbose=0)
+    reference = predict_keras(model, x_test)
     versions = [("original", fold_batch_norm(model))] + [
         (f"constructed (x{spread:g} rescaling)", rescale_channels(model, spread=spread, seed=seed))
         for spread in spreads]
@@ -227,7 +228,7 @@ def equalization_study(model_name: str, size: str = "full", seed: int = 0, verbo
             start = time.perf_counter()
             keras_variant = variant.replace("CLE + ", "")
             if keras_variant == "float32":
-                scores = candidate.predict(x_test, batch_size=500, verbose=0)
+                scores = predict_keras(candidate, x_test)
             else:
                 scores, _ = evaluate_variant(candidate, keras_variant, x_calib, x_test)
             row = _row(scores, reference, labels, model=model_name, version=version, variant=variant,

@@ -30,7 +30,7 @@ from qlab.lite.conversion import (DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, che
                           convert_qat)
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
-from qlab.lite.models import MODELS, check_size, get_spec
+from qlab.lite.models import MODELS, check_size, get_spec, predict_keras
 
 #: Columns of the results table, in display order.
 COLUMNS = ["model", "variant", "accuracy", "top1_agreement", "output_sqnr_db", "kl_divergence",
@@ -219,7 +219,7 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
             model_bytes, keras_model = variant_model(variant)
         row = {"model": name, "variant": variant, "evaluated_with": "litert"}
         if keras_model is not None:
-            keras_scores[variant] = keras_model.predict(x_test, batch_size=500, verbose=0)
+            keras_scores[variant] = predict_keras(keras_model, x_test)
         files[variant] = model_bytes
         if variant not in predictions:
             predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
@@ -374,29 +374,6 @@ def save_result(result: ComparisonResult, path: str | Path | None = None) -> Pat
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         path = artifacts_dir() / "results" / f"compare-{result.config['size']}-{stamp}.json"
     return write_json_atomic(path, result.to_json())
-
-
-def calibration_study(name: str, sample_counts: Sequence[int] = (1, 10, 100, 1000),
-                      size: str = "full", seed: int = 0,
-                      variant: str = "int8_per_channel") -> pd.DataFrame:
-    """Accuracy of a full-integer variant versus the number of representative samples.
-
-    Returns a DataFrame with ``num_samples``, ``accuracy`` and ``float32_accuracy``.
-    Taught in ``04_post_training_quantization``.
-    """
-    from qlab.lite.models import load_or_train, mnist_for
-    from qlab.lite.tflite import evaluate_tflite
-
-    if variant not in ("int8_per_channel", "int8_per_tensor", "int16x8"):
-        raise ValueError(f"variant must be a calibrated one (int8_per_channel, int8_per_tensor, "
-                         f"int16x8), got {variant!r}")
-    model = load_or_train(name, size, seed)
-    (x_train, _), (x_test, y_test) = mnist_for(name, size)
-    float_accuracy = evaluate_tflite(convert(model, "float32"), x_test, y_test)
-    rows = [{"num_samples": int(n), "variant": variant,
-             "accuracy": evaluate_tflite(convert(model, variant, x_train, int(n)), x_test, y_test),
-             "float32_accuracy": float_accuracy} for n in sample_counts]
-    return pd.DataFrame(rows)
 
 
 def load_result(path: str | Path) -> ComparisonResult:
