@@ -222,6 +222,8 @@ def test_widget_redraws_when_a_slider_moves_in_jupyterlab(name, jupyter_lab, bro
         page.evaluate(_TIME_NEXT_PICTURE, WIDGET_IMAGE)
         page.keyboard.press("ArrowLeft")
         _wait_for_picture(page, before, "int7")
+        # the new src is set before the browser has decoded it: wait for its load event too
+        page.wait_for_function("() => window.__qlabPictureMs !== null", timeout=30_000)
         one_step_ms = page.evaluate("() => window.__qlabPictureMs")
         # three more steps; every key press is one update in the kernel
         middle = image.get_attribute("src")
