@@ -122,8 +122,8 @@ class LowBitWeightsQuantizeConfig(qkeras.QuantizeConfig):
 
     For Conv2D, DepthwiseConv2D and Dense layers. ``per_axis=True`` gives Conv2D and
     Dense one scale per output channel; a DepthwiseConv2D kernel's last axis is its
-    depth multiplier (1 here), so it stays one scale per tensor. Taught in
-    ``07_custom_quantization``.
+    depth multiplier (1 here), so it stays one scale per tensor. ``07_custom_quantization``
+    writes the same config out in a cell the learner edits; :mod:`qlab.lite.placement` builds on it.
     """
 
     def __init__(self, weight_attr: str = "kernel", num_bits: int = 4, per_axis: bool = True):
@@ -169,7 +169,7 @@ class LowBitWeightsQuantizeConfig(qkeras.QuantizeConfig):
 def quantize_low_bit_weights(model: Any, num_bits: int = 4, per_axis: bool = True) -> Any:
     """Every Conv2D, DepthwiseConv2D and Dense layer gets ``num_bits`` weights; the rest stays float.
 
-    Taught in ``07_custom_quantization``.
+    The shortcut for the clone-annotate-apply that ``07_custom_quantization`` writes out.
     """
     return quantize_partial(
         model, predicate=lambda layer: type(layer).__name__ in _WEIGHT_ATTRS,
@@ -223,6 +223,10 @@ QAT_4BIT_SCHEME = "default_n_bit(4, 8)"
 
 #: Fine-tuning budget per size: (epochs, train samples or None for all).
 QAT_BUDGETS = {"full": (1, 30000), "smoke": (1, 256)}
+#: The whole-model variants start fine-tuning from the data's activation ranges (min/max of
+#: the float activations on this many training images), not from TFMOT's [-6, 6]: a budget of
+#: a few hundred steps leaves most of that start in place (06_quantization_aware_training).
+CALIBRATED_START = {"qat_int8": 1000, "qat_4bit": 1000}
 
 
 def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int = 128,
@@ -256,7 +260,9 @@ def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0
     """The fine-tuned quantization-aware model ``variant`` of zoo model ``name``, cached.
 
     The float model comes from :func:`qlab.lite.models.load_or_train`; the QAT model is
-    cached under ``artifacts/models/`` like it (weights + verified manifest).
+    cached under ``artifacts/models/`` like it (weights + verified manifest). The
+    whole-model variants (:data:`CALIBRATED_START`) start from the data's activation
+    ranges (:func:`qlab.lite.qat_ranges.start_from_data`), ``qat_partial`` from TFMOT's.
     Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     from qlab.lite.cache import load_or_build
@@ -269,12 +275,21 @@ def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0
               "qat_samples": samples, "qat_learning_rate": QAT_LEARNING_RATE}
     if variant == "qat_4bit":  # only here: the other variants' cached fine-tunes stay valid
         config["qat_scheme"] = QAT_4BIT_SCHEME
+    if variant in CALIBRATED_START:
+        config["qat_start"] = f"minmax ranges of {CALIBRATED_START[variant]} training images"
+
+    made_from = []  # the float model build() quantized: its layer names are the QAT model's
 
     def build() -> Any:
-        return QAT_BUILDERS[variant](load_or_train(name, size, seed, verbose))
+        made_from.append(load_or_train(name, size, seed, verbose))
+        return QAT_BUILDERS[variant](made_from[-1])
 
     def train(qat_model: Any) -> dict[str, Any]:
         (x, y), _ = mnist_for(name, size)
+        if variant in CALIBRATED_START:
+            from qlab.lite.qat_ranges import start_from_data
+
+            start_from_data(qat_model, made_from[-1], x[:CALIBRATED_START[variant]])
         return fine_tune(qat_model, x[:samples], y[:samples], epochs, seed=seed, verbose=verbose)
 
     model, _ = load_or_build(f"{name}-{size}-s{seed}-{variant}", config, build, train)
@@ -343,41 +358,6 @@ def range_variables(layer: Any) -> dict[str, Any]:
     """
     names = (v.name.split("/")[-1][:-2] for v in layer.weights)
     return {name.removeprefix(f"{layer.name}_"): v.numpy() for name, v in zip(names, layer.weights)}
-
-
-def low_bit_sweep(model: Any, x: Any, y: Any, x_test: Any, y_test: Any,
-                  bit_widths: tuple[int, ...] = (2, 4, 6, 8), per_axis: tuple[bool, ...] = (True, False),
-                  epochs: int = 1, seed: int = 0) -> pd.DataFrame:
-    """Keras accuracy of ``model`` with ``num_bits`` weights, before and after fine-tuning.
-
-    For every ``(num_bits, per_axis)``: :func:`quantize_low_bit_weights`, then one pass
-    over ``x`` with learning rate 0 (the fake-quant ranges are calibrated, the weights do
-    not move: post-training quantization simulated in Keras), the test accuracy, then
-    ``epochs`` of :func:`fine_tune` (QAT) and the test accuracy again.
-    Taught in ``07_custom_quantization``.
-
-    Returns:
-        DataFrame with ``num_bits``, ``per_axis``, ``calibrated_accuracy``,
-        ``qat_accuracy`` and ``fine_tune_seconds``.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from qlab.lite.models import predict_keras
-
-    def accuracy(m: Any) -> float:
-        return float(np.mean(predict_keras(m, x_test).argmax(axis=1) == y_test))
-
-    rows = []
-    for axis in per_axis:
-        for bits in bit_widths:
-            qat_model = quantize_low_bit_weights(model, bits, axis)
-            fine_tune(qat_model, x, y, 1, learning_rate=0.0, seed=seed, verbose=0)
-            calibrated = accuracy(qat_model)
-            seconds = fine_tune(qat_model, x, y, epochs, seed=seed, verbose=0)["fine_tune_seconds"]
-            rows.append({"num_bits": bits, "per_axis": axis, "calibrated_accuracy": calibrated,
-                         "qat_accuracy": accuracy(qat_model), "fine_tune_seconds": seconds})
-    return pd.DataFrame(rows)
 
 
 def layer_support_table(model: Any) -> "pd.DataFrame":

@@ -142,6 +142,25 @@ def calibrated_qat_model(float_model: Any, x_calib: np.ndarray, method: str = "m
     return quantize_with_ranges(float_model, x_calib, method, num_bits=8).qat_model
 
 
+def start_from_data(qat_model: Any, float_model: Any, x_calib: np.ndarray, method: str = "minmax") -> Any:
+    """Set every range of ``qat_model`` (made from ``float_model``, any TFMOT scheme) from ``x_calib``.
+
+    :func:`calibrated_qat_model` for a model already built, e.g. with
+    :func:`qlab.lite.qat.quantize_whole_model_n_bit`; returns ``qat_model``. Raises a
+    RuntimeError if a range is left at TFMOT's initial one. The zoo's whole-model QAT
+    variants start fine-tuning here (:func:`qlab.lite.qat.load_or_fine_tune`).
+    """
+    from qlab.lite.ranges import activation_ranges, initial_ranges_left, set_activation_ranges, set_weight_ranges
+
+    _check_same_layers(qat_model, float_model)
+    set_weight_ranges(qat_model)
+    set_activation_ranges(qat_model, activation_ranges(float_model, x_calib, method, qat_model=qat_model))
+    left = initial_ranges_left(qat_model)
+    if left:
+        raise RuntimeError(f"ranges still at TFMOT's initial values: {left}")
+    return qat_model
+
+
 def ema_width(steps: Any, start_width: float, target_width: float,
               ema_decay: float = TFMOT_EMA_DECAY) -> np.ndarray:
     """The range width after ``steps`` EMA updates towards a constant ``target_width``.
@@ -257,6 +276,7 @@ def ema_check(trajectory: pd.DataFrame, ema_decay: float = TFMOT_EMA_DECAY,
     predicts from the start and the data width (min/max over the calibration images).
     The EMA really tracks each batch's range, on average a little narrower, so the
     target it saw is also solved from the measured width (``implied target width``).
+    Quantizers that did not start from a range (the input's, at ``[0, 0]``) are left out.
     ``steps to within tolerance`` is :func:`ema_steps_to_within` for the data width,
     ``... (implied)`` for the implied target.
     """
@@ -267,6 +287,8 @@ def ema_check(trajectory: pd.DataFrame, ema_decay: float = TFMOT_EMA_DECAY,
         part = part.sort_values("step")
         first, last = part.iloc[0], part.iloc[-1]
         start, data, steps = first["max"] - first["min"], last["data_max"] - last["data_min"], int(last["step"])
+        if not start > 0:  # the input's AllValuesQuantizer starts at [0, 0] and is no moving average
+            continue
         measured, left = last["max"] - last["min"], ema_decay**steps
         implied = (measured - left * start) / (1 - left) if steps else math.nan
         rows.append({"quantizer": name, "tensor": last["tensor"], "steps": steps, "start width": start,

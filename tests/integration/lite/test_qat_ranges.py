@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from qlab.lite import qat_ranges, ranges
@@ -135,3 +136,13 @@ def test_range_start_study_compares_both_starts_on_the_smoke_model():
     assert len(study.trajectory) == 2 * 3 and study.ema["steps"].tolist() == [2]
     with pytest.raises(ValueError, match="size"):
         qat_ranges.range_start_study("mnist_cnn", "huge")
+
+
+def test_ema_check_leaves_out_a_quantizer_that_starts_at_zero_width():
+    # the input's AllValuesQuantizer starts at [0, 0]: no EMA to check (it used to raise)
+    rows = [{"step": s, "quantizer": q, "tensor": q, "min": lo, "max": hi, "data_min": 0.0, "data_max": 1.0}
+            for s in (0, 1) for q, lo, hi in (("quantize_layer", 0.0, float(s)), ("quant_conv1", -6.0 * 0.999**s,
+                                                                                 6.0 * 0.999**s + 0.001 * s))]
+    check = qat_ranges.ema_check(pd.DataFrame(rows))
+    assert check["quantizer"].tolist() == ["quant_conv1"]
+    assert check["measured width"].iloc[0] == pytest.approx(check["predicted width"].iloc[0], rel=1e-6)
