@@ -236,8 +236,8 @@ def weight_storage(model_bytes: bytes) -> pd.DataFrame:
     The interpreter reports INT4 weights as int8 (it unpacks them), so this reads the
     tensor type the file declares. Columns: ``op``, ``tensor`` (its name), ``stored type``
     (``INT4``, ``INT8``, ``FLOAT32``, ...), ``shape``, ``values`` and ``file bytes`` (of its
-    buffer: half a byte a value for INT4). Not taught yet; ``07_custom_quantization`` reads
-    the values through the interpreter (:func:`qlab.lite.tflite.weight_tensors`).
+    buffer: half a byte a value for INT4). ``07_custom_quantization`` counts the stored types
+    per op with :func:`weight_types_by_op`.
     """
     import pandas as pd
     from ai_edge_litert import schema_py_generated as schema

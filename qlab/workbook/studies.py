@@ -258,3 +258,11 @@ register_study("calibration_failures", "qlab.lite.representative:calibration_fai
                description="int8 with wrong representative data sets, 04")
 register_study("range_estimators", "qlab.lite.ranges:estimator_study",
                description="min-max, percentile and MSE activation ranges at 8..4 bits, 04")
+register_study("partial_qat", "qlab.lite.partial_qat:partial_qat_study", models=("mnist_cnn", "mobilenet_v2"),
+               description="the all-Conv2D partial QAT (float islands) and mixed precision chosen by "
+                           "per-layer sensitivity, 07")
+register_study("adaround", "qlab.lite.adaround:adaround_study",
+               description="nearest rounding vs AdaRound at 4, 3 and 2 weight bits, 06")
+register_study("bits_picture", "qlab.lite.bits_picture:bits_picture_study",
+               description="accuracy vs weight (8..2) and activation (8, 4) bits: PTQ per-tensor, best PTQ, "
+                           "a float fine-tune control and QAT, 06")

@@ -29,6 +29,8 @@ MAX_WORKBOOK_FULL_SECONDS = 30 * 60
 LESSON_BUDGETS: dict[str, tuple[float, float]] = {
     "04_post_training_quantization.ipynb": (300.0, 60.0),
     "05_per_channel.ipynb": (300.0, 60.0),
+    "06_quantization_aware_training.ipynb": (300.0, 60.0),
+    "07_custom_quantization.ipynb": (300.0, 60.0),
     "08_compare_and_debug.ipynb": (300.0, 60.0),
 }
 #: The widgets' goal: median update under this many milliseconds.

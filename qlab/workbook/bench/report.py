@@ -343,13 +343,74 @@ def _range_estimators_table(studies: list[dict[str, Any]]) -> str:
                       *(f"{model} `{method}` %" for model, method in columns)], table)
 
 
+def _adaround_table(studies: list[dict[str, Any]]) -> str:
+    table = []
+    for study in studies:
+        by_key = {(r["num_bits"], r["scheme"], r["rounding"]): r for r in study["rows"]}
+        for bits, scheme, rounding in by_key:
+            if rounding != "AdaRound":
+                continue
+            ada, nearest = by_key[(bits, scheme, rounding)], by_key.get((bits, scheme, "nearest"), {})
+            table.append([study["model"], bits, scheme, _percent(nearest.get("accuracy")),
+                          _percent(ada.get("accuracy")),
+                          _interval(ada.get("gain vs nearest (points)"), ada.get("gain low"), ada.get("gain high")),
+                          _fmt(_number(ada.get("flipped share")), ".1f", 100),
+                          _fmt(_number(ada.get("AdaRound seconds")), ".0f")])
+    return _md_table(["model", "weight bits", "scheme", "nearest %", "AdaRound %",
+                      "AdaRound - nearest, points [95% CI]", "weights rounded the other way %",
+                      "AdaRound s"], table)
+
+
+def _partial_qat_table(studies: list[dict[str, Any]]) -> str:
+    table = []
+    for study in studies:
+        for r in study["rows"]:
+            if r.get("part") == "sensitivity":
+                continue
+            table.append([study["model"], r["arm"], _percent(r.get("accuracy")),
+                          _interval(r.get("accuracy_delta"), r.get("delta_low"), r.get("delta_high"), 100),
+                          _fmt(_number(r.get("size_ratio")), ".2f"), _fmt(_number(r.get("latency_ratio")), ".2f"),
+                          _fmt(_number(r.get("float_ops")), ".0f"),
+                          _fmt(_number(r.get("quantize_ops", 0) + r.get("dequantize_ops", 0)), ".0f"),
+                          _interval(r.get("gain vs random (points)"), r.get("gain vs random low"),
+                                    r.get("gain vs random high"))])
+    return _md_table(["model", "arm", "accuracy %", "Δ vs float32, points [95% CI]", "float32 size / size",
+                      "latency / float32", "float ops", "QUANTIZE + DEQUANTIZE",
+                      "pick by sensitivity - random pick, points [95% CI]"], table)
+
+
+def _study_frame(studies: list[dict[str, Any]]) -> "Any":
+    """The tables of ``studies`` as one pandas DataFrame (the recorded rows, unchanged)."""
+    import pandas as pd
+
+    return pd.DataFrame([row for study in studies for row in study["rows"]])
+
+
+def _bits_picture_table(studies: list[dict[str, Any]]) -> str:
+    from qlab.lite.bits_picture import qat_verdict
+
+    table = []
+    for row in qat_verdict(_study_frame(studies)).to_dict(orient="records"):
+        verdict = "no collapse" if not row["collapses"] else ("yes" if row["meets bar"] else "**NO**")
+        table.append([row["model"], row["weight_bits"], _percent(row["float accuracy"]),
+                      _percent(row["control float accuracy"]), _percent(row.get("best PTQ accuracy")),
+                      _percent(row.get("control accuracy")), _percent(row.get("QAT accuracy")),
+                      _interval(row.get("QAT gain vs control (points)"), row.get("gain low"), row.get("gain high")),
+                      _fmt(_number(row.get("share recovered beyond control and best PTQ")), ".0f", 100), verdict])
+    return _md_table(["model", "weight bits", "float %", "control, float %", "best PTQ %", "control + best PTQ %",
+                      "QAT %", "QAT - control, points [95% CI]", "share of the PTQ loss QAT wins back beyond both %",
+                      "QAT recovers >= half"], table)
+
+
 #: The studies the report shows, in its order, and the table of each.
 STUDY_TABLES = {"weight_bits": _weight_bits_table, "equalization": _equalization_table,
                 "calibration_failures": _calibration_failures_table,
-                "range_estimators": _range_estimators_table}
+                "range_estimators": _range_estimators_table, "bits_picture": _bits_picture_table,
+                "adaround": _adaround_table, "partial_qat": _partial_qat_table}
 
 
-def _recorded_studies(results: dict[str, Any], studies_dir: str | Path | None) -> str:
+def _recorded_studies(results: dict[str, Any], studies_dir: str | Path | None,
+                      bits_figure: str = "benchmarks/bits_picture.png") -> str:
     """The recorded-studies section: a table per study, or why there is none."""
     found, missing = recorded_studies(results, studies_dir)
     missing_text = "" if not missing else _paragraph(
@@ -360,7 +421,8 @@ def _recorded_studies(results: dict[str, Any], studies_dir: str | Path | None) -
     for name, table in STUDY_TABLES.items():
         if name in found:
             weights = ", ".join(f"`{s['model']}` sha256 `{s['fingerprint']}`" for s in found[name])
-            text += _paragraph(f"study_{name}", weights=weights, table=table(found[name]))
+            text += _paragraph(f"study_{name}", weights=weights, table=table(found[name]),
+                               figure=bits_figure)
     others = [name for name in found if name not in STUDY_TABLES]
     if others:
         text += _paragraph("studies_not_tabulated", studies=", ".join(f"`{n}`" for n in others))
@@ -387,11 +449,13 @@ def _header_fields(results: dict[str, Any], goals: list[dict[str, Any]]) -> dict
 
 def render_markdown(results: dict[str, Any],
                     plot_name: str = "benchmarks/accuracy_size_latency.png",
-                    studies_dir: str | Path | None = None) -> str:
+                    studies_dir: str | Path | None = None,
+                    bits_figure: str = "benchmarks/bits_picture.png") -> str:
     """``BENCHMARKS.md`` from the results dict (nothing is measured here).
 
     ``studies_dir`` holds the study files the results list (default: the checkout's
-    ``benchmarks/studies/``, :func:`qlab.workbook.studies.recorded_dir`).
+    ``benchmarks/studies/``, :func:`qlab.workbook.studies.recorded_dir`); ``bits_figure``
+    is the link to the accuracy-versus-bits picture (:func:`save_bits_picture`).
     """
     goals = goal_results(results)
     config, spreads = results.get("config", {}), results.get("scale_spread", {})
@@ -404,7 +468,8 @@ def render_markdown(results: dict[str, Any],
         fine_metrics=_fine_metrics(results),
         plot_name=plot_name, gaps_table=_gaps_table(results),
         widest_spread=_widest_spread(spreads), widest_tensors=_widest_tensors(spreads),
-        size_table=_size_table(results), recorded_studies=_recorded_studies(results, studies_dir),
+        size_table=_size_table(results),
+        recorded_studies=_recorded_studies(results, studies_dir, bits_figure),
         notebook_times=_notebook_times(results),
         widget_times=_widget_times(results),
         goals_table=_md_table(["goal", "measured", "met"],
@@ -424,6 +489,24 @@ def save_plot(results: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
+def save_bits_picture(results: dict[str, Any], path: str | Path,
+                      studies_dir: str | Path | None = None) -> Path | None:
+    """Draw the recorded ``bits_picture`` studies of ``results`` (all models, one figure) as a PNG.
+
+    Returns the path, or None when the run recorded no such study.
+    """
+    from qlab.files.io import atomic_path
+    from qlab.plots.bits_picture import plot_bits_picture
+
+    studies = recorded_studies(results, studies_dir)[0].get("bits_picture")
+    if not studies:
+        return None
+    fig = plot_bits_picture(_study_frame(studies))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return Path(path)
+
+
 def _link(target: Path, report_path: Path) -> str:
     """``target`` as the report links it: relative to the report's folder when it can be."""
     try:
@@ -438,15 +521,18 @@ def write_report(results: dict[str, Any], json_path: str | Path | None = None,
     """Write the JSON, the plot and the markdown report (each atomically); return the paths.
 
     Paths left out are the repository's ``benchmarks/results.json``, ``BENCHMARKS.md``,
-    ``benchmarks/accuracy_size_latency.png`` and ``benchmarks/studies/`` (read, not written).
+    ``benchmarks/accuracy_size_latency.png`` and ``benchmarks/studies/`` (read, not written);
+    the accuracy-versus-bits picture goes beside the plot as ``bits_picture.png``.
     """
     from qlab.files.io import write_bytes_atomic, write_json_atomic
 
     json_path = Path(json_path) if json_path is not None else results_json()
     report_path = Path(report_path) if report_path is not None else report_md()
     plot_path = Path(plot_path) if plot_path is not None else plot_png()
+    bits_path = plot_path.with_name("bits_picture.png")
     write_json_atomic(json_path, results)
     save_plot(results, plot_path)
-    text = render_markdown(results, _link(plot_path, report_path), studies_dir)
+    save_bits_picture(results, bits_path, studies_dir)
+    text = render_markdown(results, _link(plot_path, report_path), studies_dir, _link(bits_path, report_path))
     write_bytes_atomic(report_path, text.encode())
-    return {"json": json_path, "report": report_path, "plot": plot_path}
+    return {"json": json_path, "report": report_path, "plot": plot_path, "bits_picture": bits_path}

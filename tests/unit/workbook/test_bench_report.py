@@ -88,6 +88,38 @@ def fake_studies(folder):
             ["mnist_cnn", "mse", 8, "litert int8", 0.9926],
             ["mnist_cnn", "minmax", 3, "keras fake-quant (no TFLite kernels)", 0.9746],
             ["mnist_cnn", "mse", 3, "keras fake-quant (no TFLite kernels)", 0.987]]),
+        _study_file(folder, "bits_picture", "mobilenet_v1",
+                    ["model", "weight_bits", "activation_bits", "method", "accuracy", "loss vs float (points)",
+                     "loss low", "loss high", "QAT gain vs control (points)", "gain low", "gain high", "steps",
+                     "learning_rate", "evaluated", "accuracy_delta", "delta_low", "delta_high"], [
+            ["mobilenet_v1", 32, 32, "float (original)", 0.9885, 0, 0, 0, nan, nan, nan, 0, 0.001, "float Keras",
+             0, 0, 0],
+            ["mobilenet_v1", 32, 32, "float (control fine-tune)", 0.9879, 0.06, -0.1, 0.2, nan, nan, nan, 235,
+             0.001, "float Keras", -0.0006, -0.002, 0.001],
+            *[["mobilenet_v1", bits, 8, method, acc, 100 * (0.9885 - acc), 100 * (0.9885 - acc) - 0.5,
+               100 * (0.9885 - acc) + 0.5, gain, gain - 0.7, gain + 0.7, 235, 0.001, "LiteRT file",
+               acc - 0.9885, acc - 0.9885 - 0.005, acc - 0.9885 + 0.005]
+              for bits, method, acc, gain in [
+                  (8, "PTQ per-tensor", 0.9884, nan), (8, "PTQ per-channel MSE", 0.9887, nan),
+                  (8, "control: float fine-tune + PTQ per-channel MSE", 0.9885, nan), (8, "QAT", 0.9876, -0.09),
+                  (3, "PTQ per-tensor", 0.6257, nan), (3, "PTQ per-channel MSE", 0.9116, nan),
+                  (3, "control: float fine-tune + PTQ per-channel MSE", 0.8537, nan), (3, "QAT", 0.9797, 12.6)]]]),
+        _study_file(folder, "adaround", "mnist_cnn",
+                    ["model", "num_bits", "scheme", "rounding", "accuracy", "flipped share", "AdaRound seconds",
+                     "gain vs nearest (points)", "gain low", "gain high"], [
+            ["mnist_cnn", 32, "float", "float", 0.9925, 0.0, 0.0, nan, nan, nan],
+            ["mnist_cnn", 2, "per-channel", "nearest", 0.4393, 0.0, 0.0, nan, nan, nan],
+            ["mnist_cnn", 2, "per-channel", "AdaRound", 0.9749, 0.059, 27.4, 53.56, 52.6, 54.58]]),
+        _study_file(folder, "partial_qat", "mobilenet_v2",
+                    ["model", "part", "arm", "accuracy", "accuracy_delta", "delta_low", "delta_high",
+                     "size_ratio", "latency_ratio", "float_ops", "quantize_ops", "dequantize_ops",
+                     "gain vs random (points)", "gain vs random low", "gain vs random high"], [
+            ["mobilenet_v2", "anti-pattern", "qat_partial", 0.9921, -0.0002, -0.0012, 0.0008, 1.89, 0.72,
+             105, 36, 41, nan, nan, nan],
+            ["mobilenet_v2", "mixed precision", "QAT, 2 bits, 6 layers at 8 (sensitivity)", 0.879, -0.1133,
+             -0.1194, -0.1067, 4.97, 2.86, 0, 0, 0, 10.4, 9.53, 11.32],
+            ["mobilenet_v2", "sensitivity", "Conv1 alone at 2 bits", 0.5, nan, nan, nan, nan, nan,
+             nan, nan, nan, nan, nan, nan]]),
     ]
 
 
@@ -166,6 +198,13 @@ def test_write_report_and_the_checker_script(tmp_path):
     assert json.loads(paths["json"].read_text()) == results
     assert "![accuracy vs size and latency](img/p.png)" in paths["report"].read_text()
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
+    assert not paths["bits_picture"].exists()  # no bits_picture study recorded in this run
+    studied = results | {"studies_recorded": fake_studies(tmp_path)}
+    again = report.write_report(studied, tmp_path / "r.json", tmp_path / "B.md", tmp_path / "img" / "p.png",
+                                studies_dir=tmp_path)
+    assert again["bits_picture"] == tmp_path / "img" / "bits_picture.png"
+    assert again["bits_picture"].read_bytes()[:4] == b"\x89PNG"
+    assert "(img/bits_picture.png)" in again["report"].read_text()
     script = [sys.executable, str(repository_root() / "benchmarks" / "check.py")]
     ok = subprocess.run(script + [str(paths["json"])], capture_output=True, text=True)
     assert ok.returncode == 0 and "goals met" in ok.stdout, ok.stderr
@@ -271,8 +310,17 @@ def test_recorded_studies_are_tabulated_with_their_lesson_and_weights(tmp_path):
     # range estimators: which rows are LiteRT int8 and which fake-quantized Keras
     assert "| 8 | litert int8 | 99.27 | 99.26 |" in section
     assert "| 3 | keras fake-quant (no TFLite kernels) | 97.46 | 98.70 |" in section
+    # bits picture: the figure, then the verdict at the width where the best PTQ first loses >= 5 points
+    assert "![accuracy against weight bits, per model and activation width](benchmarks/bits_picture.png)" in section
+    assert "| mobilenet_v1 | 3 | 98.85 | 98.79 | 91.16 | 85.37 | 97.97 | +12.60 [+11.90, +13.30] | 89 | yes |" in section
+    # AdaRound: nearest beside AdaRound per bits and scheme, the gain [low, high]; the float row left out
+    assert "| mnist_cnn | 2 | per-channel | 43.93 | 97.49 | +53.56 [+52.60, +54.58] | 5.9 | 27 |" in section
+    # partial QAT: one row per file, the sensitivity rows left out
+    assert "| mobilenet_v2 | qat_partial | 99.21 | -0.02 [-0.12, +0.08] | 1.89 | 0.72 | 105 | 77 | - |" in section
+    assert "| +10.40 [+9.53, +11.32] |" in section and "Conv1 alone" not in section
     order = [section.index(f"### {title}") for title in ("Weight bit widths", "A constructed",
-                                                          "Wrong representative", "Activation range")]
+                                                          "Wrong representative", "Activation range",
+                                                          "Where QAT earns", "AdaRound against", "Partial QAT")]
     assert order == sorted(order)
 
 
