@@ -15,7 +15,7 @@ measured on the same 10,000 test images, each against the original float model:
 - ``QAT``: TFMOT's ``DefaultNBitQuantizeScheme(num_bits_weight=N, num_bits_activation=A)``
   (:func:`qlab.lite.qat.quantize_whole_model_n_bit`), every activation range started
   from the calibration images with the best PTQ's estimator (not TFMOT's [-6, 6]),
-  then fine-tuned (:func:`calibrated_qat_model`).
+  then fine-tuned (:func:`n_bit_qat_from_data`).
 
 At 8-bit activations every row goes through a real file and LiteRT: PTQ through the
 converter's int8 path (the N-bit weights stored in int8, i.e. rounded once more onto
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WEIGHT_BITS", "ACTIVATION_BITS", "METHODS", "FINE_TUNE_SETTINGS",
            "fake_quantize_kernel_mse", "fake_quantize_weights_mse", "kernel_codes",
-           "changed_codes", "float_fine_tune", "calibrated_qat_model", "bits_picture_table",
+           "changed_codes", "float_fine_tune", "n_bit_qat_from_data", "bits_picture_table",
            "bits_picture_study", "qat_verdict"]
 
 WEIGHT_BITS: tuple[int, ...] = (8, 4, 3, 2)
@@ -204,37 +204,19 @@ def float_fine_tune(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, learn
     return copy, info
 
 
-def calibrated_qat_model(model: Any, x_calib: np.ndarray, weight_bits: int, activation_bits: int,
-                         method: str, seed: int = 0) -> Any:
+def n_bit_qat_from_data(model: Any, x_calib: np.ndarray, weight_bits: int, activation_bits: int,
+                        method: str, seed: int = 0) -> Any:
     """TFMOT's n-bit QAT model of ``model`` with every range set from data, ready to fine-tune.
 
-    Activation ranges: ``method`` (``minmax`` / ``mse``, :func:`qlab.lite.ranges.activation_ranges`)
-    on ``x_calib``, instead of TFMOT's [-6, 6] start; weight ranges from the weights.
-    Raises RuntimeError if a range is left at TFMOT's initial value.
-    Taught in ``06_quantization_aware_training``.
+    :func:`qlab.lite.qat.quantize_whole_model_n_bit`, then
+    :func:`qlab.lite.qat_ranges.start_from_data` (``method`` = ``minmax`` / ``mse`` activation
+    ranges on ``x_calib`` instead of TFMOT's [-6, 6] start). Taught in ``06_quantization_aware_training``.
     """
     from qlab.lite.qat import quantize_whole_model_n_bit
+    from qlab.lite.qat_ranges import start_from_data
 
     qat_model = quantize_whole_model_n_bit(model, weight_bits, activation_bits)
-    return _set_ranges(qat_model, model, x_calib, activation_bits, method, seed)
-
-
-def _set_ranges(qat_model: Any, model: Any, x_calib: np.ndarray, activation_bits: int, method: str,
-                seed: int) -> Any:
-    """Activation ranges from ``method`` on ``x_calib``, weight ranges from the weights; checked."""
-    from qlab.lite.ranges import (activation_ranges, initial_ranges_left, set_activation_ranges,
-                                  set_weight_ranges)
-
-    ranges = activation_ranges(model, x_calib, method, activation_bits, qat_model=qat_model, seed=seed)
-    set_weight_ranges(qat_model)
-    set_activation_ranges(qat_model, ranges)
-    # an all-zero weight channel (2-bit per-tensor weights make some) rightly gets the range
-    # [0, 0], which initial_ranges_left cannot tell from an input range never set
-    left = [name for name in initial_ranges_left(qat_model)
-            if name.rsplit("/", 1)[-1] not in ("kernel", "depthwise_kernel")]
-    if left:
-        raise RuntimeError(f"ranges still at TFMOT's initial values: {left}")
-    return qat_model
+    return start_from_data(qat_model, model, x_calib, method, activation_bits, seed)
 
 
 def _check_bits(values: Any, argument: str) -> tuple[int, ...]:
@@ -320,10 +302,11 @@ def _stand_in(weights_model: Any, x_calib: np.ndarray, activation_bits: int, met
     What :func:`qlab.lite.ranges.quantize_with_ranges` makes, without its check that
     would take an all-zero weight channel's [0, 0] range for one never set.
     """
+    from qlab.lite.qat_ranges import start_from_data
     from qlab.lite.ranges import quantization_aware_model
 
     qat_model = quantization_aware_model(weights_model, activation_bits)
-    return _set_ranges(qat_model, weights_model, x_calib, activation_bits, method, seed)
+    return start_from_data(qat_model, weights_model, x_calib, method, activation_bits, seed)
 
 
 def _simulation_agreement(weights_model: Any, file_scores: np.ndarray, x_calib: np.ndarray,
@@ -368,7 +351,7 @@ def _configuration_rows(ctx: _Scorer, data: dict[str, np.ndarray], model: Any, c
     range_method = "minmax" if activation_bits == 8 else "mse"
     rows, scores = [], {}
     start = time.perf_counter()
-    qat_model = calibrated_qat_model(model, x_calib, weight_bits, activation_bits, range_method, seed)
+    qat_model = n_bit_qat_from_data(model, x_calib, weight_bits, activation_bits, range_method, seed)
     control_codes = _code_columns(*changed_codes(qat_model, model, control))
     for method, source in ((PTQ_PER_TENSOR, model), (BEST_PTQ, model), (CONTROL, control)):
         start = time.perf_counter()

@@ -31,11 +31,14 @@ VARIANTS: dict[str, str] = {
     "int8_per_tensor": "full integer as above with one scale per weight tensor "
                        "(per-channel disabled)",
     "int16x8": "int16 activations, int8 weights (TFLite's experimental 16x8 mode)",
-    "qat_int8": "TFMOT quantize_model, fine-tuned with fake quantization, converted to int8",
+    "qat_int8": "TFMOT quantize_model, fine-tuned with fake quantization from the data's "
+                "activation ranges, converted to int8",
     "qat_partial": "only the Conv2D/Dense layers annotated (quantize_annotate_layer + "
-                   "quantize_apply), fine-tuned, converted",
-    "qat_4bit": "TFMOT DefaultNBitQuantizeScheme (4-bit weights, 8-bit activations), "
-                "fine-tuned, converted: conv and dense weights stored as INT4; int8 input and output",
+                   "quantize_apply), fine-tuned, converted: the rest stays float32 behind "
+                   "QUANTIZE/DEQUANTIZE ops (an anti-pattern, measured in 07)",
+    "qat_4bit": "TFMOT DefaultNBitQuantizeScheme (4-bit weights, 8-bit activations), fine-tuned "
+                "from the data's activation ranges, converted: conv, depthwise and dense weights "
+                "stored as INT4; int8 input and output",
 }
 PTQ_VARIANTS = ("float32", "float16", "dynamic_int8", "int8_per_channel", "int8_per_tensor",
                 "int16x8")

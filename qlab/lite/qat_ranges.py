@@ -142,20 +142,27 @@ def calibrated_qat_model(float_model: Any, x_calib: np.ndarray, method: str = "m
     return quantize_with_ranges(float_model, x_calib, method, num_bits=8).qat_model
 
 
-def start_from_data(qat_model: Any, float_model: Any, x_calib: np.ndarray, method: str = "minmax") -> Any:
+def start_from_data(qat_model: Any, float_model: Any, x_calib: np.ndarray, method: str = "minmax",
+                    num_bits: int = 8, seed: int = 0) -> Any:
     """Set every range of ``qat_model`` (made from ``float_model``, any TFMOT scheme) from ``x_calib``.
 
     :func:`calibrated_qat_model` for a model already built, e.g. with
-    :func:`qlab.lite.qat.quantize_whole_model_n_bit`; returns ``qat_model``. Raises a
-    RuntimeError if a range is left at TFMOT's initial one. The zoo's whole-model QAT
-    variants start fine-tuning here (:func:`qlab.lite.qat.load_or_fine_tune`).
+    :func:`qlab.lite.qat.quantize_whole_model_n_bit`: activation ranges are ``method``'s
+    (:func:`qlab.lite.ranges.activation_ranges`, ``num_bits`` for the MSE estimator, ``seed``
+    for its sample), weight ranges the weights'. Returns ``qat_model``. Raises a RuntimeError
+    if a range is left at TFMOT's initial one. The zoo's whole-model QAT variants start
+    fine-tuning here (:func:`qlab.lite.qat.load_or_fine_tune`).
     """
     from qlab.lite.ranges import activation_ranges, initial_ranges_left, set_activation_ranges, set_weight_ranges
 
     _check_same_layers(qat_model, float_model)
     set_weight_ranges(qat_model)
-    set_activation_ranges(qat_model, activation_ranges(float_model, x_calib, method, qat_model=qat_model))
-    left = initial_ranges_left(qat_model)
+    set_activation_ranges(qat_model, activation_ranges(float_model, x_calib, method, num_bits,
+                                                       qat_model=qat_model, seed=seed))
+    # an all-zero weight channel (2-bit per-tensor weights make some) rightly gets the range
+    # [0, 0], which initial_ranges_left cannot tell from an input range never set
+    left = [name for name in initial_ranges_left(qat_model)
+            if name.rsplit("/", 1)[-1] not in ("kernel", "depthwise_kernel")]
     if left:
         raise RuntimeError(f"ranges still at TFMOT's initial values: {left}")
     return qat_model

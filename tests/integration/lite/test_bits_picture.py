@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from qlab.lite.bits_picture import (BEST_PTQ, CONTROL, CONTROL_FLOAT, FLOAT, PTQ_PER_TENSOR, QAT,
-                                    bits_picture_table, calibrated_qat_model, changed_codes,
+                                    bits_picture_table, n_bit_qat_from_data, changed_codes,
                                     fake_quantize_kernel_mse, fake_quantize_weights_mse,
                                     qat_verdict)
 from qlab.lite.models import load_or_train, mnist_for
@@ -70,7 +70,7 @@ def test_mse_weights_model_keeps_n_bit_levels_per_channel():
 def test_changed_codes_counts_moved_weights():
     model = load_or_train("mnist_cnn", "smoke", 0, verbose=0)
     x_calib = mnist_for("mnist_cnn", "smoke")[0][0][:50]
-    qat_model = calibrated_qat_model(model, x_calib, 2, 8, "minmax")
+    qat_model = n_bit_qat_from_data(model, x_calib, 2, 8, "minmax")
     changed, total = changed_codes(qat_model, model)
     assert changed == 0 and total == sum(
         np.prod(layer.get_weights()[0].shape) for layer in model.layers if layer.get_weights())
