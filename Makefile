@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.qlab-installed
 
-.PHONY: setup run test test-fast lab bench clean
+.PHONY: setup run test test-fast lab html bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-fast: setup
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
+
+# the executed notebooks of the last `make run` as static HTML with their figures (artifacts/html/full/)
+html: setup
+	$(BIN)/qlab html
 
 # full-size comparison + notebook and widget times -> BENCHMARKS.md, then check the goals
 bench: setup

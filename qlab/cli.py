@@ -21,6 +21,14 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0 if checks.ok else 1
 
 
+def _cmd_html(args: argparse.Namespace) -> int:
+    from qlab.workbook.html import render_html
+
+    pages = render_html("smoke" if args.smoke else "full", output_dir=args.output)
+    print(f"{len(pages) - 1} notebooks rendered; open {pages[-1]}")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from qlab.workbook.notebook import notebook_paths, run_notebook
 
@@ -204,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="small data and budgets (seconds per notebook) instead of the full run")
     run.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
     run.set_defaults(func=_cmd_run)
+    page = sub.add_parser(
+        "html", help="render the executed notebooks of the last `qlab run` to static HTML",
+        description="Turn the executed copies under artifacts/notebooks/ into HTML pages with their "
+                    "tables and figures, for learners who cannot run a kernel. Nothing is executed.")
+    page.add_argument("--smoke", action="store_true", help="render the smoke run's copies")
+    page.add_argument("--output", type=Path, default=None,
+                      help="folder for the pages (default artifacts/html/<full|smoke>/)")
+    page.set_defaults(func=_cmd_html)
     _add_compare(sub)
     _add_bench(sub)
     return parser

@@ -75,8 +75,34 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r"^make test$", ci, flags=re.M)
 
 
-@pytest.mark.parametrize("target", ["run", "test", "lab", "bench", "setup"])
+@pytest.mark.parametrize("target", ["run", "test", "lab", "html", "bench", "setup"])
 def test_makefile_targets_create_the_environment_first(target):
     makefile = (REPO_ROOT / "Makefile").read_text()
     match = re.search(rf"^{target}:(.*)$", makefile, flags=re.M)
     assert match and ("setup" in match.group(1) or target == "setup"), target
+
+
+def _lesson_rows(text):
+    """``{lesson: (full s, smoke s)}`` from a markdown table whose rows are ``| `NN_name` | 6 s | 6 s | ...``."""
+    rows = re.findall(r"^\| `(\d\d_\w+)` \| (\d+) s \| (\d+) s \|", text, re.MULTILINE)
+    return {name: (int(full), int(smoke)) for name, full, smoke in rows}
+
+
+def test_the_readme_budget_table_lists_every_lesson_and_adds_up_to_its_total():
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = _lesson_rows(readme)
+    lessons = sorted(p.stem for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(rows) == lessons
+    total = re.search(r"\*\*whole workbook\*\* \| \*\*(\d+) s .*?\*\* \| \*\*(\d+) s", readme)
+    assert total, "the budget table has no **whole workbook** row"
+    assert (sum(f for f, _ in rows.values()), sum(s for _, s in rows.values())) == \
+        (int(total.group(1)), int(total.group(2)))
+
+
+def test_instructors_guide_covers_every_lesson_with_the_readme_times():
+    guide = (REPO_ROOT / "INSTRUCTORS.md").read_text()
+    assert _lesson_rows(guide) == _lesson_rows((REPO_ROOT / "README.md").read_text())
+    for heading in ("A 90-minute track", "A half-day track", "one output per lesson", "trouble"):
+        assert heading in guide
+    for problem in ("dead kernel", "No network", "slow laptop", "Chromium missing"):
+        assert problem in guide
