@@ -223,6 +223,7 @@ def train_model(model: Any, name: str, size: str = "full", seed: int = 0,
     accuracy is measured after training, not assumed: the MobileNets' batch-norm
     moving statistics are what inference uses, and they lag behind training.
     """
+    from qlab.lite.progress import fit_progress
     from qlab.lite.seed import set_seed
 
     budget = get_spec(name).budget(size)
@@ -232,7 +233,8 @@ def train_model(model: Any, name: str, size: str = "full", seed: int = 0,
     set_seed(seed)
     start = time.perf_counter()
     history = model.fit(x_train, y_train, epochs=budget.epochs, batch_size=budget.batch_size,
-                        shuffle=True, verbose=verbose)
+                        shuffle=True, verbose=verbose,
+                        callbacks=fit_progress(f"training {name} ({size})"))
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
     log.info("%s (%s) trained in %.0f s, float test accuracy %.4f", name, size, seconds, accuracy)
@@ -316,6 +318,7 @@ def example_user_model(size: str = "full", seed: int = 0) -> Path:
     from qlab.lite.keras2 import keras
     from qlab.files.io import atomic_path
     from qlab.files.paths import artifacts_dir
+    from qlab.lite.progress import fit_progress
     from qlab.lite.seed import set_seed
 
     path = artifacts_dir() / "your_model" / f"example_cnn-{check_size(size)}-s{seed}.h5"
@@ -333,7 +336,8 @@ def example_user_model(size: str = "full", seed: int = 0) -> Path:
                   metrics=["accuracy"])
     (x_train, y_train), _ = mnist_for("mnist_cnn", size)
     samples, epochs = (None, 3) if size == "full" else (512, 1)
-    model.fit(x_train[:samples], y_train[:samples], epochs=epochs, batch_size=64, verbose=0)
+    model.fit(x_train[:samples], y_train[:samples], epochs=epochs, batch_size=64, verbose=0,
+              callbacks=fit_progress(f"training the example model ({size})"))
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
         model.save(tmp)  # .h5: the format most saved models people bring are in

@@ -231,19 +231,22 @@ CALIBRATED_START = {"qat_int8": 1000, "qat_4bit": 1000}
 
 def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int = 128,
               learning_rate: float = QAT_LEARNING_RATE, seed: int = 0,
-              verbose: int | str = "auto", callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+              verbose: int | str = "auto", callbacks: Sequence[Any] = (),
+              description: str = "QAT fine-tuning") -> dict[str, Any]:
     """Fine-tune a quantization-aware model in place with a small, cosine-decayed learning rate.
 
     The float weights are already trained; QAT only has to adapt them to the
     rounding, so a fraction of the original learning rate and an epoch suffice.
     ``callbacks`` are Keras callbacks for ``fit`` (e.g.
     :class:`qlab.lite.qat_ranges.RangeTrajectory`); a learning rate of 0 keeps the
-    weights, so only the activation ranges move.
+    weights, so only the activation ranges move. ``description`` names the progress bar
+    (:mod:`qlab.lite.progress`; ``QLAB_PROGRESS=0`` hides it).
     Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     import time
 
     from qlab.lite.models import compile_for_training
+    from qlab.lite.progress import fit_progress
     from qlab.lite.seed import set_seed
 
     steps = epochs * math.ceil(len(x) / batch_size)
@@ -251,7 +254,7 @@ def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int =
     set_seed(seed)
     start = time.perf_counter()
     qat_model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
-                  callbacks=list(callbacks))
+                  callbacks=[*callbacks, *fit_progress(description)])
     return {"fine_tune_seconds": round(time.perf_counter() - start, 1), "steps": steps}
 
 
@@ -290,7 +293,8 @@ def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0
             from qlab.lite.qat_ranges import start_from_data
 
             start_from_data(qat_model, made_from[-1], x[:CALIBRATED_START[variant]])
-        return fine_tune(qat_model, x[:samples], y[:samples], epochs, seed=seed, verbose=verbose)
+        return fine_tune(qat_model, x[:samples], y[:samples], epochs, seed=seed, verbose=verbose,
+                         description=f"QAT fine-tuning {name} {variant} ({size})")
 
     model, _ = load_or_build(f"{name}-{size}-s{seed}-{variant}", config, build, train)
     from qlab.lite.models import compile_for_training

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from qlab.files.paths import artifacts_dir, repository_root
+from qlab.lite.progress import LINES_ENV
+from qlab.lite.quiet import harmless_lines_filtered
 
 #: MIME type under which :func:`record` stores a value in a notebook's outputs.
 RECORD_MIMETYPE = "application/vnd.qlab.record+json"
@@ -98,6 +101,12 @@ def run_notebook(source: str | Path, smoke: bool, output_dir: str | Path | None 
     to ``output_dir``, by default ``notebooks/<smoke|full>/`` under
     :func:`qlab.files.paths.artifacts_dir`. The source notebook is never modified.
     ``SMOKE`` is injected into its ``parameters`` cell together with any other ``parameters``.
+
+    What the kernel writes to its stderr reaches this process's stderr, except the C++
+    lines known to be harmless (:data:`qlab.lite.quiet.HARMLESS_NATIVE_LINES`). With
+    ``progress``, papermill shows a bar of the cells and the kernel's training and
+    comparison bars (:mod:`qlab.lite.progress`) print a line every few seconds: what is
+    trained, how far it is and its ETA.
     """
     import papermill
 
@@ -110,9 +119,11 @@ def run_notebook(source: str | Path, smoke: bool, output_dir: str | Path | None 
     running = output.with_name(f".{output.stem}.running.ipynb")
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(str(source), str(running), parameters=params,
-                                   kernel_name="python3", cwd=str(source.parent),
-                                   progress_bar=progress)
+        with harmless_lines_filtered(_print_kernel_line) as kernel_stderr:
+            papermill.execute_notebook(
+                str(source), str(running), parameters=params, kernel_name="python3",
+                cwd=str(source.parent), progress_bar=progress,
+                kernel_manager_class=_kernel_manager_class(kernel_stderr, progress_lines=progress))
     except Exception as exc:
         # Keep the executed copy: it shows the failing cell and its traceback.
         failed = output.with_name(f"{output.stem}.FAILED.ipynb")
@@ -124,6 +135,32 @@ def run_notebook(source: str | Path, smoke: bool, output_dir: str | Path | None 
     os.replace(running, output)  # only a notebook that ran to the end replaces the last good copy
     seconds = time.perf_counter() - start
     return NotebookRun(source, output, seconds, read_records(output))
+
+
+def _print_kernel_line(line: str) -> None:
+    """Print a line of the kernel's stderr above papermill's bar (which tqdm then redraws)."""
+    from tqdm import tqdm
+
+    tqdm.write(f"  {line}", file=sys.stderr)
+
+
+def _kernel_manager_class(stderr: int, progress_lines: bool) -> type:
+    """A jupyter_client kernel manager whose kernels write to ``stderr`` (a file descriptor).
+
+    With ``progress_lines`` the kernel also gets ``QLAB_PROGRESS_LINES=1``, so qlab's
+    progress bars in it print plain lines to that stderr besides the notebook's widget.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class RunKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            env = dict(kw.get("env") or os.environ)
+            env.pop(LINES_ENV, None)
+            if progress_lines:
+                env[LINES_ENV] = "1"
+            await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": stderr, "env": env})
+
+    return RunKernelManager
 
 
 @dataclass

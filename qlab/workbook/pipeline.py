@@ -31,6 +31,7 @@ from qlab.lite.conversion import (DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, che
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
 from qlab.lite.models import MODELS, check_size, get_spec, predict_keras
+from qlab.workbook.user_data import check_dataset
 
 #: Columns of the results table, in display order.
 COLUMNS = ["model", "variant", "accuracy", "top1_agreement", "output_sqnr_db", "kl_divergence",
@@ -207,10 +208,12 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
                       verbose: Any) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """``(rows by variant, Keras scores of the QAT variants)``; starts each file's evaluation."""
     from qlab.files.io import write_bytes_atomic
+    from qlab.lite.progress import progress_iter
 
     rows, keras_scores = {}, {}
     # int16x8 first: its reference kernels take longest to evaluate in the background
-    for variant in sorted(variants, key=lambda v: v != "int16x8"):
+    ordered = sorted(variants, key=lambda v: v != "int16x8")
+    for variant in progress_iter(ordered, f"{name}: variants", unit="variant"):
         if verbose:
             print(f"  {name}: {variant}", flush=True)
         start = time.perf_counter()
@@ -248,44 +251,31 @@ def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: 
         zoo_tflite_dir(name, size, seed) if save_tflite else None, verbose)
 
 
-def _check_data(model: Any, data: Any) -> Any:
-    """``data`` as ``((x_train, y_train), (x_test, y_test))`` that fits ``model``, or a ValueError."""
-    try:
-        (x_train, y_train), (x_test, y_test) = data
-    except (TypeError, ValueError):
-        raise ValueError("data must be ((x_train, y_train), (x_test, y_test))") from None
-    expected = tuple(model.input_shape[1:])
-    for label, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        x, y = np.asarray(x), np.asarray(y)
-        if x.ndim == 0 or len(x) == 0:
-            raise ValueError(f"x_{label} is empty; it needs at least one example")
-        if tuple(x.shape[1:]) != expected:
-            raise ValueError(f"x_{label} examples have shape {x.shape[1:]}, but the model "
-                             f"{model.name!r} expects {expected}")
-        if x.dtype != np.float32:
-            raise ValueError(f"x_{label} must be float32 (as the model sees it), got {x.dtype}")
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"y_{label} must be integer class labels of shape ({len(x)},), "
-                             f"got {y.dtype} {y.shape}")
-    return data
-
-
 def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "all",
                         name: str | None = None, latency: bool = True,
                         calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
                         fine_tune_samples: int = 10_000, seed: int = 0, save: bool = True,
-                        verbose: Any = 0) -> ComparisonResult:
+                        verbose: Any = 0,
+                        input_range: tuple[float, float] | None = None) -> ComparisonResult:
     """:func:`compare` for a model you bring: every variant of one trained Keras 2 model.
 
     Taught in ``09_your_own_model``.
 
     Args:
         model: a trained float ``tf_keras`` model that outputs class scores.
-        data: ``((x_train, y_train), (x_test, y_test))``, images float32 shaped like the
-            model input, integer labels; calibration and QAT fine-tuning use the train part.
+        data: ``((x_train, y_train), (x_test, y_test))`` (or a mapping with those keys, such
+            as ``np.load("data.npz")``), images float32 shaped like the model input, integer
+            labels; calibration and QAT fine-tuning use the train part.
         variants: as for :func:`compare`; QAT variants fine-tune one epoch on
             ``fine_tune_samples`` training examples (not cached).
         name: the ``model`` column (default: the model's name).
+        input_range: ``(low, high)`` the model was trained on, e.g. ``(0, 1)``; image values
+            outside it are an error (qlab knows [0, 1] for its own models).
+
+    Before any conversion, :func:`qlab.workbook.user_data.check_dataset` checks the data
+    against the model and raises a one-line ValueError naming the array and the problem:
+    NaN or inf images, labels outside the model's classes, a wrong dtype, shape, length or
+    value range, an empty array, or a model output that is not one score per class.
     """
     from qlab.lite.keras2 import require_keras2_model
     from qlab.lite.environment import environment_report
@@ -293,7 +283,8 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
 
     model = require_keras2_model(model)
     variants = check_variants(variants)
-    (x_train, y_train), _ = _check_data(model, data)
+    data = check_dataset(model, data, input_range)
+    (x_train, y_train), _ = data
 
     def variant_model(variant: str) -> tuple[bytes, Any]:
         if variant not in QAT_VARIANTS:
@@ -342,13 +333,14 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
         the ratios are ``float32 size / size`` and ``latency / float32 latency``.
     """
     from qlab.lite.environment import environment_report
+    from qlab.lite.progress import progress_iter
 
     models, variants = check_models(models), check_variants(variants)
     check_size(size)
     if calibration_samples is None:
         calibration_samples = DEFAULT_CALIBRATION_SAMPLES if size == "full" else 100
     rows = []
-    for name in models:
+    for name in progress_iter(models, "compare: models", unit="model"):
         if verbose:
             print(f"{name} ({get_spec(name).description})", flush=True)
         rows += compare_model(name, variants, size, seed, latency, calibration_samples, verbose)

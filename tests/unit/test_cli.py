@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -59,7 +60,10 @@ def test_compare_prints_the_fine_metric_columns(capsys, monkeypatch, tmp_path):
     from qlab.numerics.metrics import fine_metrics
     from qlab.workbook import pipeline
 
+    seen_progress = []
+
     def fake_compare(models, variants, size, seed, latency, calibration_samples, verbose):
+        seen_progress.append(os.environ.get("QLAB_PROGRESS"))
         rng = np.random.default_rng(0)
         reference, labels = rng.normal(size=(50, 10)), rng.integers(0, 10, 50)
         rows = [{"model": "mnist_cnn", "variant": variant, **fine_metrics(reference, scores, labels)}
@@ -69,7 +73,10 @@ def test_compare_prints_the_fine_metric_columns(capsys, monkeypatch, tmp_path):
 
     monkeypatch.setattr(pipeline, "compare", fake_compare)
     out_json = tmp_path / "rows.json"
+    monkeypatch.delenv("QLAB_PROGRESS", raising=False)
     assert main(["compare", "--model", "mnist_cnn", "--smoke", "--quiet", "--json", str(out_json)]) == 0
+    # --quiet turns qlab's progress bars off for the command only
+    assert seen_progress == ["0"] and "QLAB_PROGRESS" not in os.environ
     out = capsys.readouterr().out
     for header in ("agreement %", "output SQNR dB", "KL", "Δ acc. points [95% CI]", "McNemar p"):
         assert header in out
