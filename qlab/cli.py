@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
@@ -56,15 +58,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _bars_off(quiet: bool) -> Iterator[None]:
+    """With ``--quiet``, qlab's progress bars are off too (``QLAB_PROGRESS=0``) until the command ends."""
+    from qlab.lite.progress import PROGRESS_ENV
+
+    before = os.environ.get(PROGRESS_ENV)
+    if quiet:
+        os.environ[PROGRESS_ENV] = "0"
+    try:
+        yield
+    finally:
+        if quiet and before is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        elif quiet:
+            os.environ[PROGRESS_ENV] = before
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from qlab.workbook.pipeline import check_models, compare
     from qlab.lite.conversion import check_variants
 
     models = check_models(",".join(args.model) if args.model else "all")
     variants = check_variants(args.variants)  # fail on a bad name before any training
-    result = compare(models, variants, size="smoke" if args.smoke else "full", seed=args.seed,
-                     latency=not args.no_latency, calibration_samples=args.calibration_samples,
-                     verbose=0 if args.quiet else 2)
+    with _bars_off(args.quiet):
+        result = compare(models, variants, size="smoke" if args.smoke else "full", seed=args.seed,
+                         latency=not args.no_latency, calibration_samples=args.calibration_samples,
+                         verbose=0 if args.quiet else 2)
     print(result)
     if args.json:
         from qlab.files.io import write_json_atomic
@@ -175,8 +195,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                              "fails the workbook-time goal)")
     parser.add_argument("--skip-widgets", action="store_true",
                         help="do not time the widget updates")
-    parser.add_argument("--widget-repeats", type=int, default=15, metavar="N",
-                        help="updates per widget control (default 15)")
+    parser.add_argument("--widget-repeats", type=int, default=40, metavar="N",
+                        help="updates per widget control (default 40: enough for a p95)")
     parser.add_argument("--from-json", metavar="PATH",
                         help="measure nothing: re-render the report and plot from a results "
                              "JSON written by an earlier run")

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from qlab.numerics.accumulate import simulate_chain
-from qlab.plots.figure import fresh_axes, new_figure, set_yscale
+from qlab.plots.figure import fixed_title, new_figure, reuse_artists, set_yscale, stacked_axes
 from qlab.plots.layer_errors import (depth_error_curves, draw_depth_curves, draw_profile_bars,
                                      layer_error_profile)
 
@@ -77,34 +77,61 @@ def accumulation_view(depth: int = 8, num_bits: int = 8, per_channel: bool = Fal
                             profile_name, depth_profile)
 
 
+@dataclass(frozen=True)
+class _ChainArtists:
+    """The chain panel's artists (and the model's panel, if any), made once per Figure."""
+
+    chain_ax: Any
+    errors: Any
+    legend: Any
+    model_ax: Any = None
+
+
+def _build_chain(fig: Figure, rows: int) -> _ChainArtists:
+    """Axes, empty line and legend; :func:`draw_error_accumulation` fills them."""
+    axes = stacked_axes(fig, rows, hspace=0.6, bottom=0.12 if rows == 1 else 0.2)
+    ax = axes[0]
+    (errors,) = ax.plot([], [], "o-", color="tab:blue", label=" ")
+    ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
+    ax.set_xlabel("layer")
+    ax.set_ylabel(" ")
+    fixed_title(ax, fontsize=10)
+    legend = ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return _ChainArtists(ax, errors, legend, axes[1] if rows == 2 else None)
+
+
 def draw_error_accumulation(view: AccumulationView, fig: Figure | None = None) -> Figure:
-    """Draw the chain's error layer by layer (and the real model's profile beside it)."""
+    """Draw the chain's error layer by layer (and the real model's profile beside it).
+
+    Drawing into a ``fig`` that already shows the chain only updates its line, texts
+    and limits (the live widget's path); the picture is the same as a fresh draw.
+    """
     fig = new_figure((9.0, 6.4) if view.has_model_panel else (9.0, 4.2)) if fig is None else fig
     rows = 2 if view.has_model_panel else 1
-    axes = fresh_axes(fig, f"accumulation{rows}", rows, hspace=0.6,
-                      bottom=0.12 if rows == 1 else 0.2)
-    ax = axes[0]
-    layers = np.arange(1, view.layer_error.size + 1)
+    if rows == 2:  # only the static picture has the model's panel: it is always drawn afresh
+        fig._qlab_kind = None
+    a = reuse_artists(fig, f"accumulation{rows}", lambda f: _build_chain(f, rows))
+    ax, errors = a.chain_ax, view.layer_error
+    layers = np.arange(1, errors.size + 1)
     s = view.settings
-    label = (f"int{s['num_bits']} {'per-channel' if s['per_channel'] else 'per-tensor'}, "
-             f"{'int32 accumulate' if s['int32_accumulate'] else 'low-precision accumulate'}, "
-             f"{'requantize' if s['requantize'] else 'no requantize'}")
-    ax.plot(layers, view.layer_error, "o-", color="tab:blue", label=label)
-    errors = view.layer_error
+    a.legend.texts[0].set_text(
+        f"int{s['num_bits']} {'per-channel' if s['per_channel'] else 'per-tensor'}, "
+        f"{'int32 accumulate' if s['int32_accumulate'] else 'low-precision accumulate'}, "
+        f"{'requantize' if s['requantize'] else 'no requantize'}")
+    a.errors.set_data(layers, errors)
     # log only when the error spans decades; otherwise a log axis has one label or none
     log = bool(np.all(errors > 0)) and float(errors.max() / errors.min()) > 30
     set_yscale(ax, "log" if log else "linear")
-    ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
-    ax.set_xlabel("layer")
-    ax.set_ylabel(view.error_name.replace("_", " "))
-    ax.set_title(f"synthetic chain: error against float after each of {layers.size} layers",
-                 fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(alpha=0.3)
-    if view.model_profile is not None:
-        draw_profile_bars(axes[1], *view.model_profile, view.model_error_name)
-    elif view.depth_profile is not None:
-        draw_depth_curves(axes[1], view.depth_profile)
+    ax.relim()
+    ax.autoscale_view()
+    ax.yaxis.label.set_text(view.error_name.replace("_", " "))
+    ax.title.set_text(f"synthetic chain: error against float after each of {layers.size} layers")
+    if a.model_ax is not None:
+        if view.model_profile is not None:
+            draw_profile_bars(a.model_ax, *view.model_profile, view.model_error_name)
+        else:
+            draw_depth_curves(a.model_ax, view.depth_profile)
     return fig
 
 

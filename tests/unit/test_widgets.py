@@ -6,10 +6,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import io  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from qlab import widgets as qw  # noqa: E402
+from qlab.plots.accumulation import draw_error_accumulation  # noqa: E402
+from qlab.plots.buckets import draw_bucket_explorer  # noqa: E402
+from qlab.plots.channel_ranges import draw_channel_ranges  # noqa: E402
+from qlab.plots.figure import figure_pixels  # noqa: E402
 
 
 @pytest.fixture
@@ -191,3 +198,92 @@ def test_widgets_on_a_keras_mobilenet(mobilenet):
     assert ranges.layer.value == "conv_dw_1"
     assert ranges.view.channels == 8
     assert ranges.view.layer_name == "conv_dw_1 (DepthwiseConv2D, conv_dw_1_bn folded in)"
+
+
+# ------------------------------------------------------------- drawn once, updated in place
+def _png_pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def _assert_shows_a_fresh_draw(widget, fresh_figure) -> None:
+    np.testing.assert_array_equal(_png_pixels(widget.image.value), figure_pixels(fresh_figure))
+
+
+def test_bucket_explorer_updates_its_artists_and_shows_what_a_fresh_draw_shows(explorer):
+    axes, artists = list(explorer.figure.axes), explorer.figure._qlab_artists
+    explorer.num_bits.value = 4
+    explorer.symmetric.value = True
+    explorer.source.value = "uniform"
+    explorer.window.value = (0.5, 0.6)
+    assert explorer.figure.axes == axes and explorer.figure._qlab_artists is artists
+    _assert_shows_a_fresh_draw(explorer, draw_bucket_explorer(explorer.view, show_numbers=False))
+
+
+def test_error_accumulation_updates_and_shows_what_a_fresh_draw_shows():
+    w = qw.ErrorAccumulation()
+    axes, first = list(w.figure.axes), w.view
+    w.depth.value = 20
+    w.int32_accumulate.value = False
+    w.num_bits.value = 4
+    assert w.figure.axes == axes
+    _assert_shows_a_fresh_draw(w, draw_error_accumulation(w.view))
+    w.int32_accumulate.value, w.depth.value, w.num_bits.value = True, 8, 8
+    assert w.view is first  # the seeded chain is not simulated again for a setting seen before
+    _assert_shows_a_fresh_draw(w, draw_error_accumulation(first))
+
+
+def test_per_channel_ranges_updates_and_shows_what_a_fresh_draw_shows():
+    w = qw.PerChannelRanges()
+    axes = list(w.figure.axes)
+    w.layer.value = w.layer.options[1]
+    w.sort.value = True
+    w.num_bits.value = 3
+    assert w.figure.axes == axes
+    _assert_shows_a_fresh_draw(w, draw_channel_ranges(w.view, sort=True))
+
+
+def test_bucket_explorer_takes_a_range_from_the_data_once(monkeypatch, explorer):
+    calls = []
+    real = qw.range_from_data
+
+    def counting(x, method="minmax", num_bits=8):
+        calls.append((method, num_bits))
+        return real(x, method, num_bits)
+
+    monkeypatch.setattr(qw, "range_from_data", counting)
+    for method in ["mse", "percentile", "mse", "percentile", "mse"]:
+        explorer.range_method.value = method
+    assert calls == [("mse", 8), ("percentile", 8)]
+    mse_range = (explorer.range_min.value, explorer.range_max.value)
+    explorer.num_bits.value = 4  # the min-MSE range depends on the bit width: taken again
+    assert calls[-1] == ("mse", 4) and (explorer.range_min.value,
+                                         explorer.range_max.value) != mse_range
+    explorer.range_method.value = "percentile"
+    explorer.num_bits.value = 6  # ... the percentile range does not
+    assert len(calls) == 3
+
+
+# ------------------------------------------------------------- the timing script
+@pytest.fixture(scope="module")
+def timing_script():
+    import importlib.util
+
+    from qlab.workbook.bench.paths import widget_script
+
+    spec = importlib.util.spec_from_file_location("widget_update_times", widget_script())
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_timing_script_reports_the_95th_percentile_and_the_cpu(timing_script):
+    wall = np.arange(1.0, 21.0)  # 1..20 ms: the 95th percentile interpolates 19 and 20
+    row = timing_script.summarize(wall, wall / 2)
+    assert row == {"median_ms": 10.5, "p95_ms": pytest.approx(19.05), "max_ms": 20.0,
+                   "cpu_median_ms": 5.25, "cpu_p95_ms": pytest.approx(9.525)}
+    assert timing_script.cpu_name().strip()
+
+
+def test_timing_script_times_a_control_and_checks_the_picture_changed(timing_script):
+    wall, cpu = timing_script.time_case(qw.PerChannelRanges, "sort", [True, False], repeats=2)
+    assert wall.shape == cpu.shape == (2,) and np.all(wall > 0)

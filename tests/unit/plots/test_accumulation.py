@@ -8,6 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from qlab.plots.accumulation import accumulation_view, draw_error_accumulation
+from qlab.plots.figure import figure_pixels
 
 
 def test_accumulation_view_has_one_error_per_layer():
@@ -58,3 +59,26 @@ def test_a_depth_profile_is_drawn_under_the_chain():
 
 
 # ------------------------------------------------------------- per-channel ranges
+
+
+def _pixels_of_fresh_draw(view):
+    return figure_pixels(draw_error_accumulation(view))
+
+
+def test_an_updated_chain_is_the_same_as_a_fresh_draw():
+    # a linear y axis, then a log one (the error spans decades), then linear again
+    views = [accumulation_view(depth=2, batch=32),
+             accumulation_view(depth=64, num_bits=4, requantize=False, batch=32),
+             accumulation_view(depth=6, num_bits=6, per_channel=True, batch=32)]
+    fig = draw_error_accumulation(views[0])
+    axes, artists = list(fig.axes), fig._qlab_artists
+    scales = []
+    for view in views[1:] + views[:1]:
+        draw_error_accumulation(view, fig)
+        scales.append(fig.axes[0].get_yscale())
+        assert fig.axes == axes and fig._qlab_artists is artists  # updated, not rebuilt
+        np.testing.assert_array_equal(figure_pixels(fig), _pixels_of_fresh_draw(view))
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), views[0].layer_error)
+    assert fig.axes[0].get_legend().texts[0].get_text() == (
+        "int8 per-tensor, int32 accumulate, requantize")
+    assert set(scales) == {"log", "linear"}, scales  # both kinds of axis were updated into

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from qlab.numerics.synthetic import synthetic_tensor
 from qlab.plots.buckets import bucket_edges, bucket_view, draw_bucket_explorer, range_from_data
-from qlab.plots.figure import figure_png
+from qlab.plots.figure import figure_pixels, figure_png
 
 
 def test_values_in_a_narrow_window_collapse_into_one_int4_bucket():
@@ -118,3 +118,46 @@ def test_draw_bucket_explorer_redraws_in_place_without_leaking():
 
 
 # ------------------------------------------------------------- error accumulation
+
+
+def _same_picture(updated: Figure, view, show_numbers: bool = True) -> None:
+    """``updated`` shows exactly the pixels of a fresh draw of ``view``."""
+    fresh = draw_bucket_explorer(view, show_numbers=show_numbers)
+    np.testing.assert_array_equal(figure_pixels(updated), figure_pixels(fresh))
+
+
+@pytest.mark.parametrize("settings", [
+    dict(num_bits=4), dict(num_bits=16), dict(symmetric=True, narrow_range=True),
+    dict(range_min=-1.0, range_max=1.5, window=(0.5, 0.6))])
+def test_an_updated_picture_is_the_same_as_a_fresh_draw(settings):
+    x = synthetic_tensor()
+    fig = draw_bucket_explorer(bucket_view(x, num_bits=16), show_numbers=False)
+    axes, artists = list(fig.axes), fig._qlab_artists
+    draw_bucket_explorer(bucket_view(x), fig)  # one line per bucket, numbers shown
+    view = bucket_view(x, **settings)
+    draw_bucket_explorer(view, fig)
+    assert fig.axes == axes and fig._qlab_artists is artists  # updated, not rebuilt
+    _same_picture(fig, view)
+    draw_bucket_explorer(view, fig, show_numbers=False)
+    _same_picture(fig, view, show_numbers=False)
+
+
+def test_an_update_to_another_tensor_is_the_same_as_a_fresh_draw():
+    fig = draw_bucket_explorer(bucket_view(synthetic_tensor(), num_bits=3))
+    view = bucket_view(synthetic_tensor("laplace (weight-like)"), num_bits=6,
+                       window=(0.01, 0.02), source="laplace (weight-like)")
+    draw_bucket_explorer(view, fig)
+    _same_picture(fig, view)
+    assert fig.get_suptitle() == "laplace (weight-like): int6 asymmetric"
+
+
+def test_many_buckets_are_drawn_as_a_histogram_not_one_line_each():
+    x = synthetic_tensor()
+    fig = draw_bucket_explorer(bucket_view(x, num_bits=4))
+    artists = fig._qlab_artists
+    assert artists.level_lines.get_visible() and len(artists.level_lines.get_segments()) <= 16
+    assert artists.legend.texts[1].get_text() == "quantized (one line per bucket)"
+    draw_bucket_explorer(bucket_view(x, num_bits=12), fig)
+    assert not artists.level_lines.get_visible() and artists.level_counts.get_visible()
+    assert artists.legend.texts[1].get_text() == "quantized"
+    assert artists.numbers.get_text().startswith("MSE ")

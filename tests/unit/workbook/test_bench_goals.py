@@ -135,6 +135,18 @@ def test_notes_name_missing_notebooks_and_slow_widgets():
     assert goals.notes(fake_results()) == []
 
 
+def test_every_widget_controls_p95_is_a_goal_when_the_run_recorded_p95s():
+    results = fake_results()
+    assert not any("95th percentile" in g["goal"] for g in goals.goal_results(results))  # no p95 yet
+    results["widgets"] = [dict(results["widgets"][0], p95_ms=27.4),
+                          dict(results["widgets"][0], control="window", p95_ms=31.0)]
+    goal = next(g for g in goals.goal_results(results) if "95th percentile" in g["goal"])
+    assert goal["ok"] and goal["measured"] == "worst p95 31.0 ms (BucketExplorer.window)"
+    assert "(2 controls)" in goal["goal"]
+    results["widgets"][1]["p95_ms"] = 50.5
+    assert "worst p95 50.5 ms (BucketExplorer.window)" in " ".join(goals.check_goals(results))
+
+
 def test_goal_results_rejects_something_else():
     with pytest.raises(ValueError, match="'rows'"):
         goals.goal_results({"accuracy": 0.99})
