@@ -36,6 +36,7 @@ import numpy as np
 
 from qlab.lite.equalize import fold_batch_norm
 from qlab.lite.introspect import WEIGHT_LAYER_TYPES, sole_consumer, weight_layers
+from qlab.lite.progress import say
 from qlab.numerics.adaround import (GAMMA, ZETA, adaround_scales, beta_schedule, grid_limits,
                                     hard_codes, initial_rounding_logits, nearest_codes)
 from qlab.numerics.validate import check_bool, check_int, check_num_bits
@@ -204,11 +205,6 @@ def _optimize(problem: _LayerProblem, iterations: int, seed: int, batch_size: in
     return v.numpy()
 
 
-def _say(verbose: bool, message: str) -> None:
-    if verbose:
-        print(message, flush=True)
-
-
 def adaround_weights(model: Any, x_calib: np.ndarray, num_bits: int, per_channel: bool = True,
                      iterations: int = ADAROUND_ITERATIONS["full"], seed: int = 0, verbose: bool = True,
                      batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE
@@ -257,7 +253,7 @@ def adaround_weights(model: Any, x_calib: np.ndarray, num_bits: int, per_channel
         rows.append(_round_layer(float_model, rounded, name, x, num_bits, per_channel,
                                  iterations, seed, batch_size, float(learning_rate)))
         row = rows[-1]
-        _say(verbose, f"AdaRound {name} ({num_bits}-bit, {'per-channel' if per_channel else 'per-tensor'}): "
+        say(verbose, f"AdaRound {name} ({num_bits}-bit, {'per-channel' if per_channel else 'per-tensor'}): "
                       f"MSE {row['nearest MSE']:.4g} nearest -> {row['AdaRound MSE']:.4g}, "
                       f"{100 * row['flipped share']:.1f}% flipped ({row['seconds']:.1f} s)")
     return rounded, pd.DataFrame(rows).set_index("layer")
@@ -291,15 +287,12 @@ def _study_data(model_name: str, size: str) -> tuple[np.ndarray, np.ndarray, np.
 
 def _study_row(scores: np.ndarray, reference: np.ndarray, labels: np.ndarray, nearest: np.ndarray | None,
                **fields: Any) -> dict[str, Any]:
-    from qlab.numerics.metrics import fine_metrics, paired_accuracy_difference
+    from qlab.numerics.metrics import fine_metrics, gain_columns
 
-    row = {**fields, **fine_metrics(reference, scores, labels)}
-    gain = (paired_accuracy_difference(nearest.argmax(1) == labels, scores.argmax(1) == labels)
-            if nearest is not None else None)
-    row.update({"gain vs nearest (points)": 100 * gain.difference if gain else 0.0,
-                "gain low": 100 * gain.low if gain else 0.0,
-                "gain high": 100 * gain.high if gain else 0.0})
-    return row
+    name = "gain vs nearest (points)"
+    gain = (gain_columns(scores, nearest, labels, name) if nearest is not None
+            else {name: 0.0, "gain low": 0.0, "gain high": 0.0})
+    return {**fields, **fine_metrics(reference, scores, labels), **gain}
 
 
 def adaround_study(model_name: str, size: str = "full", seed: int = 0,
@@ -337,7 +330,7 @@ def adaround_study(model_name: str, size: str = "full", seed: int = 0,
     for bits in STUDY_BITS[size]:
         for per_channel in (False, True):
             rows += _study_cell(model, model_name, size, seed, bits, per_channel, data, reference)
-            _say(verbose, f"{model_name} {bits}-bit {rows[-1]['scheme']}: "
+            say(verbose, f"{model_name} {bits}-bit {rows[-1]['scheme']}: "
                           f"nearest {rows[-2]['accuracy']:.4f}, "
                           f"AdaRound {rows[-1]['accuracy']:.4f} ({rows[-1]['gain vs nearest (points)']:+.2f} "
                           f"points, {rows[-1]['AdaRound seconds']:.0f} s AdaRound)")

@@ -115,20 +115,10 @@ def fake_quantize_weights_mse(model: Any, num_bits: int) -> Any:
     Conv2D, DepthwiseConv2D and Dense kernels; biases and activations stay float.
     Taught in ``06_quantization_aware_training``.
     """
-    from qlab.lite.equalize import fold_batch_norm
-    from qlab.lite.introspect import WEIGHT_LAYER_TYPES
+    from qlab.lite.weight_bits import rounded_weights_model
 
     num_bits = check_num_bits(num_bits, high=8)
-    quantized = fold_batch_norm(model)
-    for layer in quantized.layers:
-        if type(layer).__name__ in WEIGHT_LAYER_TYPES:
-            weights = layer.get_weights()
-            shape = weights[0].shape
-            flat = weights[0].reshape(*shape[:-2], shape[-2] * shape[-1]) \
-                if type(layer).__name__ == "DepthwiseConv2D" else weights[0]
-            weights[0] = fake_quantize_kernel_mse(flat, num_bits).reshape(shape)
-            layer.set_weights(weights)
-    return quantized
+    return rounded_weights_model(model, lambda kernel: fake_quantize_kernel_mse(kernel, num_bits))
 
 
 def kernel_codes(kernel: np.ndarray, num_bits: int, channels: int | None) -> np.ndarray:
@@ -268,12 +258,9 @@ class _Scorer:
 
     def gain(self, scores: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
         """``scores``' accuracy minus ``baseline``'s (points), paired 95% interval."""
-        from qlab.numerics.metrics import paired_accuracy_difference
+        from qlab.numerics.metrics import gain_columns
 
-        d = paired_accuracy_difference(baseline.argmax(1) == self.labels,
-                                       scores.argmax(1) == self.labels)
-        return {"QAT gain vs control (points)": 100 * d.difference, "gain low": 100 * d.low,
-                "gain high": 100 * d.high}
+        return gain_columns(scores, baseline, self.labels, "QAT gain vs control (points)")
 
 
 def _code_columns(changed: int, total: int) -> dict[str, Any]:
@@ -297,16 +284,10 @@ def _ptq_scores(weights_model: Any, per_channel: bool, activation_bits: int, met
 
 def _stand_in(weights_model: Any, x_calib: np.ndarray, activation_bits: int, method: str,
               seed: int) -> Any:
-    """The N-bit-weight model in TFMOT's 8-bit-weight, ``activation_bits`` scheme, data ranges set.
+    """The N-bit-weight model in TFMOT's 8-bit-weight, ``activation_bits`` scheme, data ranges set."""
+    from qlab.lite.ranges import quantize_with_ranges
 
-    What :func:`qlab.lite.ranges.quantize_with_ranges` makes, without its check that
-    would take an all-zero weight channel's [0, 0] range for one never set.
-    """
-    from qlab.lite.qat_ranges import start_from_data
-    from qlab.lite.ranges import quantization_aware_model
-
-    qat_model = quantization_aware_model(weights_model, activation_bits)
-    return start_from_data(qat_model, weights_model, x_calib, method, activation_bits, seed)
+    return quantize_with_ranges(weights_model, x_calib, method, activation_bits, seed=seed).qat_model
 
 
 def _simulation_agreement(weights_model: Any, file_scores: np.ndarray, x_calib: np.ndarray,

@@ -38,6 +38,7 @@ import numpy as np
 
 from qlab.lite.introspect import WEIGHT_LAYER_TYPES
 from qlab.lite.keras2 import require_keras2_model, tfmot
+from qlab.lite.progress import say
 from qlab.numerics.validate import check_int
 
 if TYPE_CHECKING:
@@ -85,25 +86,6 @@ def _check_layer_names(model: Any, names: Any, argument: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _set_kernel(layer: Any, kernel: np.ndarray) -> None:
-    weights = layer.get_weights()
-    weights[0] = kernel
-    layer.set_weights(weights)
-
-
-def _fake_quantize_layer(layer: Any, num_bits: int, per_channel: bool) -> None:
-    """Round ``layer``'s kernel to ``num_bits`` levels in place, as :mod:`qlab.lite.weight_bits` does."""
-    from qlab.lite.weight_bits import fake_quantize_kernel
-
-    kernel = layer.get_weights()[0]
-    if type(layer).__name__ == "DepthwiseConv2D":  # one channel per (input, multiplier) pair
-        kh, kw, cin, mult = kernel.shape
-        flat = fake_quantize_kernel(kernel.reshape(kh, kw, cin * mult), num_bits, per_channel)
-        _set_kernel(layer, flat.reshape(kernel.shape))
-    else:
-        _set_kernel(layer, fake_quantize_kernel(kernel, num_bits, per_channel))
-
-
 def layer_sensitivity(model: Any, x: np.ndarray, y: np.ndarray, num_bits: int = 2,
                       per_channel: bool = True, verbose: bool = False) -> pd.DataFrame:
     """How much each weight layer alone costs at ``num_bits`` weights, most sensitive first.
@@ -124,6 +106,7 @@ def layer_sensitivity(model: Any, x: np.ndarray, y: np.ndarray, num_bits: int = 
 
     from qlab.lite.equalize import fold_batch_norm
     from qlab.lite.models import predict_keras
+    from qlab.lite.weight_bits import fake_quantize_kernel, round_layer_kernel
     from qlab.numerics.metrics import output_sqnr_db
 
     num_bits = _check_weight_bits(num_bits)
@@ -136,10 +119,11 @@ def layer_sensitivity(model: Any, x: np.ndarray, y: np.ndarray, num_bits: int = 
     rows = []
     for name in weight_layer_names(folded):
         layer = folded.get_layer(name)
-        kernel = layer.get_weights()[0]
-        _fake_quantize_layer(layer, num_bits, per_channel)
+        saved = layer.get_weights()
+        kernel = saved[0]
+        round_layer_kernel(layer, lambda k: fake_quantize_kernel(k, num_bits, per_channel))
         scores = predict_keras(folded, x)
-        _set_kernel(layer, kernel)
+        layer.set_weights(saved)  # back to float: one layer at a time
         accuracy = float(np.mean(scores.argmax(1) == y))
         rows.append({"layer": name, "class": type(layer).__name__, "parameters": int(kernel.size),
                      "accuracy": accuracy, "accuracy_drop": 100 * (float_accuracy - accuracy),
@@ -248,16 +232,13 @@ def mixed_precision_ptq_model(model: Any, keep_8bit_layers: Sequence[str], num_b
     weights; the others keep their ``num_bits`` levels on the int8 grid, see
     :mod:`qlab.lite.weight_bits`).
     """
-    from qlab.lite.equalize import fold_batch_norm
+    from qlab.lite.weight_bits import fake_quantize_kernel, rounded_weights_model
 
     model = require_keras2_model(model)
     keep = _check_layer_names(model, keep_8bit_layers, "keep_8bit_layers")
     num_bits = _check_weight_bits(num_bits)
-    folded = fold_batch_norm(model)
-    for name in weight_layer_names(folded):
-        if name not in keep:
-            _fake_quantize_layer(folded.get_layer(name), num_bits, per_channel)
-    return folded
+    return rounded_weights_model(model, lambda kernel: fake_quantize_kernel(kernel, num_bits, per_channel),
+                                 keep=keep)
 
 
 #: TFLite ops that do the arithmetic of a layer (what is float in a float island).
@@ -285,11 +266,6 @@ def float_island_counts(model_bytes: bytes) -> dict[str, int]:
 # --------------------------------------------------------------------------- the study
 
 
-def _say(verbose: bool, message: str) -> None:
-    if verbose:
-        print(message, flush=True)
-
-
 def _random_layers(names: Sequence[str], k: int, seed: int, exclude: Sequence[str] = ()) -> list[str]:
     """``k`` of ``names`` at random (seeded), none of them in ``exclude``, in model order."""
     pool = [name for name in names if name not in set(exclude)]
@@ -314,15 +290,6 @@ def _file_row(model_bytes: bytes, scores: np.ndarray, reference: np.ndarray, lab
             **float_island_counts(model_bytes), "evaluated_with": "litert",
             "int4_weight_tensors": stored.get("INT4", 0), "int8_weight_tensors": stored.get("INT8", 0),
             "float_weight_tensors": stored.get("FLOAT32", 0)}
-
-
-def _gain(scores: np.ndarray, baseline: np.ndarray, labels: np.ndarray, prefix: str) -> dict[str, float]:
-    """Accuracy of ``scores`` minus that of ``baseline`` on the same images (points, 95% interval)."""
-    from qlab.numerics.metrics import paired_accuracy_difference
-
-    d = paired_accuracy_difference(baseline.argmax(1) == labels, scores.argmax(1) == labels)
-    return {f"{prefix} (points)": 100 * d.difference, f"{prefix} low": 100 * d.low,
-            f"{prefix} high": 100 * d.high}
 
 
 def _sensitivity_rows(model_name: str, sensitivity: pd.DataFrame, num_bits: int,
@@ -360,11 +327,14 @@ class _Arms:
             row["keras_tflite_agreement"] = float(np.mean(keras_top1 == scores.argmax(1)))
         row["evaluate_seconds"] = round(time.perf_counter() - start, 1)
         self.files[key], self.scores[key], self.rows[key] = model_bytes, scores, row
-        _say(self.verbose, f"{self.model_name} {row['arm']}: {row['accuracy']:.4f}, "
+        say(self.verbose, f"{self.model_name} {row['arm']}: {row['accuracy']:.4f}, "
                            f"{len(model_bytes) / 1024:.0f} KB, {row['float_ops']} float ops")
 
     def gain(self, key: str, baseline: str, prefix: str) -> None:
-        self.rows[key].update(_gain(self.scores[key], self.scores[baseline], self.y_test, prefix))
+        from qlab.numerics.metrics import gain_columns
+
+        self.rows[key].update(gain_columns(self.scores[key], self.scores[baseline], self.y_test,
+                                           f"{prefix} (points)", f"{prefix} low", f"{prefix} high"))
 
     def measure_latency(self, runs: tuple[int, int]) -> None:
         from qlab.lite.tflite import compare_latency
@@ -483,7 +453,7 @@ def partial_qat_study(model_name: str, size: str = "full", seed: int = 0, verbos
     sensitivity = layer_sensitivity(model, x_train[-held_out:], y_train[-held_out:], num_bits)
     chosen = most_sensitive_layers(sensitivity, k)
     selections = {"sensitivity": chosen, "random": _random_layers(names, k, seed, exclude=chosen)}
-    _say(verbose, f"{model_name}: {k} of {len(names)} layers at 8 bits; most sensitive at "
+    say(verbose, f"{model_name}: {k} of {len(names)} layers at 8 bits; most sensitive at "
                   f"{num_bits} bits: {selections['sensitivity']}; random: {selections['random']}")
     _ptq_arms(arms, model, {**selections, "largest": _largest_layers(sensitivity, k)}, num_bits,
               x_train[:CALIBRATION_SAMPLES[size]])

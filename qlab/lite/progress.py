@@ -33,6 +33,12 @@ LINE_INTERVAL_SECONDS = 10.0
 T = TypeVar("T")
 
 
+def say(verbose: bool, message: str) -> None:
+    """Print one progress line of a long study when ``verbose`` (flushed: it shows at once)."""
+    if verbose:
+        print(message, flush=True)
+
+
 def progress_enabled(progress: bool | None = None) -> bool:
     """Whether to show a bar: ``progress`` if given, else not when ``QLAB_PROGRESS`` is 0/false/no/off."""
     if progress is not None:

@@ -153,18 +153,10 @@ def start_from_data(qat_model: Any, float_model: Any, x_calib: np.ndarray, metho
     if a range is left at TFMOT's initial one. The zoo's whole-model QAT variants start
     fine-tuning here (:func:`qlab.lite.qat.load_or_fine_tune`).
     """
-    from qlab.lite.ranges import activation_ranges, initial_ranges_left, set_activation_ranges, set_weight_ranges
+    from qlab.lite.ranges import set_ranges_from_data
 
     _check_same_layers(qat_model, float_model)
-    set_weight_ranges(qat_model)
-    set_activation_ranges(qat_model, activation_ranges(float_model, x_calib, method, num_bits,
-                                                       qat_model=qat_model, seed=seed))
-    # an all-zero weight channel (2-bit per-tensor weights make some) rightly gets the range
-    # [0, 0], which initial_ranges_left cannot tell from an input range never set
-    left = [name for name in initial_ranges_left(qat_model)
-            if name.rsplit("/", 1)[-1] not in ("kernel", "depthwise_kernel")]
-    if left:
-        raise RuntimeError(f"ranges still at TFMOT's initial values: {left}")
+    set_ranges_from_data(qat_model, float_model, x_calib, method, num_bits, seed=seed)
     return qat_model
 
 

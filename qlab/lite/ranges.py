@@ -301,15 +301,22 @@ def initial_ranges_left(qat_model: Any) -> list[str]:
     That is ``[-6, 6]`` for weights and activations, ``[0, 0]`` for the input's
     ``QuantizeLayer``. Checked as pairs: a ReLU6 output really does reach 6, but never
     down to -6, so only a ``*_min`` at -6 with its ``*_max`` at 6 (same channel) is left over.
+    A weight channel at ``[0, 0]`` is a set range (all its weights are zero, as low-bit
+    rounding can make them), not an initial one.
     """
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for variable in qat_model.weights:
         name = variable.name[:-2]
         if name.endswith(("_min", "_max")):
             pairs.setdefault(name[:-4], {})[name[-3:]] = np.asarray(variable.numpy())
+
+    def initial(prefix: str) -> tuple[tuple[float, float], ...]:
+        weight = prefix.rsplit("/", 1)[-1] in ("kernel", "depthwise_kernel")
+        return (TFMOT_INITIAL_RANGE,) if weight else (TFMOT_INITIAL_RANGE, (0.0, 0.0))
+
     return [prefix for prefix, pair in pairs.items()
             if any(np.any((pair.get("min") == low) & (pair.get("max") == high))
-                   for low, high in (TFMOT_INITIAL_RANGE, (0.0, 0.0)))]
+                   for low, high in initial(prefix))]
 
 
 class RangeCalibratedModel(NamedTuple):
@@ -332,6 +339,19 @@ def quantize_with_ranges(model: Any, x_calib: np.ndarray, method: str = "minmax"
     Taught in ``04_post_training_quantization``.
     """
     qat_model = quantization_aware_model(model, num_bits)
+    return RangeCalibratedModel(qat_model, set_ranges_from_data(
+        qat_model, model, x_calib, method, num_bits, percentile, max_values, seed))
+
+
+def set_ranges_from_data(qat_model: Any, model: Any, x_calib: np.ndarray, method: str = "minmax",
+                         num_bits: int = 8, percentile: float = DEFAULT_PERCENTILE,
+                         max_values: int = DEFAULT_MAX_VALUES, seed: int = 0) -> pd.DataFrame:
+    """Set every range of ``qat_model`` (made from the float ``model``, any TFMOT scheme) from data.
+
+    Activation ranges: :func:`activation_ranges` with ``method`` on ``x_calib``; weight ranges:
+    the weights' own (:func:`set_weight_ranges`). Returns the activation ranges. Raises a
+    RuntimeError if a range is left at TFMOT's initial one (:func:`initial_ranges_left`).
+    """
     ranges = activation_ranges(model, x_calib, method, num_bits, percentile, max_values, qat_model,
                                seed=seed)
     set_weight_ranges(qat_model)
@@ -339,7 +359,7 @@ def quantize_with_ranges(model: Any, x_calib: np.ndarray, method: str = "minmax"
     left = initial_ranges_left(qat_model)
     if left:
         raise RuntimeError(f"ranges still at TFMOT's initial values: {left}")
-    return RangeCalibratedModel(qat_model, ranges)
+    return ranges
 
 
 def compare_estimators(model: Any, data: Any, methods: Sequence[str] = tuple(METHODS),

@@ -15,7 +15,7 @@ studies here are too slow for a lesson and are loaded through
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -23,6 +23,8 @@ from qlab.lite.equalize import (bias_correction, cross_layer_equalization, fold_
                                 max_output_difference, relu6_to_relu, rescale_channels)
 from qlab.lite.introspect import WEIGHT_LAYER_TYPES, channel_ranges_table
 from qlab.lite.models import predict_keras
+from qlab.lite.progress import say
+from qlab.numerics.metrics import gain_columns
 from qlab.numerics.quant import dequantize, quantize, weight_quant_params
 from qlab.numerics.validate import check_bool, check_num_bits
 
@@ -48,16 +50,33 @@ def fake_quantize_kernel(kernel: np.ndarray, num_bits: int, per_channel: bool) -
     return dequantize(quantize(w, params), params)
 
 
-def _quantize_layer(layer: Any, num_bits: int, per_channel: bool) -> None:
+def round_layer_kernel(layer: Any, round_kernel: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Replace ``layer``'s kernel by ``round_kernel(kernel)``, output channels on the last axis.
+
+    A DepthwiseConv2D kernel is handed over as (kh, kw, in * multiplier): one output
+    channel per (input, multiplier) pair, as TFLite scales it.
+    """
     weights = layer.get_weights()
     kernel = weights[0]
     if type(layer).__name__ == "DepthwiseConv2D":
-        kh, kw, cin, mult = kernel.shape
-        flat = fake_quantize_kernel(kernel.reshape(kh, kw, cin * mult), num_bits, per_channel)
-        weights[0] = flat.reshape(kernel.shape)
+        weights[0] = round_kernel(kernel.reshape(*kernel.shape[:-2], -1)).reshape(kernel.shape)
     else:
-        weights[0] = fake_quantize_kernel(kernel, num_bits, per_channel)
+        weights[0] = round_kernel(kernel)
     layer.set_weights(weights)
+
+
+def rounded_weights_model(model: Any, round_kernel: Callable[[np.ndarray], np.ndarray],
+                          keep: Sequence[str] = ()) -> Any:
+    """A copy of ``model`` (batch norm folded) with every weight layer's kernel rounded by ``round_kernel``.
+
+    Conv2D, DepthwiseConv2D and Dense kernels (see :func:`round_layer_kernel`), except
+    the layers named in ``keep``; biases and activations stay float.
+    """
+    rounded = fold_batch_norm(model)
+    for layer in rounded.layers:
+        if type(layer).__name__ in WEIGHT_LAYER_TYPES and layer.name not in keep:
+            round_layer_kernel(layer, round_kernel)
+    return rounded
 
 
 def fake_quantize_weights(model: Any, num_bits: int, per_channel: bool) -> Any:
@@ -68,11 +87,7 @@ def fake_quantize_weights(model: Any, num_bits: int, per_channel: bool) -> Any:
     """
     num_bits = check_num_bits(num_bits, high=8)
     per_channel = check_bool(per_channel, "per_channel")
-    quantized = fold_batch_norm(model)
-    for layer in quantized.layers:
-        if type(layer).__name__ in WEIGHT_LAYER_TYPES:
-            _quantize_layer(layer, num_bits, per_channel)
-    return quantized
+    return rounded_weights_model(model, lambda kernel: fake_quantize_kernel(kernel, num_bits, per_channel))
 
 
 def channel_spreads(model: Any) -> "pd.DataFrame":
@@ -118,23 +133,9 @@ def _row(scores: np.ndarray, reference: np.ndarray, labels: np.ndarray, **fields
     return {**fields, **fine_metrics(reference, scores, labels)}
 
 
-def _gain(scores: np.ndarray, baseline: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy of ``scores`` minus that of ``baseline`` (points), with its 95% paired interval."""
-    from qlab.numerics.metrics import paired_accuracy_difference
-
-    d = paired_accuracy_difference(baseline.argmax(1) == labels, scores.argmax(1) == labels)
-    return {"gain vs per-tensor (points)": 100 * d.difference, "gain low": 100 * d.low,
-            "gain high": 100 * d.high}
-
-
 def _spread_summary(model: Any) -> dict[str, float]:
     spreads = channel_spreads(model)["range spread"]
     return {"median channel spread": float(spreads.median()), "max channel spread": float(spreads.max())}
-
-
-def _say(verbose: bool, message: str) -> None:
-    if verbose:
-        print(message, flush=True)
 
 
 def weight_bits_study(model_name: str, size: str = "full", seed: int = 0, verbose: bool = True,
@@ -189,8 +190,8 @@ def weight_bits_study(model_name: str, size: str = "full", seed: int = 0, verbos
             per_tensor = scores if per_tensor is None else per_tensor
             row = _row(scores, reference, labels, model=model_name, num_bits=bits, scheme=scheme,
                        **_spread_summary(source), seconds=time.perf_counter() - start)
-            rows.append({**row, **_gain(scores, per_tensor, labels)})
-            _say(verbose, f"{model_name} {bits}-bit {scheme}: {row['accuracy']:.4f} "
+            rows.append({**row, **gain_columns(scores, per_tensor, labels, "gain vs per-tensor (points)")})
+            say(verbose, f"{model_name} {bits}-bit {scheme}: {row['accuracy']:.4f} "
                           f"({row['seconds']:.0f} s)")
     return pd.DataFrame(rows)
 
@@ -238,5 +239,5 @@ def equalization_study(model_name: str, size: str = "full", seed: int = 0, verbo
                                                         if keras_variant == "float32" else np.nan),
                           "seconds": time.perf_counter() - start})
             rows.append(row)
-            _say(verbose, f"{model_name} {version} {variant}: {row['accuracy']:.4f} ({row['seconds']:.0f} s)")
+            say(verbose, f"{model_name} {version} {variant}: {row['accuracy']:.4f} ({row['seconds']:.0f} s)")
     return pd.DataFrame(rows)

@@ -28,7 +28,7 @@ from qlab.numerics.quant import QuantParams, dequantize, quantize
 
 __all__ = ["ROUNDING_NOISE", "mse", "max_abs_error", "sqnr_db", "bucket_occupancy", "error_report", "QuantErrorReport",
            "describe_buckets", "top1_agreement", "output_sqnr_db", "softmax_kl", "AccuracyDifference",
-           "paired_accuracy_difference", "mcnemar_exact_p", "fine_metrics"]
+           "paired_accuracy_difference", "gain_columns", "mcnemar_exact_p", "fine_metrics"]
 
 
 #: 1/sqrt(12): the RMS error of rounding to a uniform grid with step 1, the floor of any
@@ -276,6 +276,19 @@ def _correct_flags(value: Any, argument: str) -> np.ndarray:
             raise ValueError(f"{argument} must hold True/False (or 0/1) per image, got dtype {flags.dtype}")
         flags = flags.astype(bool)
     return flags
+
+
+def gain_columns(scores: Any, baseline_scores: Any, labels: Any, name: str, low: str = "gain low",
+                 high: str = "gain high") -> dict[str, float]:
+    """Top-1 accuracy of ``scores`` minus that of ``baseline_scores``, in points, as table columns.
+
+    ``{name: difference, low: interval low, high: interval high}``, the 95% paired bootstrap
+    interval of :func:`paired_accuracy_difference` on the same images and ``labels``.
+    """
+    labels = np.asarray(labels)
+    d = paired_accuracy_difference(np.asarray(baseline_scores).argmax(1) == labels,
+                                   np.asarray(scores).argmax(1) == labels)
+    return {name: 100 * d.difference, low: 100 * d.low, high: 100 * d.high}
 
 
 def mcnemar_exact_p(reference_only: int, candidate_only: int) -> float:

@@ -121,3 +121,16 @@ def test_a_relu6_range_that_really_reaches_6_is_not_mistaken_for_the_initial_one
     qat_model, table = ranges.quantize_with_ranges(model, x, "minmax")
     assert table.set_index("tensor").loc["relu6", "range max"] == 6.0
     assert ranges.initial_ranges_left(qat_model) == []
+
+
+def test_an_all_zero_weight_channel_is_a_set_range_not_an_initial_one(tiny_model):
+    # low-bit rounding can zero a whole channel; its range [0, 0] is the weights' own
+    model = keras.models.clone_model(tiny_model)
+    weights = tiny_model.get_weights()
+    weights[0][..., 1] = 0.0
+    model.set_weights(weights)
+    x = np.random.default_rng(0).random((8, 6, 6, 1), dtype=np.float32)
+    qat_model, _ = ranges.quantize_with_ranges(model, x, "minmax")  # raised before: "still at initial"
+    assert ranges.initial_ranges_left(qat_model) == []
+    fresh = ranges.quantization_aware_model(model)  # the input's [0, 0] is still an initial range
+    assert any("quantize_layer" in name for name in ranges.initial_ranges_left(fresh))

@@ -253,3 +253,17 @@ def test_model_metrics_bad_input():
         paired_accuracy_difference(flags, np.ones((4, 5), dtype=bool))
     with pytest.raises(ValueError, match="True/False"):
         paired_accuracy_difference(flags, np.full(20, 0.5))
+
+
+def test_gain_columns_are_the_paired_difference_in_points_under_the_given_names():
+    from qlab.numerics.metrics import gain_columns, paired_accuracy_difference
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, 400)
+    baseline, scores = rng.normal(size=(400, 10)), rng.normal(size=(400, 10))
+    scores[np.arange(200), labels[:200]] = 9.0
+    d = paired_accuracy_difference(baseline.argmax(1) == labels, scores.argmax(1) == labels)
+    columns = gain_columns(scores, baseline, labels, "gain (points)", "lo", "hi")
+    assert columns == {"gain (points)": 100 * d.difference, "lo": 100 * d.low, "hi": 100 * d.high}
+    assert columns["lo"] > 0  # half the images made right: a clear gain
+    assert set(gain_columns(scores, baseline, labels, "g")) == {"g", "gain low", "gain high"}
