@@ -78,6 +78,8 @@ _LAZY: dict[str, str] = {
     "compare": "qlab.workbook.pipeline",
     "compare_keras_model": "qlab.workbook.pipeline",
     "load_keras_model": "qlab.lite.models",
+    "rebuild_in_tf_keras": "qlab.lite.keras3",
+    "keras3_fit_progress": "qlab.lite.progress",
     "ComparisonResult": "qlab.workbook.pipeline",
     "quantize_whole_model": "qlab.lite.qat",
     "quantize_partial": "qlab.lite.qat",
@@ -117,7 +119,7 @@ _SUBMODULES: dict[str, str] = {
     "per_channel": "qlab.numerics.per_channel", "introspect": "qlab.lite.introspect",
     "seed": "qlab.lite.seed", "environment": "qlab.lite.environment", "models": "qlab.lite.models",
     "cache": "qlab.lite.cache", "conversion": "qlab.lite.conversion", "tflite": "qlab.lite.tflite",
-    "qat": "qlab.lite.qat", "debug": "qlab.lite.debug", "intsim": "qlab.lite.intsim",
+    "qat": "qlab.lite.qat", "keras3": "qlab.lite.keras3", "debug": "qlab.lite.debug", "intsim": "qlab.lite.intsim",
     "pipeline": "qlab.workbook.pipeline", "notebook": "qlab.workbook.notebook",
     "studies": "qlab.workbook.studies",
 }

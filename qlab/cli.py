@@ -75,16 +75,34 @@ def _bars_off(quiet: bool) -> Iterator[None]:
             os.environ[PROGRESS_ENV] = before
 
 
+def _model_file(values: Sequence[str] | None) -> Path | None:
+    """The model file ``--model`` names (an existing path, or a name ending in .keras/.h5), else None."""
+    files = [v for v in values or () if Path(v).exists() or v.endswith((".keras", ".h5"))]
+    if not files:
+        return None
+    if len(values) > 1:
+        raise ValueError(f"--model takes either zoo names or one model file, got {', '.join(values)}")
+    return Path(files[0])
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from qlab.workbook.pipeline import check_models, compare
     from qlab.lite.conversion import check_variants
 
-    models = check_models(",".join(args.model) if args.model else "all")
+    model_file = _model_file(args.model)
+    if model_file is None and args.data:
+        raise ValueError("--data goes with a model file: --model my_model.keras --data my_data.npz "
+                         "(the zoo models bring their own MNIST)")
     variants = check_variants(args.variants)  # fail on a bad name before any training
-    with _bars_off(args.quiet):
-        result = compare(models, variants, size="smoke" if args.smoke else "full", seed=args.seed,
-                         latency=not args.no_latency, calibration_samples=args.calibration_samples,
-                         verbose=0 if args.quiet else 2)
+    if model_file is not None:
+        result = _compare_file(args, model_file, variants)
+    else:
+        models = check_models(",".join(args.model) if args.model else "all")
+        with _bars_off(args.quiet):
+            result = compare(models, variants, size="smoke" if args.smoke else "full",
+                             seed=args.seed, latency=not args.no_latency,
+                             calibration_samples=args.calibration_samples,
+                             verbose=0 if args.quiet else 2)
     print(result)
     if args.json:
         from qlab.files.io import write_json_atomic
@@ -99,6 +117,25 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_file(args: argparse.Namespace, model_file: Path, variants: list[str]) -> object:
+    """``qlab compare --model FILE --data FILE``: :func:`qlab.compare_keras_model` on a user's model."""
+    from qlab.lite.conversion import DEFAULT_CALIBRATION_SAMPLES
+    from qlab.lite.models import load_keras_model
+    from qlab.workbook.pipeline import compare_keras_model
+    from qlab.workbook.user_data import load_dataset_file
+
+    if not args.data:
+        raise ValueError(f"--model {model_file} is a model file; give its data too: --data FILE.npz "
+                         "holding x_train, y_train, x_test, y_test")
+    data = load_dataset_file(args.data)  # before the model: a bad data file fails in a moment
+    model = load_keras_model(model_file)
+    with _bars_off(args.quiet):
+        return compare_keras_model(
+            model, data, variants, latency=not args.no_latency,
+            calibration_samples=args.calibration_samples or DEFAULT_CALIBRATION_SAMPLES,
+            fine_tune_samples=args.fine_tune_samples, seed=args.seed, verbose=0)
+
+
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     from qlab.workbook.pipeline import COLUMNS
     from qlab.lite.conversion import VARIANTS
@@ -106,7 +143,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
     compare = sub.add_parser(
         "compare", help="measure zoo models x quantization variants (accuracy, size, latency)",
-        description="Train (or load from artifacts/models/) each zoo model, convert it to every "
+        description="Train (or load from artifacts/models/) each zoo model - or take your own "
+                    "model file and .npz data (--model FILE --data FILE) - convert it to every "
                     "requested variant, and measure top-1 accuracy on the MNIST test set through "
                     "the LiteRT interpreter, the .tflite size and batch-1 single-thread latency "
                     "(interleaved with the float32 baseline in this process). The table is "
@@ -118,9 +156,16 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                f"top class), output_sqnr_db (null for float32 itself: identical), kl_divergence (nats), "
                f"accuracy_delta with delta_low/delta_high (95% paired bootstrap interval, fractions) "
                f"and mcnemar_p (exact McNemar test of the images only one of the two gets right).")
-    compare.add_argument("--model", action="append", metavar="NAME",
+    compare.add_argument("--model", action="append", metavar="NAME|FILE",
                          help="zoo model(s): repeat the option or give a comma list; 'all' "
-                              "(the default) for every model")
+                              "(the default) for every model. Or your own model file (.keras from "
+                              "Keras 3 or 2, .h5, SavedModel folder) with --data")
+    compare.add_argument("--data", metavar="FILE.npz",
+                         help="with --model FILE: a .npz holding x_train, y_train, x_test, y_test "
+                              "(float32 images shaped like the model input, integer labels)")
+    compare.add_argument("--fine-tune-samples", type=int, default=10_000, metavar="N",
+                         help="with --model FILE: training examples the QAT variants fine-tune on "
+                              "for one epoch (default 10000)")
     compare.add_argument("--variants", default="all", metavar="LIST",
                          help="comma list of variants, or 'all' (default)")
     compare.add_argument("--smoke", action="store_true",

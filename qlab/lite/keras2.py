@@ -44,7 +44,8 @@ def require_keras2_model(model: object, argument: str = "model") -> keras.Model:
 
     A Keras 3 model (``import keras`` or ``tf.keras`` without
     ``TF_USE_LEGACY_KERAS=1``) fails deep inside TFMOT with an unhelpful trace;
-    this check names the problem and the fix instead.
+    this check names the problem and the fix instead: the tf_keras rebuild of
+    :func:`qlab.lite.keras3.rebuild_in_tf_keras`.
     """
     if isinstance(model, keras.Model):
         return model
@@ -52,8 +53,9 @@ def require_keras2_model(model: object, argument: str = "model") -> keras.Model:
     if module.startswith("keras"):
         raise TypeError(
             f"{argument} is a Keras 3 model ({type(model).__module__}.{type(model).__name__}); "
-            "qlab and tensorflow-model-optimization need a Keras 2 model. Build it with "
-            "`import tf_keras as keras` (or `from qlab.lite.keras2 import keras`), or save it "
-            "as .h5/SavedModel and load it with tf_keras.models.load_model."
+            "tensorflow-model-optimization needs a Keras 2 (tf_keras) model. Rebuild it in "
+            "tf_keras with qlab.lite.keras3.rebuild_in_tf_keras(model).model (same layers and "
+            "weights, outputs checked); qlab.compare_keras_model takes the Keras 3 model as it "
+            "is and does that for its QAT variants."
         )
     raise TypeError(f"{argument} must be a tf_keras Model, got {type(model).__name__}")

@@ -270,41 +270,37 @@ def load_or_train(name: str, size: str = "full", seed: int = 0, verbose: int | s
 
 def _saved_keras_version(path: Path) -> str | None:
     """The Keras version recorded in a ``.keras`` archive, or None if it records none."""
-    import json
-    import zipfile
+    from qlab.lite.keras3 import saved_keras_version
 
-    if not zipfile.is_zipfile(path):
-        return None
-    with zipfile.ZipFile(path) as archive:
-        if "metadata.json" not in archive.namelist():
-            return None
-        return str(json.loads(archive.read("metadata.json")).get("keras_version", "")) or None
+    return saved_keras_version(path)
 
 
 def load_keras_model(path: str | os.PathLike) -> Any:
-    """Load a model you bring (``.h5``, ``.keras`` or a SavedModel folder) as a Keras 2 model.
+    """Load a model you bring: a Keras 3 ``.keras`` file, or a Keras 2 ``.h5``/``.keras``/SavedModel.
 
-    Raises a clear error instead of a deep stack trace when the file is missing or was
-    saved by Keras 3 (which tensorflow-model-optimization cannot quantize). Taught in
+    A ``.keras`` file saved by Keras 3 comes back as the Keras 3 model (``import keras``):
+    every post-training variant converts it as it is, and :func:`qlab.compare_keras_model`
+    rebuilds it in tf_keras for the QAT variants (:mod:`qlab.lite.keras3`). Anything else is
+    loaded with tf_keras. A missing or unreadable file raises a one-line error. Taught in
     ``09_your_own_model``.
     """
     from qlab.lite.keras2 import keras, require_keras2_model
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no model at {path}; give the path of a .h5 or .keras file or "
+        raise FileNotFoundError(f"no model at {path}; give the path of a .keras or .h5 file or "
                                 "of a SavedModel folder")
     version = _saved_keras_version(path) if path.is_file() else None
-    if version and not version.startswith("2."):
-        raise TypeError(
-            f"{path} was saved by Keras {version}; qlab and tensorflow-model-optimization need "
-            "Keras 2 (tf_keras). Rebuild the model with `import tf_keras as keras` (or "
-            "`qlab.keras`), load its weights (model.load_weights) and save it again, or save "
-            "it from Keras 3 as weights only and rebuild it in tf_keras.")
+    if version and version.startswith("3."):
+        from qlab.lite.keras3 import load_keras3_model
+
+        return load_keras3_model(path)
     try:
         model = keras.models.load_model(path, compile=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"tf_keras could not load {path}: {exc}") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"tf_keras could not load {path} ({first}); give a .keras, .h5 or "
+                         "SavedModel saved by Keras") from None
     return require_keras2_model(model)
 
 

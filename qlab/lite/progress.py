@@ -156,8 +156,12 @@ def progress_iter(items: Iterable[T], description: str, unit: str = "item",
 
 
 @functools.cache
-def _fit_progress_class() -> type:
-    from qlab.lite.keras2 import keras
+def _fit_progress_class(keras3: bool = False) -> type:
+    """The FitProgress callback class on tf_keras's ``Callback`` (or Keras 3's, for ``import keras`` models)."""
+    if keras3:
+        import keras
+    else:
+        from qlab.lite.keras2 import keras
 
     class FitProgress(keras.callbacks.Callback):
         """A Keras callback that moves a :class:`ProgressBar` once per training batch.
@@ -211,3 +215,16 @@ def fit_progress(description: str, progress: bool | None = None) -> list[Any]:
     if not progress_enabled(progress):
         return []
     return [_fit_progress_class()(description, progress)]
+
+
+def keras3_fit_progress(description: str, progress: bool | None = None) -> list[Any]:
+    """:func:`fit_progress` for a Keras 3 model (``import keras``): the same bar on Keras 3's ``Callback``.
+
+    Keras 3 refuses tf_keras callbacks, so a model made with ``import keras`` needs this one.
+    Taught in ``09_your_own_model``.
+    """
+    if not isinstance(description, str):
+        raise TypeError(f"description must be a string, got {description!r}")
+    if not progress_enabled(progress):
+        return []
+    return [_fit_progress_class(keras3=True)(description, progress)]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from qlab.numerics.validate import check_int, check_num_bits
 from qlab.lite.keras2 import keras, require_keras2_model, tfmot
+from qlab.lite.quantize_configs import EXTRA_CONFIGS, EXTRA_SCOPE, annotate_extra_layers, has_extra_layers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +72,11 @@ def quantize_whole_model(model: Any) -> Any:
     """
     model = require_keras2_model(model)
     try:
-        return qkeras.quantize_model(model)
+        if not has_extra_layers(model):
+            return qkeras.quantize_model(model)
+        # Rescaling etc.: qlab's QuantizeConfig (qlab.lite.quantize_configs), the rest TFMOT's
+        with qkeras.quantize_scope(EXTRA_SCOPE):
+            return qkeras.quantize_apply(qkeras.quantize_annotate_model(annotate_extra_layers(model)))
     except (RuntimeError, ValueError) as exc:
         raise _explain_tfmot_error(exc, model) from exc
 
@@ -198,8 +203,9 @@ def quantize_whole_model_n_bit(model: Any, num_bits_weight: int = 4,
     scheme = qkeras.experimental.default_n_bit.DefaultNBitQuantizeScheme(
         num_bits_weight=num_bits_weight, num_bits_activation=num_bits_activation)
     try:
-        annotated = qkeras.quantize_annotate_model(model)
-        with qkeras.quantize_scope():  # quantize_apply clones the annotated model
+        annotated = qkeras.quantize_annotate_model(annotate_extra_layers(model)
+                                                   if has_extra_layers(model) else model)
+        with qkeras.quantize_scope(EXTRA_SCOPE):  # quantize_apply clones the annotated model
             return qkeras.quantize_apply(annotated, scheme=scheme)
     except (RuntimeError, ValueError) as exc:
         raise _explain_tfmot_error(exc, model) from exc
@@ -384,7 +390,9 @@ def layer_support_table(model: Any) -> "pd.DataFrame":
         inbound = [type(node.inbound_layers).__name__ for node in layer.inbound_nodes
                    if not isinstance(node.inbound_layers, list)]
         folded = kind == "BatchNormalization" and set(inbound) & set(_WEIGHT_ATTRS)
+        extra = type(layer) in EXTRA_CONFIGS  # qlab's own QuantizeConfig (quantize_configs)
         rows.append({"layer": layer.name, "class": kind,
-                     "supported": bool(supports(layer) or kind == "InputLayer" or folded),
-                     "note": "folded into the layer before it" if folded else ""})
+                     "supported": bool(supports(layer) or kind == "InputLayer" or folded or extra),
+                     "note": "folded into the layer before it" if folded else
+                     f"qlab's {EXTRA_CONFIGS[type(layer)].__name__}" if extra else ""})
     return pd.DataFrame(rows)

@@ -166,7 +166,8 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
         name: the ``model`` column.
         variants: variant names, in order.
         data: ``((x_train, y_train), (x_test, y_test))``; accuracy is on the test part.
-        variant_model: ``variant -> (tflite bytes, Keras QAT model or None)``.
+        variant_model: ``variant -> (tflite bytes, Keras QAT model or None)``; also asked for
+            ``"float32"``, the baseline (a Keras 3 model converts differently from a tf_keras one).
         latency_runs: ``(runs, warmup)`` for interleaved latency, or None to skip it.
         tflite_dir: where to keep each variant's ``.tflite`` file (None: not kept).
 
@@ -178,7 +179,7 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
 
     (_, _), (x_test, y_test) = data
     y_test = np.asarray(y_test)
-    files = {"float32": convert(float_model, "float32")}
+    files = {"float32": variant_model("float32")[0]}  # the baseline, however the model converts
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qlab-evaluate") as pool:
         predictions = {"float32": _predict_in_background(pool, files["float32"], x_test)}
         rows, keras_scores = _convert_variants(name, variants, x_test, variant_model, files, predictions,
@@ -257,54 +258,113 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
                         fine_tune_samples: int = 10_000, seed: int = 0, save: bool = True,
                         verbose: Any = 0,
                         input_range: tuple[float, float] | None = None) -> ComparisonResult:
-    """:func:`compare` for a model you bring: every variant of one trained Keras 2 model.
+    """:func:`compare` for a model you bring: every variant of one trained Keras model.
 
     Taught in ``09_your_own_model``.
 
     Args:
-        model: a trained float ``tf_keras`` model that outputs class scores.
+        model: a trained float classifier that outputs class scores: a Keras 3 model
+            (``import keras``), a tf_keras model, or the path of a saved one
+            (:func:`qlab.lite.models.load_keras_model`).
         data: ``((x_train, y_train), (x_test, y_test))`` (or a mapping with those keys, such
             as ``np.load("data.npz")``), images float32 shaped like the model input, integer
             labels; calibration and QAT fine-tuning use the train part.
         variants: as for :func:`compare`; QAT variants fine-tune one epoch on
-            ``fine_tune_samples`` training examples (not cached).
+            ``fine_tune_samples`` training examples (not cached), the whole-model ones
+            starting from the activation ranges of the first training images.
         name: the ``model`` column (default: the model's name).
         input_range: ``(low, high)`` the model was trained on, e.g. ``(0, 1)``; image values
             outside it are an error (qlab knows [0, 1] for its own models).
+
+    The post-training variants convert the model as given (a Keras 3 model goes straight
+    through the TFLite converter). The QAT variants need TFMOT, hence tf_keras: a Keras 3
+    model is rebuilt in tf_keras (:func:`qlab.lite.keras3.rebuild_in_tf_keras`, outputs
+    checked on training images; ``result.config["keras3_rebuild"]`` says how closely they
+    match), before any conversion, so a layer it cannot rebuild fails at once with an error
+    that names it and says what still works.
 
     Before any conversion, :func:`qlab.workbook.user_data.check_dataset` checks the data
     against the model and raises a one-line ValueError naming the array and the problem:
     NaN or inf images, labels outside the model's classes, a wrong dtype, shape, length or
     value range, an empty array, or a model output that is not one score per class.
     """
-    from qlab.lite.keras2 import require_keras2_model
     from qlab.lite.environment import environment_report
-    from qlab.lite.qat import QAT_BUILDERS, fine_tune
 
-    model = require_keras2_model(model)
+    model = _user_model(model)
     variants = check_variants(variants)
     data = check_dataset(model, data, input_range)
-    (x_train, y_train), _ = data
-
-    def variant_model(variant: str) -> tuple[bytes, Any]:
-        if variant not in QAT_VARIANTS:
-            return convert(model, variant, x_train, calibration_samples), None
-        qat_model = QAT_BUILDERS[variant](model)
-        fine_tune(qat_model, x_train[:fine_tune_samples], y_train[:fine_tune_samples], seed=seed,
-                  verbose=verbose)
-        return _qat_variant(variant, qat_model)
-
+    qat_model, rebuild = _model_for_qat(model, variants, data[0][0])
+    variant_model = _user_variant_model(model, qat_model, data, calibration_samples,
+                                        fine_tune_samples, seed, verbose)
     name = name or model.name
     rows = measure_variants(model, name, variants, data, variant_model,
                             LATENCY_RUNS["full"] if latency else None, None, verbose)
     config = {"models": [name], "variants": variants, "size": "custom", "seed": seed,
               "latency": latency, "calibration_samples": calibration_samples,
-              "fine_tune_samples": fine_tune_samples, "num_threads": 1}
+              "fine_tune_samples": fine_tune_samples, "num_threads": 1,
+              "keras": "3" if _is_keras3(model) else "2"}
+    if rebuild is not None:
+        config["keras3_rebuild"] = {"max_abs_diff": rebuild.max_abs_diff,
+                                    "tolerance": rebuild.tolerance, "samples": rebuild.samples}
     result = ComparisonResult(pd.DataFrame(rows).reindex(columns=COLUMNS), environment_report(),
                               config)
     if save:
         result.path = save_result(result)
     return result
+
+
+#: Training images a Keras 3 model's tf_keras rebuild is checked on.
+REBUILD_CHECK_SAMPLES = 256
+
+
+def _is_keras3(model: Any) -> bool:
+    from qlab.lite.keras3 import is_keras3_model
+
+    return is_keras3_model(model)
+
+
+def _user_model(model: Any) -> Any:
+    """A Keras 3 or tf_keras model; a path is loaded (:func:`qlab.lite.models.load_keras_model`)."""
+    from qlab.lite.keras2 import require_keras2_model
+    from qlab.lite.models import load_keras_model
+
+    if isinstance(model, (str, Path)):
+        return load_keras_model(model)
+    return model if _is_keras3(model) else require_keras2_model(model)
+
+
+def _model_for_qat(model: Any, variants: Sequence[str], x_train: np.ndarray) -> tuple[Any, Any]:
+    """``(tf_keras model for the QAT variants, the Keras 3 rebuild or None)``."""
+    if not _is_keras3(model) or not set(variants) & set(QAT_VARIANTS):
+        return model, None
+    from qlab.lite.keras3 import rebuild_in_tf_keras
+
+    rebuild = rebuild_in_tf_keras(model, x_train[:REBUILD_CHECK_SAMPLES])
+    return rebuild.model, rebuild
+
+
+def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_samples: int,
+                        fine_tune_samples: int, seed: int,
+                        verbose: Any) -> Callable[[str], tuple[bytes, Any]]:
+    """``variant -> (tflite bytes, QAT model or None)`` for :func:`compare_keras_model`."""
+    from qlab.lite.keras3 import convert_keras3
+    from qlab.lite.qat import CALIBRATED_START, QAT_BUILDERS, fine_tune
+    from qlab.lite.qat_ranges import start_from_data
+
+    (x_train, y_train), _ = data
+    convert_ptq = convert_keras3 if _is_keras3(model) else convert
+
+    def variant_model(variant: str) -> tuple[bytes, Any]:
+        if variant not in QAT_VARIANTS:
+            return convert_ptq(model, variant, x_train, calibration_samples), None
+        qat_model = QAT_BUILDERS[variant](qat_base)
+        if variant in CALIBRATED_START:  # as the zoo's fine-tunes: from the data's ranges
+            start_from_data(qat_model, qat_base, x_train[:CALIBRATED_START[variant]])
+        fine_tune(qat_model, x_train[:fine_tune_samples], y_train[:fine_tune_samples], seed=seed,
+                  verbose=verbose, description=f"QAT fine-tuning {variant}")
+        return _qat_variant(variant, qat_model)
+
+    return variant_model
 
 
 def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] = "all",

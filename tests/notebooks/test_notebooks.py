@@ -158,6 +158,11 @@ CHECKS = {
         "accuracy": lambda v: len(v) == 6 and all(0 <= a <= 1 for a in v.values()),
         "size_ratio": lambda v: v["int8_per_channel"] > 2 and 1.5 < v["float16"] < 2,
         "layer_rmse_over_scale": lambda v: len(v) >= 4,
+        # a Keras 3 model: every variant measured, its tf_keras rebuild within the tolerance
+        "keras3_accuracy": lambda v: set(v) == {"float32", "float16", "dynamic_int8", "int8_per_channel",
+                                                "int8_per_tensor", "int16x8", "qat_int8", "qat_partial",
+                                                "qat_4bit"} and all(0 <= a <= 1 for a in v.values()),
+        "keras3_rebuild_max_abs_diff": lambda v: 0 <= v <= 1e-4,
     },
 }
 
@@ -259,6 +264,15 @@ FULL_CHECKS["08_compare_and_debug.ipynb"] = {
     "accumulated_over_same_input_median": lambda v: v > 1.5,
     "same_input_relative_rmse": lambda v: v["max"] < 10 * v["min"]
     and v["projections median"] > 1.5 * v["other median"],
+}
+
+FULL_CHECKS["09_your_own_model.ipynb"] = {
+    # the example CNN: post-training int8 loses hardly anything, qat_int8 (more training) beats float
+    "accuracy": lambda v: len(v) == 6 and v["qat_int8"] > v["float32"]
+    and v["float32"] - min(v["int8_per_channel"], v["int8_per_tensor"]) < 0.002,
+    # the Keras 3 CNN learns MNIST in its short epoch, and no variant (all 9) costs it a point
+    "keras3_accuracy": lambda v: len(v) == 9 and v["float32"] > 0.95
+    and all(abs(a - v["float32"]) < 0.01 for a in v.values()),
 }
 
 
