@@ -192,16 +192,24 @@ def build_model(name: str, seed: int = 0) -> Any:
     return spec.build(input_shape=input_shape_for(name), **spec.options)
 
 
-def compile_for_training(model: Any, learning_rate: float, decay_steps: int | None = None) -> Any:
-    """Compile with Adam (cosine-decayed when ``decay_steps`` is given) and sparse CE on logits."""
+def compile_for_training(model: Any, learning_rate: float, decay_steps: int | None = None,
+                         strategy: Any = None) -> Any:
+    """Compile with Adam (cosine-decayed when ``decay_steps`` is given) and sparse CE on logits.
+
+    With a ``tf.distribute`` ``strategy`` the optimizer is made in its scope; the model
+    must have been built there (:mod:`qlab.lite.distribute`).
+    """
+    from qlab.lite.distribute import check_built_under, strategy_scope
     from qlab.lite.keras2 import keras
 
-    lr = learning_rate
-    if decay_steps:
-        lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    check_built_under(strategy, model)
+    with strategy_scope(strategy):
+        lr = learning_rate
+        if decay_steps:
+            lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.01)
+        model.compile(optimizer=keras.optimizers.Adam(lr),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
     return model
 
 
@@ -216,12 +224,15 @@ def training_config(name: str, size: str = "full", seed: int = 0) -> dict[str, A
 
 
 def train_model(model: Any, name: str, size: str = "full", seed: int = 0,
-                verbose: int | str = "auto") -> dict[str, Any]:
+                verbose: int | str = "auto", strategy: Any = None) -> dict[str, Any]:
     """Train ``model`` (from :func:`build_model`) in place; return timing and accuracy.
 
     Adam with a cosine-decayed learning rate, seeded shuffling. The float test
     accuracy is measured after training, not assumed: the MobileNets' batch-norm
     moving statistics are what inference uses, and they lag behind training.
+    ``strategy``: a ``tf.distribute`` strategy the model was built under
+    (:func:`qlab.lite.distribute.build_under`); the budget's batch size is then the
+    global batch, split across the replicas.
     """
     from qlab.lite.progress import fit_progress
     from qlab.lite.seed import set_seed
@@ -229,7 +240,7 @@ def train_model(model: Any, name: str, size: str = "full", seed: int = 0,
     budget = get_spec(name).budget(size)
     (x_train, y_train), (x_test, y_test) = mnist_for(name, size)
     steps = budget.epochs * math.ceil(len(x_train) / budget.batch_size)
-    compile_for_training(model, budget.learning_rate, decay_steps=steps)
+    compile_for_training(model, budget.learning_rate, decay_steps=steps, strategy=strategy)
     set_seed(seed)
     start = time.perf_counter()
     history = model.fit(x_train, y_train, epochs=budget.epochs, batch_size=budget.batch_size,

@@ -238,7 +238,7 @@ CALIBRATED_START = {"qat_int8": 1000, "qat_4bit": 1000}
 def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int = 128,
               learning_rate: float = QAT_LEARNING_RATE, seed: int = 0,
               verbose: int | str = "auto", callbacks: Sequence[Any] = (),
-              description: str = "QAT fine-tuning") -> dict[str, Any]:
+              description: str = "QAT fine-tuning", strategy: Any = None) -> dict[str, Any]:
     """Fine-tune a quantization-aware model in place with a small, cosine-decayed learning rate.
 
     The float weights are already trained; QAT only has to adapt them to the
@@ -246,7 +246,9 @@ def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int =
     ``callbacks`` are Keras callbacks for ``fit`` (e.g.
     :class:`qlab.lite.qat_ranges.RangeTrajectory`); a learning rate of 0 keeps the
     weights, so only the activation ranges move. ``description`` names the progress bar
-    (:mod:`qlab.lite.progress`; ``QLAB_PROGRESS=0`` hides it).
+    (:mod:`qlab.lite.progress`; ``QLAB_PROGRESS=0`` hides it). ``strategy``: a
+    ``tf.distribute`` strategy the model was quantized under
+    (:func:`qlab.lite.distribute.quantize_under`); ``batch_size`` is then the global batch.
     Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     import time
@@ -256,7 +258,7 @@ def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int =
     from qlab.lite.seed import set_seed
 
     steps = epochs * math.ceil(len(x) / batch_size)
-    compile_for_training(qat_model, learning_rate, decay_steps=steps)
+    compile_for_training(qat_model, learning_rate, decay_steps=steps, strategy=strategy)
     set_seed(seed)
     start = time.perf_counter()
     qat_model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
