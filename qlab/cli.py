@@ -256,6 +256,49 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_cmd_bench)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from qlab.lite.models import MODELS
+    from qlab.workbook.train import train_zoo
+
+    models = list(MODELS) if args.model in (None, ["all"]) else \
+        [m for value in args.model for m in value.split(",") if m]
+    variants = [v for v in args.qat.split(",") if v] if args.qat else []
+    with _bars_off(args.quiet):
+        table = train_zoo(models, variants, "smoke" if args.smoke else "full", args.seed,
+                          args.output)
+    print(table.to_string())
+    differ = table["same as shipped"].eq(False)
+    if differ.any():
+        print(f"{int(differ.sum())} entr(y/ies) differ from the shipped weights: "
+              + ", ".join(table.index[differ]), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from qlab.workbook.train import SHIPPED_QAT_VARIANTS
+
+    parser = sub.add_parser(
+        "train", help="train the zoo models and their QAT fine-tunes from scratch, as shipped",
+        description="Train zoo models and their QAT fine-tunes from scratch (no cache, no shipped "
+                    "model is reused) and write them in the shipped format (gzip-compressed "
+                    "weights and a manifest with sha256). Each row says whether the weights are "
+                    "bit for bit the ones shipped in data/models/; exit code 1 if any differ. "
+                    "To ship new models: --output data/models.")
+    parser.add_argument("--model", action="append", metavar="NAME",
+                        help="zoo model(s) (repeat or comma list); default all")
+    parser.add_argument("--qat", default=",".join(SHIPPED_QAT_VARIANTS), metavar="LIST",
+                        help="comma list of QAT fine-tunes to make for each model; '' for none "
+                             f"(default {','.join(SHIPPED_QAT_VARIANTS)})")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the smoke budget (seconds) instead of the full one (tens of minutes)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="folder for the files and manifest (default artifacts/trained/<size>/)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -286,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for the pages (default artifacts/html/<full|smoke>/)")
     page.set_defaults(func=_cmd_html)
     _add_compare(sub)
+    _add_train(sub)
     _add_bench(sub)
     return parser
 

@@ -89,7 +89,10 @@ def _write_entry(path: Path, config: dict[str, Any], model: Any, info: dict[str,
 
 def load_or_build(label: str, config: dict[str, Any], build: Callable[[], Any],
                   train: Callable[[Any], dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
-    """Return ``(model, manifest)`` from the cache, or build, train and cache it.
+    """Return ``(model, manifest)`` from the cache or the shipped models, or build, train and cache it.
+
+    The shipped models (:mod:`qlab.lite.shipped`, ``data/models/``) are looked up after the
+    cache; neither a corrupted cache entry nor a corrupted shipped file is ever used.
 
     Args:
         label: readable prefix of the entry's directory name (e.g. ``mnist_cnn-full-s0``).
@@ -98,12 +101,17 @@ def load_or_build(label: str, config: dict[str, Any], build: Callable[[], Any],
         build: makes the untrained architecture (also used to load cached weights).
         train: trains the model in place, returns JSON-able info for the manifest.
     """
+    from qlab.lite.shipped import load_shipped
+
     path = entry_dir(label, config)
     if path.exists():
         try:
             return _read_entry(path, config, build)
         except CacheEntryError as exc:
             log.warning("cache entry %s is %s; rebuilding it", path, exc)
+    shipped = load_shipped(label, config, build)
+    if shipped is not None:
+        return shipped
     model = build()
     info = train(model)
     manifest = _write_entry(path, config, model, info)

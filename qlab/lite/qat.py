@@ -266,6 +266,22 @@ def fine_tune(qat_model: Any, x: Any, y: Any, epochs: int = 1, batch_size: int =
     return {"fine_tune_seconds": round(time.perf_counter() - start, 1), "steps": steps}
 
 
+def qat_config(name: str, variant: str, size: str = "full", seed: int = 0) -> dict[str, Any]:
+    """Everything that determines a zoo QAT fine-tune's weights (its cache key)."""
+    from qlab.lite.models import training_config
+
+    if variant not in QAT_BUILDERS:
+        raise ValueError(f"unknown QAT variant {variant!r}; valid: {', '.join(QAT_BUILDERS)}")
+    epochs, samples = QAT_BUDGETS[size]
+    config = {**training_config(name, size, seed), "qat": variant, "qat_epochs": epochs,
+              "qat_samples": samples, "qat_learning_rate": QAT_LEARNING_RATE}
+    if variant == "qat_4bit":  # only here: the other variants' cached fine-tunes stay valid
+        config["qat_scheme"] = QAT_4BIT_SCHEME
+    if variant in CALIBRATED_START:
+        config["qat_start"] = f"minmax ranges of {CALIBRATED_START[variant]} training images"
+    return config
+
+
 def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0,
                       verbose: int | str = "auto") -> Any:
     """The fine-tuned quantization-aware model ``variant`` of zoo model ``name``, cached.
@@ -277,18 +293,10 @@ def load_or_fine_tune(name: str, variant: str, size: str = "full", seed: int = 0
     Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
     """
     from qlab.lite.cache import load_or_build
-    from qlab.lite.models import load_or_train, mnist_for, training_config
+    from qlab.lite.models import load_or_train, mnist_for
 
-    if variant not in QAT_BUILDERS:
-        raise ValueError(f"unknown QAT variant {variant!r}; valid: {', '.join(QAT_BUILDERS)}")
+    config = qat_config(name, variant, size, seed)
     epochs, samples = QAT_BUDGETS[size]
-    config = {**training_config(name, size, seed), "qat": variant, "qat_epochs": epochs,
-              "qat_samples": samples, "qat_learning_rate": QAT_LEARNING_RATE}
-    if variant == "qat_4bit":  # only here: the other variants' cached fine-tunes stay valid
-        config["qat_scheme"] = QAT_4BIT_SCHEME
-    if variant in CALIBRATED_START:
-        config["qat_start"] = f"minmax ranges of {CALIBRATED_START[variant]} training images"
-
     made_from = []  # the float model build() quantized: its layer names are the QAT model's
 
     def build() -> Any:

@@ -1,0 +1,90 @@
+"""``qlab train``: train the zoo models and their QAT fine-tunes from scratch, as shipped.
+
+The shipped models in ``data/models/`` (:mod:`qlab.lite.shipped`) were made by
+:func:`train_zoo` at the ``full`` budget. It trains in a fresh, temporary cache with the
+shipped models switched off, so nothing is reused, then writes each result in the shipped
+format to ``output`` and says whether its weights are bit for bit the shipped ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pandas as pd
+
+from qlab.files.paths import ARTIFACTS_ENV
+from qlab.lite.shipped import (find_entry, ship_entry, shipped_dir, shipped_models_ignored,
+                               values_sha256)
+
+#: The fine-tunes shipped beside each zoo model (the lessons load them in full mode).
+SHIPPED_QAT_VARIANTS = ("qat_int8", "qat_4bit", "qat_partial")
+
+
+@contextlib.contextmanager
+def _fresh_cache(folder: Path) -> Iterator[None]:
+    """Within the block the model cache is ``folder`` and the shipped models are ignored."""
+    before = os.environ.get(ARTIFACTS_ENV)
+    os.environ[ARTIFACTS_ENV] = str(folder)
+    try:
+        with shipped_models_ignored():
+            yield
+    finally:
+        if before is None:
+            os.environ.pop(ARTIFACTS_ENV, None)
+        else:
+            os.environ[ARTIFACTS_ENV] = before
+
+
+def _entries(models: Sequence[str], variants: Sequence[str], size: str, seed: int
+             ) -> list[tuple[str, str, str | None, dict]]:
+    """``(label, model, variant, config)`` of every entry to train, float models first."""
+    from qlab.lite.models import training_config
+    from qlab.lite.qat import qat_config
+
+    floats = [(f"{m}-{size}-s{seed}", m, None, training_config(m, size, seed)) for m in models]
+    qats = [(f"{m}-{size}-s{seed}-{v}", m, v, qat_config(m, v, size, seed))
+            for m in models for v in variants]
+    return floats + qats
+
+
+def train_zoo(models: Sequence[str], variants: Sequence[str] = SHIPPED_QAT_VARIANTS,
+              size: str = "full", seed: int = 0, output: str | os.PathLike | None = None,
+              verbose: int | str = 0) -> pd.DataFrame:
+    """Train ``models`` and their QAT ``variants`` from scratch and write them to ``output``.
+
+    Returns one row per entry: the sha256 of its weight values, the compressed size, and
+    whether those values are identical to the shipped ones (None when it is not shipped).
+    """
+    from qlab.files.paths import artifacts_dir
+    from qlab.lite.cache import entry_dir
+    from qlab.lite.models import check_size, get_spec, load_or_train
+    from qlab.lite.qat import load_or_fine_tune
+
+    check_size(size)
+    for name in models:
+        get_spec(name)
+    output = Path(output) if output else artifacts_dir() / "trained" / size
+    output.mkdir(parents=True, exist_ok=True)
+    reference = shipped_dir()
+    entries = _entries(models, variants, size, seed)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qlab-train-") as tmp, _fresh_cache(Path(tmp)):
+        for label, name, variant, config in entries:
+            model = load_or_train(name, size, seed, verbose) if variant is None else \
+                load_or_fine_tune(name, variant, size, seed, verbose)
+            entry = ship_entry(label, entry_dir(label, config), output, values_sha256(model))
+            rows.append(_row(label, entry, reference, config))
+    return pd.DataFrame(rows).set_index("entry")
+
+
+def _row(label: str, entry: dict, reference: Path | None, config: dict) -> dict:
+    shipped = find_entry(label, config, reference) if reference else None
+    seconds = entry["info"].get("train_seconds", entry["info"].get("fine_tune_seconds"))
+    return {"entry": label, "seconds": seconds, "MB (gzip)": round(entry["bytes"] / 1e6, 2),
+            "weights sha256": entry["values_sha256"][:16],
+            "same as shipped": None if shipped is None
+            else shipped["values_sha256"] == entry["values_sha256"]}
