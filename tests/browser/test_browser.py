@@ -6,30 +6,17 @@ widget's picture, moves the ``num_bits`` slider with the keyboard, and checks
 that the picture in the page changed; a screenshot goes to
 ``artifacts/browser/<widget>.png``.
 
-Chromium is Debian's (``/usr/bin/chromium``), never a Playwright download.
-Without it the test is skipped with the reason - except in CI (``CI=true``),
-where a missing browser is a failure. Budget: about a minute for all three.
+JupyterLab and Chromium come from ``conftest.py``: Debian's Chromium, never a
+Playwright download, and a failure instead of a skip without it in CI. Budget:
+about 20 s for all three.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-
-from qlab.files.paths import artifacts_dir
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 # widget name -> the cells of its notebook
 NOTEBOOKS = {
@@ -52,18 +39,6 @@ NOTEBOOKS = {
 }
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
-                                        else None)
-    if path is None:
-        reason = ("Debian's chromium is not installed (apt-get install chromium); "
-                  "the browser test never downloads a browser")
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI must run the browser test: {reason}")
-        pytest.skip(reason)
-    return path
-
-
 def _write_notebook(path: Path, cells: list[str]) -> None:
     nb = {
         "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {},
@@ -75,78 +50,16 @@ def _write_notebook(path: Path, cells: list[str]) -> None:
     path.write_text(json.dumps(nb))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"JupyterLab did not answer {url} within {timeout:.0f} s:\n"
-                       f"{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
-def jupyter_lab(tmp_path_factory):
-    """A private JupyterLab on a free localhost port; yields (base_url, token, log), killed at the end."""
-    _chromium()
+def jupyter_lab(tmp_path_factory, start_jupyter_lab):
+    """A private JupyterLab serving one small notebook per widget (see conftest.py)."""
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "notebooks"
     root.mkdir()
     for name, cells in NOTEBOOKS.items():
         _write_notebook(root / f"{name}.ipynb", cells)
-    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    # no "fetch Jupyter news?" toast over the page
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_DATA_DIR=str(tmp / "data"),
-               JUPYTER_RUNTIME_DIR=str(tmp / "runtime"), IPYTHONDIR=str(tmp / "ipython"),
-               JUPYTER_PLATFORM_DIRS="1", MPLBACKEND="module://matplotlib_inline.backend_inline")
-    log = tmp / "jupyter.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           f"--LabApp.user_settings_dir={tmp / 'settings'}",
-           f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--LabApp.expose_app_in_browser=True",
-           "--LabApp.news_url=", "--LabServerApp.extension_manager=readonly"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # CI containers run as root
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_for_server(f"{base}/api/status?token={token}", proc, log)
-        yield base, token, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser(jupyter_lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with start_jupyter_lab(tmp, "notebooks", tmp / "private") as lab:
+        yield lab
 
 
 WIDGET_IMAGE = "img.widget-image"
@@ -203,13 +116,12 @@ def _type_min_above_max(page) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
-def test_widget_redraws_when_a_slider_moves_in_jupyterlab(name, jupyter_lab, browser):
-    base, token, log = jupyter_lab
+def test_widget_redraws_when_a_slider_moves_in_jupyterlab(name, jupyter_lab, browser, screenshot_dir):
+    log = jupyter_lab.log
     page = browser.new_page(viewport={"width": 1300, "height": 1100})
     try:
         # a workspace of its own, so no other notebook is restored in a background tab
-        _run_all_and_wait_for_widget(
-            page, f"{base}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={token}")
+        _run_all_and_wait_for_widget(page, jupyter_lab.url(f"{name}.ipynb", name))
         # the static figure of the cell before is in the page too (a plain output PNG)
         assert page.locator(".jp-OutputArea-output img:not(.widget-image)").count() >= 1
         image = page.locator(WIDGET_IMAGE).first
@@ -239,8 +151,7 @@ def test_widget_redraws_when_a_slider_moves_in_jupyterlab(name, jupyter_lab, bro
         # an exception inside a widget callback lands in the kernel's log, not in a cell
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
         image.scroll_into_view_if_needed()
-        shot = artifacts_dir() / "browser" / f"{name}.png"
-        shot.parent.mkdir(parents=True, exist_ok=True)
+        shot = screenshot_dir / f"{name}.png"
         page.screenshot(path=str(shot))
         print(f"{name}: one slider step -> new picture loaded in the page in {one_step_ms:.0f} ms; "
               f"screenshot {shot}")
