@@ -257,11 +257,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from qlab.lite.models import MODELS
+    from qlab.workbook.pipeline import check_models
     from qlab.workbook.train import train_zoo
 
-    models = list(MODELS) if args.model in (None, ["all"]) else \
-        [m for value in args.model for m in value.split(",") if m]
+    models = check_models(",".join(args.model) if args.model else "all")
     variants = [v for v in args.qat.split(",") if v] if args.qat else []
     with _bars_off(args.quiet):
         table = train_zoo(models, variants, "smoke" if args.smoke else "full", args.seed,

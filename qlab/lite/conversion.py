@@ -10,6 +10,7 @@ weights a byte; the interpreter hands them back unpacked as int8).
 from __future__ import annotations
 
 import contextlib
+import io
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -116,14 +117,19 @@ def _export_inference_function(model: Any, directory: str) -> None:
 
 @contextlib.contextmanager
 def keras_converter(model: Any) -> Iterator[Any]:
-    """A ``TFLiteConverter`` for a Keras 2 model, valid inside the ``with`` block.
+    """A ``TFLiteConverter`` for a Keras model, valid inside the ``with`` block.
 
-    Like ``tf.lite.TFLiteConverter.from_keras_model(model)``, but via a lean
-    SavedModel in a temporary directory (see :func:`_export_inference_function`),
-    removed on exit. A Keras 3 model raises a clear TypeError.
+    A Keras 2 model goes via a lean SavedModel in a temporary directory (see
+    :func:`_export_inference_function`), removed on exit: like
+    ``tf.lite.TFLiteConverter.from_keras_model(model)``, without the training state. A
+    Keras 3 model goes to ``from_keras_model`` as it is (:mod:`qlab.lite.keras3`).
     """
     from qlab.lite.keras2 import require_keras2_model, tf
+    from qlab.lite.keras3 import is_keras3_model
 
+    if is_keras3_model(model):
+        yield tf.lite.TFLiteConverter.from_keras_model(model)
+        return
     model = require_keras2_model(model)
     with tempfile.TemporaryDirectory(prefix="qlab-convert-") as directory:
         with tflite_chatter_silenced():
@@ -132,7 +138,8 @@ def keras_converter(model: Any) -> Iterator[Any]:
 
 
 def _run_converter(converter: Any) -> bytes:
-    with tflite_chatter_silenced():
+    # Keras 3's export prints the signature of the function it saves: noise in a lesson
+    with contextlib.redirect_stdout(io.StringIO()), tflite_chatter_silenced():
         return converter.convert()
 
 

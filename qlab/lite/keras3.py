@@ -2,7 +2,8 @@
 
 Most models people bring today are Keras 3 models (``import keras``, ``.keras`` files).
 The TFLite converter takes them directly (``tf.lite.TFLiteConverter.from_keras_model``),
-so every post-training variant works on the model as given (:func:`convert_keras3`).
+so every post-training variant works on the model as given
+(:func:`qlab.lite.conversion.convert` takes both kinds).
 Only TFMOT's quantization-aware training needs Keras 2 (``tf_keras``):
 :func:`rebuild_in_tf_keras` makes the same model in tf_keras, layer by layer, from each
 layer's class, config and weights (Sequential and functional graphs, nested models too),
@@ -15,9 +16,7 @@ Taught in ``09_your_own_model``.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
 import json
 import sys
 import zipfile
@@ -108,32 +107,6 @@ def load_keras3_model(path: str | Path) -> Any:
             f"Keras 3 could not load {path}: {first}. If the model has a custom layer, load it "
             f"yourself with keras.models.load_model(path, custom_objects={{...}}) and pass the model; "
             f"{_PTQ_NOTE}") from None
-
-
-def convert_keras3(model: Any, variant: str, representative_data: np.ndarray | None = None,
-                   num_samples: int = 500) -> bytes:
-    """Convert a float Keras 3 model for a post-training ``variant``, straight through the converter.
-
-    ``tf.lite.TFLiteConverter.from_keras_model(model)`` with the options of
-    :func:`qlab.lite.conversion.configure`; the same file :func:`qlab.lite.conversion.convert`
-    makes from a tf_keras model. Taught in ``09_your_own_model``.
-    """
-    from qlab.lite.conversion import QAT_VARIANTS, check_variants, configure, representative_dataset
-    from qlab.lite.keras2 import tf
-    from qlab.lite.quiet import tflite_chatter_silenced
-
-    check_variants([variant])
-    if variant in QAT_VARIANTS:
-        raise ValueError(f"variant {variant!r} needs a quantization-aware model: rebuild the Keras 3 "
-                         "model with qlab.lite.keras3.rebuild_in_tf_keras first")
-    if isinstance(representative_data, np.ndarray):
-        representative_data = representative_dataset(
-            representative_data, min(num_samples, len(representative_data)), model.input_shape)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    configure(converter, variant, representative_data)
-    # Keras 3's export prints the signature of the function it saves; in a lesson that is noise
-    with contextlib.redirect_stdout(io.StringIO()), tflite_chatter_silenced():
-        return converter.convert()
 
 
 @dataclass
@@ -396,5 +369,5 @@ def as_tf_keras(model: Any, sample_inputs: np.ndarray | None = None) -> Any:
 
 
 __all__: Sequence[str] = ["Keras3RebuildError", "Keras3Rebuild", "rebuild_in_tf_keras",
-                          "convert_keras3", "is_keras3_model", "is_keras3_file",
+                          "is_keras3_model", "is_keras3_file",
                           "load_keras3_model", "as_tf_keras", "check_rebuild"]

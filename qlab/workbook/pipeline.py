@@ -347,16 +347,14 @@ def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_sample
                         fine_tune_samples: int, seed: int,
                         verbose: Any) -> Callable[[str], tuple[bytes, Any]]:
     """``variant -> (tflite bytes, QAT model or None)`` for :func:`compare_keras_model`."""
-    from qlab.lite.keras3 import convert_keras3
     from qlab.lite.qat import CALIBRATED_START, QAT_BUILDERS, fine_tune
     from qlab.lite.qat_ranges import start_from_data
 
     (x_train, y_train), _ = data
-    convert_ptq = convert_keras3 if _is_keras3(model) else convert
 
     def variant_model(variant: str) -> tuple[bytes, Any]:
         if variant not in QAT_VARIANTS:
-            return convert_ptq(model, variant, x_train, calibration_samples), None
+            return convert(model, variant, x_train, calibration_samples), None
         qat_model = QAT_BUILDERS[variant](qat_base)
         if variant in CALIBRATED_START:  # as the zoo's fine-tunes: from the data's ranges
             start_from_data(qat_model, qat_base, x_train[:CALIBRATED_START[variant]])

@@ -83,3 +83,15 @@ def test_compare_prints_the_fine_metric_columns(capsys, monkeypatch, tmp_path):
     assert "+0.00 [+0.00, +0.00]" in out
     rows = json.loads(out_json.read_text())  # strict JSON: float32's infinite SQNR is null
     assert rows[0]["output_sqnr_db"] is None and rows[1]["output_sqnr_db"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--model", "nope", "--smoke"], "unknown model(s) ['nope']"),
+    (["train", "--model", "mnist_cnn", "--qat", "qat_bogus", "--smoke"], "unknown QAT variant 'qat_bogus'"),
+])
+def test_train_with_a_bad_name_is_a_clear_error_before_any_training(argv, message, capsys, monkeypatch):
+    import qlab.lite.models as models
+
+    monkeypatch.setattr(models, "train_model", lambda *a, **k: pytest.fail("nothing may be trained"))
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
