@@ -123,7 +123,9 @@ _SUBMODULES: dict[str, str] = {
     "seed": "qlab.lite.seed", "environment": "qlab.lite.environment", "models": "qlab.lite.models",
     "cache": "qlab.lite.cache", "conversion": "qlab.lite.conversion", "tflite": "qlab.lite.tflite",
     "qat": "qlab.lite.qat", "keras3": "qlab.lite.keras3",
-    "distribute": "qlab.lite.distribute", "shipped": "qlab.lite.shipped", "debug": "qlab.lite.debug", "intsim": "qlab.lite.intsim",
+    "distribute": "qlab.lite.distribute", "shipped": "qlab.lite.shipped",
+    "prune": "qlab.lite.prune", "cluster": "qlab.lite.cluster", "compression": "qlab.numerics.compression",
+    "debug": "qlab.lite.debug", "intsim": "qlab.lite.intsim",
     "pipeline": "qlab.workbook.pipeline", "notebook": "qlab.workbook.notebook",
     "studies": "qlab.workbook.studies",
 }

@@ -185,11 +185,10 @@ def float_fine_tune(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, learn
     "QAT helped" from "more training helped". Returns (model, fine_tune's info).
     Taught in ``06_quantization_aware_training``.
     """
-    from qlab.lite.keras2 import keras
+    from qlab.lite.models import copy_model
     from qlab.lite.qat import fine_tune
 
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = copy_model(model)
     info = fine_tune(copy, x, y, epochs, _BATCH_SIZE, learning_rate, seed, verbose=0)
     return copy, info
 

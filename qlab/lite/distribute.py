@@ -151,12 +151,10 @@ def quantize_under(strategy: Any, builder: Callable[[Any], Any], float_model: An
     """
     if check_strategy(strategy) is None:
         return builder(float_model)
-    from qlab.lite.keras2 import keras
+    from qlab.lite.models import copy_model
 
     with strategy.scope():
-        copy = keras.models.clone_model(float_model)
-        copy.set_weights(float_model.get_weights())
-        return check_built_under(strategy, builder(copy))
+        return check_built_under(strategy, builder(copy_model(float_model)))
 
 
 @dataclass

@@ -444,7 +444,7 @@ def bias_correction(float_model: Any, quantized_model: Any, x: np.ndarray) -> An
     ``x`` (zero padding at the borders is ignored, so it is an estimate). Returns a new model.
     Taught in ``05_per_channel``.
     """
-    from qlab.lite.keras2 import keras
+    from qlab.lite.models import copy_model
 
     float_model = fold_batch_norm(_check_model(float_model))
     quantized_model = _check_model(quantized_model)
@@ -455,8 +455,7 @@ def bias_correction(float_model: Any, quantized_model: Any, x: np.ndarray) -> An
         raise ValueError(f"quantized_model must have the weight layers of float_model with biases "
                          f"(fold batch norm first); unmatched: {missing or 'no layers with bias'}")
     means = _layer_input_means(float_model, names, x)
-    corrected = keras.models.clone_model(quantized_model)
-    corrected.set_weights(quantized_model.get_weights())
+    corrected = copy_model(quantized_model)
     for name in names:
         layer = corrected.get_layer(name)
         kernel, bias = layer.get_weights()[:2]

@@ -192,6 +192,19 @@ def build_model(name: str, seed: int = 0) -> Any:
     return spec.build(input_shape=input_shape_for(name), **spec.options)
 
 
+def copy_model(model: Any) -> Any:
+    """A copy of a Keras 2 model with the same weights, for work that must leave ``model`` as it is.
+
+    TFMOT's pruning and clustering wrappers, and fine-tuning, change the layers they are
+    given in place; ``keras.models.clone_model`` alone gives fresh, untrained weights.
+    """
+    from qlab.lite.keras2 import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def compile_for_training(model: Any, learning_rate: float, decay_steps: int | None = None,
                          strategy: Any = None) -> Any:
     """Compile with Adam (cosine-decayed when ``decay_steps`` is given) and sparse CE on logits.
