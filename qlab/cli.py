@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import ContextManager, Sequence
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
@@ -58,21 +57,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _bars_off(quiet: bool) -> Iterator[None]:
+def _bars_off(quiet: bool) -> ContextManager[None]:
     """With ``--quiet``, qlab's progress bars are off too (``QLAB_PROGRESS=0``) until the command ends."""
+    from qlab.files.paths import environment_variable
     from qlab.lite.progress import PROGRESS_ENV
 
-    before = os.environ.get(PROGRESS_ENV)
-    if quiet:
-        os.environ[PROGRESS_ENV] = "0"
-    try:
-        yield
-    finally:
-        if quiet and before is None:
-            os.environ.pop(PROGRESS_ENV, None)
-        elif quiet:
-            os.environ[PROGRESS_ENV] = before
+    return environment_variable(PROGRESS_ENV, "0") if quiet else contextlib.nullcontext()
 
 
 def _model_file(values: Sequence[str] | None) -> Path | None:

@@ -14,8 +14,10 @@ or the source tree), then from a default or a clear error:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 DATA_ENV = "QLAB_DATA_DIR"
 ARTIFACTS_ENV = "QLAB_ARTIFACTS"
@@ -77,3 +79,17 @@ def artifacts_dir() -> Path:
         path = (root if root is not None else Path.cwd()) / "artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def environment_variable(name: str, value: str) -> Iterator[None]:
+    """Within the block the environment variable ``name`` is ``value``; afterwards as before."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

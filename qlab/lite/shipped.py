@@ -15,7 +15,6 @@ reproduces the files and writes new ones with :func:`ship_entry`.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import logging
@@ -23,10 +22,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager
 
 from qlab.files.data import sha256_of
 from qlab.files.io import atomic_path, write_json_atomic
+from qlab.files.paths import environment_variable
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +51,9 @@ def shipped_dir() -> Path | None:
         return None
 
 
-@contextlib.contextmanager
-def shipped_models_ignored() -> Iterator[None]:
+def shipped_models_ignored() -> ContextManager[None]:
     """Within the block :func:`shipped_dir` is None, so everything is trained (``qlab train``)."""
-    before = os.environ.get(SHIPPED_ENV)
-    os.environ[SHIPPED_ENV] = "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(SHIPPED_ENV, None)
-        else:
-            os.environ[SHIPPED_ENV] = before
+    return environment_variable(SHIPPED_ENV, "0")
 
 
 def portable(config: dict[str, Any]) -> dict[str, Any]:

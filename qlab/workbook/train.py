@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 
-from qlab.files.paths import ARTIFACTS_ENV
+from qlab.files.paths import ARTIFACTS_ENV, environment_variable
 from qlab.lite.shipped import (find_entry, ship_entry, shipped_dir, shipped_models_ignored,
                                values_sha256)
 
@@ -27,16 +27,8 @@ SHIPPED_QAT_VARIANTS = ("qat_int8", "qat_4bit", "qat_partial")
 @contextlib.contextmanager
 def _fresh_cache(folder: Path) -> Iterator[None]:
     """Within the block the model cache is ``folder`` and the shipped models are ignored."""
-    before = os.environ.get(ARTIFACTS_ENV)
-    os.environ[ARTIFACTS_ENV] = str(folder)
-    try:
-        with shipped_models_ignored():
-            yield
-    finally:
-        if before is None:
-            os.environ.pop(ARTIFACTS_ENV, None)
-        else:
-            os.environ[ARTIFACTS_ENV] = before
+    with environment_variable(ARTIFACTS_ENV, str(folder)), shipped_models_ignored():
+        yield
 
 
 def _entries(models: Sequence[str], variants: Sequence[str], size: str, seed: int

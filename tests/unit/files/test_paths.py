@@ -129,3 +129,19 @@ def test_a_checkout_needs_all_its_markers(tmp_path, missing):
     else:
         target.unlink()
     assert not paths._is_checkout(root)
+
+
+def test_environment_variable_is_set_inside_and_restored_after_even_on_error(monkeypatch):
+    import os
+
+    from qlab.files.paths import environment_variable
+
+    monkeypatch.delenv("QLAB_TEST_VAR", raising=False)
+    with environment_variable("QLAB_TEST_VAR", "1"):
+        assert os.environ["QLAB_TEST_VAR"] == "1"
+    assert "QLAB_TEST_VAR" not in os.environ
+    monkeypatch.setenv("QLAB_TEST_VAR", "before")
+    with pytest.raises(RuntimeError), environment_variable("QLAB_TEST_VAR", "inside"):
+        assert os.environ["QLAB_TEST_VAR"] == "inside"
+        raise RuntimeError("boom")
+    assert os.environ["QLAB_TEST_VAR"] == "before"
