@@ -256,18 +256,12 @@ def tflite_unique_values(model_bytes: bytes) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from qlab.lite.tflite import make_interpreter, operators
+    from qlab.lite.tflite import file_weights
 
-    interpreter = make_interpreter(model_bytes)
-    details = {d["index"]: d for d in interpreter.get_tensor_details()}
     rows = []
-    for op in operators(interpreter):
-        if op["op_name"] not in _TFLITE_CHANNEL_AXIS:
-            continue
-        detail = details[int(op["inputs"][1])]
-        values = interpreter.get_tensor(detail["index"])
-        per_channel = unique_values_per_channel(values, _TFLITE_CHANNEL_AXIS[op["op_name"]])
-        rows.append({"op": op["op_name"], "tensor": detail["name"], "dtype": values.dtype.name,
+    for detail, op_name, values in file_weights(model_bytes):
+        per_channel = unique_values_per_channel(values, _TFLITE_CHANNEL_AXIS[op_name])
+        rows.append({"op": op_name, "tensor": detail["name"], "dtype": values.dtype.name,
                      "shape": tuple(int(s) for s in values.shape), "channels": per_channel.size,
                      "unique": int(np.unique(values).size),
                      "unique_per_channel_min": int(per_channel.min()),

@@ -292,13 +292,6 @@ def load_or_train(name: str, size: str = "full", seed: int = 0, verbose: int | s
     return (model, manifest) if return_manifest else model
 
 
-def _saved_keras_version(path: Path) -> str | None:
-    """The Keras version recorded in a ``.keras`` archive, or None if it records none."""
-    from qlab.lite.keras3 import saved_keras_version
-
-    return saved_keras_version(path)
-
-
 def load_keras_model(path: str | os.PathLike) -> Any:
     """Load a model you bring: a Keras 3 ``.keras`` file, or a Keras 2 ``.h5``/``.keras``/SavedModel.
 
@@ -314,7 +307,9 @@ def load_keras_model(path: str | os.PathLike) -> Any:
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}; give the path of a .keras or .h5 file or "
                                 "of a SavedModel folder")
-    version = _saved_keras_version(path) if path.is_file() else None
+    from qlab.lite.keras3 import saved_keras_version
+
+    version = saved_keras_version(path) if path.is_file() else None
     if version and version.startswith("3."):
         from qlab.lite.keras3 import load_keras3_model
 

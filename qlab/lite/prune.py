@@ -30,6 +30,7 @@ import numpy as np
 
 from qlab.lite.keras2 import keras, require_keras2_model, tfmot
 from qlab.lite.models import copy_model
+from qlab.lite.tflite import file_weights
 from qlab.numerics.sparsity import check_m_by_n, check_sparsity, tflite_layout, zero_fraction, zeros_kept
 from qlab.numerics.validate import check_int
 
@@ -244,21 +245,6 @@ def sparsity_table(model: Any) -> "pd.DataFrame":
                         columns=["layer", "type", "weight", "shape", "size", "zeros", "sparsity", "prunable"])
 
 
-def _file_weights(model_bytes: bytes) -> list[tuple[dict[str, Any], str, np.ndarray]]:
-    """``(tensor detail, op name, stored values)`` of the weight tensor of every conv/dense op."""
-    from qlab.lite.tflite import WEIGHT_OPS, make_interpreter, operators
-
-    interpreter = make_interpreter(model_bytes)
-    interpreter.allocate_tensors()
-    details = {d["index"]: d for d in interpreter.get_tensor_details()}
-    found = []
-    for op in operators(interpreter):
-        if op["op_name"] in WEIGHT_OPS:
-            detail = details[int(op["inputs"][1])]
-            found.append((detail, op["op_name"], np.array(interpreter.get_tensor(detail["index"]))))
-    return found
-
-
 def tflite_sparsity(model_bytes: bytes) -> "pd.DataFrame":
     """The zeros of the weight tensor of every conv/dense op, read from a ``.tflite`` file.
 
@@ -273,7 +259,7 @@ def tflite_sparsity(model_bytes: bytes) -> "pd.DataFrame":
              "shape": tuple(int(s) for s in values.shape), "size": int(values.size),
              "zeros": int(np.count_nonzero(values == 0)), "sparsity": zero_fraction(values),
              "bytes": int(values.nbytes)}
-            for detail, op, values in _file_weights(model_bytes)]
+            for detail, op, values in file_weights(model_bytes)]
     return pd.DataFrame(rows, columns=["op", "tensor", "dtype", "shape", "size", "zeros", "sparsity",
                                        "bytes"])
 
@@ -289,7 +275,7 @@ def zeros_kept_in_file(pruned_model: Any, model_bytes: bytes) -> "pd.DataFrame":
     """
     import pandas as pd
 
-    stored = [values for _, _, values in _file_weights(model_bytes)]
+    stored = [values for _, _, values in file_weights(model_bytes)]
     rows = []
     for row in _sparsity_rows(require_keras2_model(pruned_model, "pruned_model")):
         if not row["prunable"] or row["type"] not in ("Conv2D", "Dense") or not row["zeros"]:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from qlab.numerics.validate import check_int, check_num_bits
 from qlab.lite.keras2 import keras, require_keras2_model, tfmot
-from qlab.lite.quantize_configs import EXTRA_CONFIGS, EXTRA_SCOPE, annotate_extra_layers, has_extra_layers
+from qlab.lite.quantize_configs import (EXTRA_CONFIGS, EXTRA_SCOPE, annotate_extra_layers, has_extra_layers,
+                                        output_quantizer_8bit)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -163,8 +164,7 @@ class LowBitWeightsQuantizeConfig(qkeras.QuantizeConfig):
         pass
 
     def get_output_quantizers(self, layer: Any) -> list:
-        return [qkeras.quantizers.MovingAverageQuantizer(
-            num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+        return [output_quantizer_8bit()]
 
     def get_config(self) -> dict[str, Any]:
         return {"weight_attr": self.weight_attr, "num_bits": self.num_bits,

@@ -23,6 +23,12 @@ from qlab.lite.keras2 import keras, tfmot
 qkeras = tfmot.quantization.keras
 
 
+def output_quantizer_8bit() -> Any:
+    """TFMOT's default activation quantizer: 8 bits, asymmetric, per tensor, moving min/max."""
+    return qkeras.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                    narrow_range=False)
+
+
 class RescalingQuantizeConfig(qkeras.QuantizeConfig):
     """Rescaling (``x * scale + offset``): no weights, an 8-bit output like the converter's int8 MUL/ADD.
 
@@ -44,8 +50,7 @@ class RescalingQuantizeConfig(qkeras.QuantizeConfig):
         pass
 
     def get_output_quantizers(self, layer: Any) -> list:
-        return [qkeras.quantizers.MovingAverageQuantizer(
-            num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+        return [output_quantizer_8bit()]
 
     def get_config(self) -> dict[str, Any]:
         return {}

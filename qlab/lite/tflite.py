@@ -272,11 +272,22 @@ def size_breakdown(model_bytes: bytes) -> dict[str, int]:
     return breakdown
 
 
-def _levels_per_channel(values: np.ndarray, axis: int, per_channel: bool) -> int:
-    if not per_channel or values.ndim == 0:
-        return len(np.unique(values))
-    rows = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
-    return max(len(np.unique(row)) for row in rows)
+def file_weights(model_bytes: bytes) -> list[tuple[dict[str, Any], str, np.ndarray]]:
+    """``(tensor detail, op name, stored values)`` of the weight tensor of every conv/dense op.
+
+    The values as the interpreter returns them (int8 for an integer file). The one reader
+    behind :func:`weight_tensors` and the pruning and clustering tables
+    (:mod:`qlab.lite.prune`, :mod:`qlab.lite.cluster`).
+    """
+    interpreter = make_interpreter(model_bytes)
+    interpreter.allocate_tensors()
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    found = []
+    for op in operators(interpreter):
+        if op["op_name"] in WEIGHT_OPS:
+            detail = details[int(op["inputs"][1])]
+            found.append((detail, op["op_name"], np.array(interpreter.get_tensor(detail["index"]))))
+    return found
 
 
 def weight_tensors(model_bytes: bytes) -> pd.DataFrame:
@@ -295,22 +306,17 @@ def weight_tensors(model_bytes: bytes) -> pd.DataFrame:
     """
     import pandas as pd
 
-    interpreter = make_interpreter(model_bytes)
-    interpreter.allocate_tensors()
-    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    from qlab.numerics.compression import unique_values_per_channel
+
     rows = []
-    for op in operators(interpreter):
-        if op["op_name"] not in WEIGHT_OPS:
-            continue
-        detail = details[int(op["inputs"][1])]
-        values = interpreter.get_tensor(detail["index"])
+    for detail, op_name, values in file_weights(model_bytes):
         quant = detail["quantization_parameters"]
         scales = len(quant["scales"])
-        rows.append({"op": op["op_name"], "tensor": detail["name"], "dtype": values.dtype.name,
+        axis = int(quant["quantized_dimension"]) if scales > 1 else None
+        rows.append({"op": op_name, "tensor": detail["name"], "dtype": values.dtype.name,
                      "shape": tuple(int(s) for s in values.shape), "scales": scales,
                      "distinct scales": len(np.unique(quant["scales"])),
-                     "levels": _levels_per_channel(values, int(quant["quantized_dimension"]),
-                                                   scales > 1),
+                     "levels": int(unique_values_per_channel(values, axis).max()),
                      "min": values.min().item(), "max": values.max().item(),
                      "bytes": int(values.nbytes)})
     return pd.DataFrame(rows)
