@@ -125,6 +125,7 @@ _SUBMODULES: dict[str, str] = {
     "qat": "qlab.lite.qat", "keras3": "qlab.lite.keras3",
     "distribute": "qlab.lite.distribute", "shipped": "qlab.lite.shipped",
     "prune": "qlab.lite.prune", "cluster": "qlab.lite.cluster", "compression": "qlab.numerics.compression",
+    "deep_compression": "qlab.lite.deep_compression",
     "debug": "qlab.lite.debug", "intsim": "qlab.lite.intsim",
     "pipeline": "qlab.workbook.pipeline", "notebook": "qlab.workbook.notebook",
     "studies": "qlab.workbook.studies",

@@ -252,9 +252,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     models = check_models(",".join(args.model) if args.model else "all")
     variants = [v for v in args.qat.split(",") if v] if args.qat else []
+    stages = [s for s in args.dc.split(",") if s] if args.dc else []
     with _bars_off(args.quiet):
         table = train_zoo(models, variants, "smoke" if args.smoke else "full", args.seed,
-                          args.output)
+                          args.output, stages=stages)
     print(table.to_string())
     differ = table["same as shipped"].eq(False)
     if differ.any():
@@ -265,11 +266,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from qlab.workbook.train import SHIPPED_QAT_VARIANTS
+    from qlab.workbook.train import SHIPPED_DC_STAGES, SHIPPED_QAT_VARIANTS
 
     parser = sub.add_parser(
-        "train", help="train the zoo models and their QAT fine-tunes from scratch, as shipped",
-        description="Train zoo models and their QAT fine-tunes from scratch (no cache, no shipped "
+        "train", help="train the zoo models and their QAT and Deep Compression fine-tunes from scratch, "
+                      "as shipped",
+        description="Train zoo models and their QAT and Deep Compression fine-tunes from scratch (no cache, no shipped "
                     "model is reused) and write them in the shipped format (gzip-compressed "
                     "weights and a manifest with sha256). Each row says whether the weights are "
                     "bit for bit the ones shipped in data/models/; exit code 1 if any differ. "
@@ -279,6 +281,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--qat", default=",".join(SHIPPED_QAT_VARIANTS), metavar="LIST",
                         help="comma list of QAT fine-tunes to make for each model; '' for none "
                              f"(default {','.join(SHIPPED_QAT_VARIANTS)})")
+    parser.add_argument("--dc", default=",".join(SHIPPED_DC_STAGES), metavar="LIST",
+                        help="comma list of Deep Compression stages to make for each model; '' for "
+                             f"none (default {','.join(SHIPPED_DC_STAGES)})")
     parser.add_argument("--smoke", action="store_true",
                         help="the smoke budget (seconds) instead of the full one (tens of minutes)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")

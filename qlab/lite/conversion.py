@@ -40,10 +40,21 @@ VARIANTS: dict[str, str] = {
     "qat_4bit": "TFMOT DefaultNBitQuantizeScheme (4-bit weights, 8-bit activations), fine-tuned "
                 "from the data's activation ranges, converted: conv, depthwise and dense weights "
                 "stored as INT4; int8 input and output",
+    "pruned_int8": "Deep Compression: magnitude-pruned (TFMOT prune_low_magnitude) and fine-tuned, "
+                   "then int8_per_channel; the zeros shrink the file only once it is compressed",
+    "clustered_int8": "Deep Compression: weights clustered to a few shared values (TFMOT "
+                      "cluster_weights) and fine-tuned, then int8_per_channel",
+    "pqat_int8": "Deep Compression: pruned, then pruning-preserving QAT (the zeros stay zero), int8",
+    "cqat_int8": "Deep Compression: clustered, then cluster-preserving QAT (the shared values stay "
+                 "shared), int8",
+    "pcqat_int8": "Deep Compression: pruned, clustered keeping the zeros, then sparsity- and "
+                  "cluster-preserving QAT, int8: the zoo's smallest compressed 8-bit file",
 }
 PTQ_VARIANTS = ("float32", "float16", "dynamic_int8", "int8_per_channel", "int8_per_tensor",
                 "int16x8")
 QAT_VARIANTS = ("qat_int8", "qat_partial", "qat_4bit")
+#: Fine-tuned by :mod:`qlab.lite.deep_compression` (pruning, clustering, preserving QAT).
+DC_VARIANTS = ("pruned_int8", "clustered_int8", "pqat_int8", "cqat_int8", "pcqat_int8")
 #: Variants whose conversion needs a representative dataset.
 NEEDS_CALIBRATION = ("int8_per_channel", "int8_per_tensor", "int16x8")
 DEFAULT_CALIBRATION_SAMPLES = 500

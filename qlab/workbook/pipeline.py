@@ -2,7 +2,8 @@
 
 For each model: the float Keras model (trained or loaded from the cache), each
 variant converted to TFLite, top-1 accuracy of the TFLite model on the test set
-through the LiteRT interpreter, its file size, and its batch-1 latency measured
+through the LiteRT interpreter, its file size (stored, and compressed with ``gzip -9``: deflate,
+the algorithm TFMOT's pruning and clustering guides measure with ``zipfile``), and its batch-1 latency measured
 in the same process and interleaved with the float32 baseline. QAT variants also
 report the agreement between the Keras model and its TFLite conversion. Every
 variant has a file: ``qat_4bit`` stores its conv, depthwise and dense weights as INT4, which
@@ -26,8 +27,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from qlab.lite.conversion import (DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
-                          convert_qat)
+from qlab.lite.conversion import (DC_VARIANTS, DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants,
+                                  convert, convert_qat)
+from qlab.numerics.compression import gzip_size
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
 from qlab.lite.models import MODELS, check_size, get_spec, predict_keras
@@ -36,8 +38,8 @@ from qlab.workbook.user_data import check_dataset
 #: Columns of the results table, in display order.
 COLUMNS = ["model", "variant", "accuracy", "top1_agreement", "output_sqnr_db", "kl_divergence",
            "accuracy_delta", "delta_low", "delta_high", "mcnemar_p", "size_bytes", "size_ratio",
-           "latency_ms", "latency_ratio", "keras_accuracy", "keras_tflite_agreement", "evaluated_with",
-           "seconds", "note"]
+           "gzip_bytes", "gzip_ratio", "latency_ms", "latency_ratio", "keras_accuracy",
+           "keras_tflite_agreement", "evaluated_with", "seconds", "note"]
 #: The columns measured against the float32 TFLite model on the same images (fine_metrics' keys).
 FINE_COLUMNS = ["top1_agreement", "output_sqnr_db", "kl_divergence", "accuracy_delta", "delta_low",
                 "delta_high", "mcnemar_p"]
@@ -87,6 +89,8 @@ class ComparisonResult:
             "KL": t["kl_divergence"].map(lambda kl: None if pd.isna(kl) else f"{kl:.2g}"),
             "size KB": (t["size_bytes"] / 1024).round(1),
             "float32 size / size": t["size_ratio"].round(2),
+            "gzip -9 KB": (t["gzip_bytes"] / 1024).round(1),
+            "float32 gzip / gzip": t["gzip_ratio"].round(2),
             "latency ms": t["latency_ms"].round(3),
             "latency / float32": t["latency_ratio"].round(2),
             "Keras-TFLite agreement %": (100 * t["keras_tflite_agreement"]).round(2),
@@ -130,6 +134,11 @@ def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarra
     """``(tflite bytes, the Keras QAT model or None)`` for one variant."""
     from qlab.lite.qat import load_or_fine_tune
 
+    if variant in DC_VARIANTS:
+        from qlab.lite.deep_compression import VARIANT_STAGES, load_stage
+
+        return _dc_variant(variant, load_stage(name, VARIANT_STAGES[variant], size, seed, verbose),
+                           x_calib, calibration_samples)
     if variant not in QAT_VARIANTS:
         return convert(float_model, variant, x_calib, calibration_samples), None
     return _qat_variant(variant, load_or_fine_tune(name, variant, size, seed, verbose))
@@ -140,6 +149,15 @@ def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes, Any]:
     # partial QAT leaves float layers, so its input and output stay float; qat_int8 and
     # qat_4bit quantize every layer, so like int8_per_channel they take and give int8
     return convert_qat(qat_model, int8_io=(variant != "qat_partial")), qat_model
+
+
+def _dc_variant(variant: str, stage_model: Any, x_calib: np.ndarray,
+                calibration_samples: int) -> tuple[bytes, Any]:
+    """``(tflite bytes, the Keras QAT model or None)`` for a Deep Compression variant."""
+    from qlab.lite.deep_compression import QAT_STAGES, VARIANT_STAGES, variant_file
+
+    keras_model = stage_model if VARIANT_STAGES[variant] in QAT_STAGES else None
+    return variant_file(variant, stage_model, x_calib, calibration_samples), keras_model
 
 
 def _predict_in_background(pool: ThreadPoolExecutor, model_bytes: bytes, x: np.ndarray) -> Future:
@@ -212,6 +230,7 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
     from qlab.lite.progress import progress_iter
 
     rows, keras_scores = {}, {}
+    float_gzip = gzip_size(files["float32"])
     # int16x8 first: its reference kernels take longest to evaluate in the background
     ordered = sorted(variants, key=lambda v: v != "int16x8")
     for variant in progress_iter(ordered, f"{name}: variants", unit="variant"):
@@ -227,7 +246,9 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
         files[variant] = model_bytes
         if variant not in predictions:
             predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
-        row.update(size_bytes=len(model_bytes), size_ratio=len(files["float32"]) / len(model_bytes))
+        row.update(size_bytes=len(model_bytes), size_ratio=len(files["float32"]) / len(model_bytes),
+                   gzip_bytes=gzip_size(model_bytes))
+        row["gzip_ratio"] = float_gzip / row["gzip_bytes"]
         if tflite_dir is not None:
             write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
         row["seconds"] = time.perf_counter() - start  # convert (+ fine-tune) (+ evaluate, later)
@@ -260,7 +281,7 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
                         input_range: tuple[float, float] | None = None) -> ComparisonResult:
     """:func:`compare` for a model you bring: every variant of one trained Keras model.
 
-    Taught in ``09_your_own_model``.
+    Taught in ``11_your_own_model``.
 
     Args:
         model: a trained float classifier that outputs class scores: a Keras 3 model
@@ -271,7 +292,9 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
             labels; calibration and QAT fine-tuning use the train part.
         variants: as for :func:`compare`; QAT variants fine-tune one epoch on
             ``fine_tune_samples`` training examples (not cached), the whole-model ones
-            starting from the activation ranges of the first training images.
+            starting from the activation ranges of the first training images. The Deep
+            Compression variants prune and cluster on as many examples
+            (:func:`qlab.lite.deep_compression.user_budget`, the default recipe).
         name: the ``model`` column (default: the model's name).
         input_range: ``(low, high)`` the model was trained on, e.g. ``(0, 1)``; image values
             outside it are an error (qlab knows [0, 1] for its own models).
@@ -335,7 +358,7 @@ def _user_model(model: Any) -> Any:
 
 def _model_for_qat(model: Any, variants: Sequence[str], x_train: np.ndarray) -> tuple[Any, Any]:
     """``(tf_keras model for the QAT variants, the Keras 3 rebuild or None)``."""
-    if not _is_keras3(model) or not set(variants) & set(QAT_VARIANTS):
+    if not _is_keras3(model) or not set(variants) & {*QAT_VARIANTS, *DC_VARIANTS}:
         return model, None
     from qlab.lite.keras3 import rebuild_in_tf_keras
 
@@ -350,9 +373,15 @@ def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_sample
     from qlab.lite.qat import CALIBRATED_START, QAT_BUILDERS, fine_tune
     from qlab.lite.qat_ranges import start_from_data
 
+    from qlab.lite.deep_compression import VARIANT_STAGES, stage_runner, user_budget
+
     (x_train, y_train), _ = data
+    stages = stage_runner(qat_base, x_train, y_train, budget=user_budget(fine_tune_samples), seed=seed,
+                          verbose=verbose)
 
     def variant_model(variant: str) -> tuple[bytes, Any]:
+        if variant in DC_VARIANTS:
+            return _dc_variant(variant, stages(VARIANT_STAGES[variant]), x_train, calibration_samples)
         if variant not in QAT_VARIANTS:
             return convert(model, variant, x_train, calibration_samples), None
         qat_model = QAT_BUILDERS[variant](qat_base)

@@ -266,3 +266,6 @@ register_study("adaround", "qlab.lite.adaround:adaround_study",
 register_study("bits_picture", "qlab.lite.bits_picture:bits_picture_study",
                description="accuracy vs weight (8..2) and activation (8, 4) bits: PTQ per-tensor, best PTQ, "
                            "a float fine-tune control and QAT, 06")
+register_study("deep_compression", "qlab.lite.deep_compression:deep_compression_study",
+               description="pruning, clustering, int8 (PTQ and PCQAT) and compression, stage by stage, with a "
+                           "fine-tuned float control, 09")

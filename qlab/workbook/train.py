@@ -1,4 +1,4 @@
-"""``qlab train``: train the zoo models and their QAT fine-tunes from scratch, as shipped.
+"""``qlab train``: train the zoo models, their QAT and Deep Compression fine-tunes from scratch, as shipped.
 
 The shipped models in ``data/models/`` (:mod:`qlab.lite.shipped`) were made by
 :func:`train_zoo` at the ``full`` budget. It trains in a fresh, temporary cache with the
@@ -12,7 +12,8 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from functools import partial
+from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
@@ -22,6 +23,9 @@ from qlab.lite.shipped import (find_entry, ship_entry, shipped_dir, shipped_mode
 
 #: The fine-tunes shipped beside each zoo model (the lessons load them in full mode).
 SHIPPED_QAT_VARIANTS = ("qat_int8", "qat_4bit", "qat_partial")
+#: The Deep Compression stages shipped beside each zoo model (:mod:`qlab.lite.deep_compression`): the ones
+#: ``qlab compare``'s variants load. The ``tuned`` control is only needed by lesson 09's study, which is recorded.
+SHIPPED_DC_STAGES = ("pruned", "clustered", "pruned_clustered", "pqat", "cqat", "pcqat")
 
 
 @contextlib.contextmanager
@@ -31,44 +35,47 @@ def _fresh_cache(folder: Path) -> Iterator[None]:
         yield
 
 
-def _entries(models: Sequence[str], variants: Sequence[str], size: str, seed: int
-             ) -> list[tuple[str, str, str | None, dict]]:
-    """``(label, model, variant, config)`` of every entry to train, float models first."""
-    from qlab.lite.models import training_config
-    from qlab.lite.qat import qat_config
+def _entries(models: Sequence[str], variants: Sequence[str], stages: Sequence[str], size: str, seed: int,
+             verbose: int | str) -> list[tuple[str, dict, Callable[[], Any]]]:
+    """``(label, config, load)`` of every entry to train: float models, QAT fine-tunes, Deep Compression."""
+    from qlab.lite import deep_compression as dc
+    from qlab.lite.models import load_or_train, training_config
+    from qlab.lite.qat import load_or_fine_tune, qat_config
 
-    floats = [(f"{m}-{size}-s{seed}", m, None, training_config(m, size, seed)) for m in models]
-    qats = [(f"{m}-{size}-s{seed}-{v}", m, v, qat_config(m, v, size, seed))
-            for m in models for v in variants]
-    return floats + qats
+    floats = [(f"{m}-{size}-s{seed}", training_config(m, size, seed),
+               partial(load_or_train, m, size, seed, verbose)) for m in models]
+    qats = [(f"{m}-{size}-s{seed}-{v}", qat_config(m, v, size, seed),
+             partial(load_or_fine_tune, m, v, size, seed, verbose)) for m in models for v in variants]
+    dcs = [(dc.stage_label(m, s, size, seed), dc.stage_config(m, s, size, seed),
+            partial(dc.load_stage, m, s, size, seed, verbose)) for m in models for s in stages]
+    return floats + qats + dcs
 
 
 def train_zoo(models: Sequence[str], variants: Sequence[str] = SHIPPED_QAT_VARIANTS,
               size: str = "full", seed: int = 0, output: str | os.PathLike | None = None,
-              verbose: int | str = 0) -> pd.DataFrame:
-    """Train ``models`` and their QAT ``variants`` from scratch and write them to ``output``.
+              verbose: int | str = 0, stages: Sequence[str] = SHIPPED_DC_STAGES) -> pd.DataFrame:
+    """Train ``models``, their QAT ``variants`` and Deep Compression ``stages`` from scratch into ``output``.
 
     Returns one row per entry: the sha256 of its weight values, the compressed size, and
     whether those values are identical to the shipped ones (None when it is not shipped).
     """
     from qlab.files.paths import artifacts_dir
     from qlab.lite.cache import entry_dir
-    from qlab.lite.models import check_size, get_spec, load_or_train
-    from qlab.lite.qat import load_or_fine_tune
+    from qlab.lite.deep_compression import check_stage
+    from qlab.lite.models import check_size, get_spec
 
     check_size(size)
     for name in models:
         get_spec(name)
+    for stage in stages:
+        check_stage(stage)
     output = Path(output) if output else artifacts_dir() / "trained" / size
     output.mkdir(parents=True, exist_ok=True)
     reference = shipped_dir()
-    entries = _entries(models, variants, size, seed)
     rows = []
     with tempfile.TemporaryDirectory(prefix="qlab-train-") as tmp, _fresh_cache(Path(tmp)):
-        for label, name, variant, config in entries:
-            model = load_or_train(name, size, seed, verbose) if variant is None else \
-                load_or_fine_tune(name, variant, size, seed, verbose)
-            entry = ship_entry(label, entry_dir(label, config), output, values_sha256(model))
+        for label, config, load in _entries(models, variants, stages, size, seed, verbose):
+            entry = ship_entry(label, entry_dir(label, config), output, values_sha256(load()))
             rows.append(_row(label, entry, reference, config))
     return pd.DataFrame(rows).set_index("entry")
 

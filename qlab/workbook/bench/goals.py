@@ -18,7 +18,13 @@ ACCURACY_GOALS: dict[str, dict[str, float]] = {
 }
 #: Variants whose every weight tensor is stored as int8: each must be >= MIN_INT8_SIZE_RATIO
 #: times smaller than float32. (qat_partial leaves layers float by design.)
-INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "int16x8", "qat_int8")
+INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "int16x8", "qat_int8", "pruned_int8",
+                 "clustered_int8", "pqat_int8", "cqat_int8", "pcqat_int8")
+#: The Deep Compression issue's bars: per model, the best of its Deep Compression variants must be
+#: this many times smaller than float32 once both are compressed (gzip -9), losing at most this much accuracy.
+DEEP_COMPRESSION_GOALS: dict[str, tuple[float, float]] = {
+    "mnist_cnn": (12.0, 0.003), "mobilenet_v1": (8.0, 0.005), "mobilenet_v2": (8.0, 0.005)}
+DEEP_COMPRESSION_VARIANTS = ("pruned_int8", "clustered_int8", "pqat_int8", "cqat_int8", "pcqat_int8")
 MIN_INT8_SIZE_RATIO = 3.0
 #: Variants whose conv, depthwise and dense weights are stored as INT4: each file must be
 #: smaller than the int8_per_channel file of the same model.
@@ -32,13 +38,14 @@ LESSON_BUDGETS: dict[str, tuple[float, float]] = {
     "06_quantization_aware_training.ipynb": (300.0, 60.0),
     "07_custom_quantization.ipynb": (300.0, 60.0),
     "08_compare_and_debug.ipynb": (300.0, 60.0),
+    "09_deep_compression.ipynb": (300.0, 60.0),
 }
 #: The widgets' goal: median update under this many milliseconds.
 WIDGET_MEDIAN_GOAL_MS = 100.0
 #: ... and every control's 95th percentile under this many (headroom for a slower laptop).
 WIDGET_P95_GOAL_MS = 50.0
-#: The lessons the workbook is planned to have (notebooks/00..09).
-PLANNED_NOTEBOOKS = 10
+#: The lessons the workbook is planned to have (notebooks/00..11).
+PLANNED_NOTEBOOKS = 12
 
 
 def result_row(results: dict[str, Any], model: str, variant: str) -> dict[str, Any] | None:
@@ -162,6 +169,27 @@ def _int4_size_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return goals
 
 
+def _deep_compression_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per model: its smallest compressed Deep Compression file within the accuracy bar, against the ratio bar."""
+    goals = []
+    for model, (ratio_bar, max_drop) in DEEP_COMPRESSION_GOALS.items():
+        base = _accuracy(results, model, "float32")
+        rows = [r for v in DEEP_COMPRESSION_VARIANTS if (r := result_row(results, model, v)) is not None
+                and r.get("gzip_ratio") is not None and r.get("accuracy") is not None]
+        within = [r for r in rows if base is not None and base - r["accuracy"] <= max_drop + 1e-9]
+        best = max(within, key=lambda r: r["gzip_ratio"], default=None)
+        goal = (f"{model}: a Deep Compression variant >= {ratio_bar:g}x smaller than float32 compressed "
+                f"(gzip -9), losing <= {100 * max_drop:.1f} points")
+        if best is None:
+            measured = "not measured" if not rows else "none within the accuracy bar"
+        else:
+            measured = (f"{best['variant']}: {best['gzip_ratio']:.2f}x, "
+                        f"{100 * (best['accuracy'] - base):+.2f} points")
+        goals.append({"goal": goal, "measured": measured,
+                      "ok": best is not None and best["gzip_ratio"] >= ratio_bar})
+    return goals
+
+
 def _notebook_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = results.get("notebooks", [])
     full = [r for r in rows if r["mode"] == "full"]
@@ -204,7 +232,7 @@ def goal_results(results: dict[str, Any]) -> list[dict[str, Any]]:
         raise ValueError("results must be the dict of qlab bench (benchmarks/results.json) with a "
                          f"'rows' list, got {type(results).__name__}")
     return (_accuracy_goals(results) + _size_and_latency_goals(results) + _int4_size_goals(results)
-            + _notebook_goals(results) + _widget_goals(results))
+            + _deep_compression_goals(results) + _notebook_goals(results) + _widget_goals(results))
 
 
 def check_goals(results: dict[str, Any]) -> list[str]:

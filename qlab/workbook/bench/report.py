@@ -68,11 +68,12 @@ def _model_table(results: dict[str, Any], model: str) -> str:
               None if base is None or r.get("accuracy") is None
               else f"{100 * (r['accuracy'] - base):+.2f}",
               _fmt(r.get("size_bytes"), ".1f", 1 / 1024), _fmt(r.get("size_ratio"), ".2f"),
+              _fmt(r.get("gzip_bytes"), ".1f", 1 / 1024), _fmt(r.get("gzip_ratio"), ".2f"),
               _range(r, "latency_ms", ".4f"), _range(r, "latency_ratio", ".2f"),
               _fmt(r.get("keras_tflite_agreement"), ".2f", 100), r.get("note")]
              for r in results["rows"] if r["model"] == model]
     return _md_table(["variant", "accuracy %", "vs float32 (points)", "size KB",
-                      "float32 size / size", "latency ms (min-max)", "latency / float32 (min-max)",
+                      "float32 size / size", "gzip -9 KB", "float32 gzip / gzip", "latency ms (min-max)", "latency / float32 (min-max)",
                       "Keras-TFLite agreement %", "note"], table)
 
 
@@ -406,10 +407,24 @@ def _bits_picture_table(studies: list[dict[str, Any]]) -> str:
 
 
 #: The studies the report shows, in its order, and the table of each.
+def _deep_compression_table(studies: list[dict[str, Any]]) -> str:
+    table = [[study["model"], r["stage"], _fmt(_number(r.get("bytes")), ".1f", 1 / 1024),
+              _fmt(_number(r.get("gzip bytes")), ".1f", 1 / 1024), _fmt(_number(r.get("gzip ratio")), ".2f"),
+              _fmt(_number(r.get("zip ratio")), ".2f"), _percent(r.get("accuracy")),
+              _interval(r.get("vs float32 (points)"), r.get("vs float32 low"), r.get("vs float32 high")),
+              _interval(r.get("vs control (points)"), r.get("vs control low"), r.get("vs control high")),
+              _fmt(_number(r.get("zeros kept")), ".4f"), r.get("values per channel")]
+             for study in studies for r in study["rows"]]
+    return _md_table(["model", "stage", "size KB", "gzip -9 KB", "float32 gzip / gzip", "float32 zip / zip",
+                      "accuracy %", "vs float32, points [95% CI]", "vs control, points [95% CI]",
+                      "pruned zeros kept", "most values per channel"], table)
+
+
 STUDY_TABLES = {"weight_bits": _weight_bits_table, "equalization": _equalization_table,
                 "calibration_failures": _calibration_failures_table,
                 "range_estimators": _range_estimators_table, "bits_picture": _bits_picture_table,
-                "adaround": _adaround_table, "partial_qat": _partial_qat_table}
+                "adaround": _adaround_table, "partial_qat": _partial_qat_table,
+                "deep_compression": _deep_compression_table}
 
 
 def _recorded_studies(results: dict[str, Any], studies_dir: str | Path | None,

@@ -32,15 +32,17 @@ def test_every_shipped_file_matches_its_sha256_and_the_total_is_within_budget():
 
 
 def test_the_shipped_models_are_the_ones_todays_code_asks_for():
-    """A change to a budget or a QAT recipe must ship new files (qlab train), not fall back to training."""
+    """A change to a budget or a recipe must ship new files (qlab train), not fall back to training."""
+    from qlab.lite.deep_compression import stage_config, stage_label
     from qlab.lite.models import MODELS, training_config
     from qlab.lite.qat import qat_config
-    from qlab.workbook.train import SHIPPED_QAT_VARIANTS
+    from qlab.workbook.train import SHIPPED_DC_STAGES, SHIPPED_QAT_VARIANTS
 
     for name in MODELS:
         wanted = {f"{name}-full-s0": training_config(name, "full", 0)}
         wanted.update({f"{name}-full-s0-{v}": qat_config(name, v, "full", 0)
                        for v in SHIPPED_QAT_VARIANTS})
+        wanted.update({stage_label(name, s): stage_config(name, s) for s in SHIPPED_DC_STAGES})
         for label, config in wanted.items():
             assert shipped.find_entry(label, config, SHIPPED) is not None, f"{label} is not shipped"
 

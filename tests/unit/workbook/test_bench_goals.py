@@ -9,19 +9,24 @@ from qlab.workbook.bench import goals
 
 ACCURACY = {  # model -> variant -> accuracy; every bound met, qat_int8 of mnist_cnn exactly on it
     "mnist_cnn": {"float32": 0.9925, "int8_per_channel": 0.9920, "int8_per_tensor": 0.9918,
-                  "qat_int8": 0.9910, "qat_4bit": 0.9900},
+                  "qat_int8": 0.9910, "qat_4bit": 0.9900, "pruned_int8": 0.9920, "pcqat_int8": 0.9895},
     "mobilenet_v2": {"float32": 0.9890, "int8_per_channel": 0.9850, "int8_per_tensor": 0.9500,
-                     "qat_int8": 0.9880},
+                     "qat_int8": 0.9880, "pcqat_int8": 0.9840},
     "mobilenet_v1": {"float32": 0.9885, "int8_per_channel": 0.9870, "int8_per_tensor": 0.9700,
-                     "qat_int8": 0.9870},
+                     "qat_int8": 0.9870, "pcqat_int8": 0.9835},
 }
+#: float32 gzip / gzip per variant (default 3.8): the Deep Compression bars hit exactly
+GZIP_RATIO = {"float32": 1.0, "qat_4bit": 7.0, "pruned_int8": 9.0, "pcqat_int8": None}
+DC_BARS = {"mnist_cnn": 12.0, "mobilenet_v1": 8.0, "mobilenet_v2": 8.0}
 
 
 def fake_row(model, variant, accuracy):
     """One row as qlab bench writes it: 3.5x smaller and faster than float32 (qat_4bit: 6.5x)."""
     ratio = {"float32": 1.0, "qat_4bit": 6.5}.get(variant, 3.5)
+    gzip_ratio = GZIP_RATIO.get(variant, 3.8) or DC_BARS[model]
     return {"model": model, "variant": variant, "accuracy": accuracy,
             "size_bytes": int(400_000 / ratio), "size_ratio": ratio,
+            "gzip_bytes": int(380_000 / gzip_ratio), "gzip_ratio": gzip_ratio,
             "latency_ms": 0.1 / ratio, "latency_ms_min": 0.09 / ratio, "latency_ms_max": 0.12 / ratio,
             "latency_ratio": 1 / ratio, "latency_ratio_min": 0.9 / ratio,
             "latency_ratio_max": 1.1 / ratio, "keras_accuracy": None,
@@ -32,7 +37,7 @@ def fake_row(model, variant, accuracy):
 def fake_results():
     """A complete results dict in which every goal is met."""
     rows = [fake_row(m, v, a) for m, accs in ACCURACY.items() for v, a in accs.items()]
-    names = [f"{i:02d}_lesson.ipynb" for i in range(10)]
+    names = [f"{i:02d}_lesson.ipynb" for i in range(12)]
     return {
         "schema": 1, "command": "qlab bench", "started": "2026-11-22T08:35:00+00:00",
         "finished": "2026-11-22T09:00:00+00:00", "total_seconds": 1500.0, "skipped": [],
@@ -83,6 +88,10 @@ def test_all_goals_met_on_the_fake_results_with_a_bound_hit_exactly():
     (lambda r: set_row(r, "mnist_cnn", "int8_per_tensor", latency_ratio=None), "latency ratio"),
     (lambda r: set_row(r, "mnist_cnn", "qat_4bit", size_bytes=114_285), "smaller than its int8"),
     (lambda r: set_row(r, "mnist_cnn", "qat_4bit", size_bytes=None), "qat_4bit file smaller"),
+    # the best Deep Compression variant: under the ratio bar, or over the accuracy bar with nothing else
+    # as small (pruned_int8's 9x is then the best within the bar)
+    (lambda r: set_row(r, "mobilenet_v1", "pcqat_int8", gzip_ratio=7.9), "mobilenet_v1: a Deep Compression"),
+    (lambda r: set_row(r, "mnist_cnn", "pcqat_int8", accuracy=0.9894), "pruned_int8: 9.00x"),
     (lambda r: r["rows"].remove(next(x for x in r["rows"] if x["variant"] == "int8_per_tensor"
                                      and x["model"] == "mobilenet_v1")), "gap measured"),
 ])
@@ -98,7 +107,7 @@ def test_notebook_goals_fail_on_a_failure_a_slow_workbook_or_no_timing():
     failed["notebooks"][3].update(ok=False, error="RuntimeError: boom")
     assert any("03_lesson.ipynb runs to the end" in m for m in goals.check_goals(failed))
     slow = fake_results()
-    slow["notebooks"][0]["seconds"] = 901.0  # 9 x 100 s + 901 s = 30.02 min
+    slow["notebooks"][0]["seconds"] = 701.0  # 11 x 100 s + 701 s = 30.02 min
     assert any("<= 30 min" in m for m in goals.check_goals(slow))
     skipped = fake_results()
     skipped.update(notebooks=[], skipped=["notebooks"])
@@ -122,7 +131,7 @@ def test_budgeted_lessons_fail_when_slower_than_their_budget():
 
 def test_notebook_totals_add_up_each_mode():
     results = fake_results()
-    assert goals.notebook_totals(results) == {"full": 1000.0, "smoke": 100.0}
+    assert goals.notebook_totals(results) == {"full": 1200.0, "smoke": 120.0}
     assert goals.notebook_totals({"rows": []}) == {}
 
 
@@ -131,7 +140,7 @@ def test_notes_name_missing_notebooks_and_slow_widgets():
     results["notebooks_found"] = results["notebooks_found"][:4]
     results["widgets"][0]["median_ms"] = 150.0
     text = " ".join(goals.notes(results))
-    assert "missing: 04, 05, 06, 07, 08, 09" in text and "BucketExplorer.num_bits (150 ms)" in text
+    assert "missing: 04, 05, 06, 07, 08, 09, 10, 11" in text and "BucketExplorer.num_bits (150 ms)" in text
     assert goals.notes(fake_results()) == []
 
 
@@ -157,7 +166,8 @@ def test_a_model_that_failed_is_named_in_the_notes_and_misses_its_goals():
     results["rows"] = [r for r in results["rows"] if r["model"] != "mobilenet_v1"]
     results["errors"] = {"mobilenet_v1": "RuntimeError: out of memory"}
     assert "`mobilenet_v1` could not be measured: RuntimeError: out of memory" in goals.notes(results)
-    assert sum("mobilenet_v1" in m for m in goals.check_goals(results)) == 3
+    # float accuracy, qat_int8, the per-tensor gap and the Deep Compression bar
+    assert sum("mobilenet_v1" in m for m in goals.check_goals(results)) == 4
 
 
 def test_a_size_ratio_far_from_4x_says_where_the_bytes_went():

@@ -120,6 +120,13 @@ def fake_studies(folder):
              -0.1194, -0.1067, 4.97, 2.86, 0, 0, 0, 10.4, 9.53, 11.32],
             ["mobilenet_v2", "sensitivity", "Conv1 alone at 2 bits", 0.5, nan, nan, nan, nan, nan,
              nan, nan, nan, nan, nan, nan]]),
+        _study_file(folder, "deep_compression", "mnist_cnn",
+                    ["model", "stage", "bytes", "gzip bytes", "zip bytes", "zeros kept", "values per channel",
+                     "accuracy", "vs float32 (points)", "vs float32 low", "vs float32 high", "vs control (points)",
+                     "vs control low", "vs control high", "gzip ratio", "zip ratio"], [
+            ["mnist_cnn", "float32", 903400, 836034, 836148, nan, 1600, 0.9925, 0, 0, 0, -0.04, -0.14, 0.06, 1, 1],
+            ["mnist_cnn", "PCQAT int8", 232480, 53696, 56661, 1.0, 8, 0.9916, -0.09, -0.23, 0.05, -0.13, -0.26, 0.0,
+             15.57, 14.76]]),
     ]
 
 
@@ -151,7 +158,7 @@ def test_markdown_shows_numbers_noise_gaps_and_the_verdict():
     assert "0.0286 (0.0257-0.0343)" in text  # latency median (min-max) in ms
     assert "| mobilenet_v2 | +3.50 | +0.30 | 250 |" in text
     assert "widest spread is 250.0x (`mobilenet_v2`)" in text
-    assert "| **whole workbook** | 1000 | 100 |" in text
+    assert "| **whole workbook** | 1200 | 120 |" in text
     assert "| mnist_cnn | `int8_per_channel` | 111.3 | 3.51 | 95.2 (86%) | 0.5 (0%) | 0.0 (0%) " \
            "| 5.9 (5%) | 9.8 (9%) |" in text
     missed = fake_results()
@@ -359,3 +366,10 @@ def test_a_widget_control_timed_on_two_set_ups_is_numbered():
     assert "`CASES`" in text
     plain = report.render_markdown(fake_results())
     assert f"| {widget} | `{control}` |" in plain and "`CASES`" not in plain
+
+
+def test_the_deep_compression_study_is_a_table_of_stages_with_intervals(tmp_path):
+    results = fake_results() | {"studies_recorded": fake_studies(tmp_path)}
+    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    assert "### Deep Compression, stage by stage" in section
+    assert "| mnist_cnn | PCQAT int8 | 227.0 | 52.4 | 15.57 | 14.76 | 99.16 | -0.09 [-0.23, +0.05] |" in section
