@@ -107,6 +107,7 @@ _LAZY: dict[str, str] = {
     "plot_latency": "qlab.plots.comparison",
     "plot_accuracy_delta": "qlab.plots.comparison",
     "plot_layer_errors": "qlab.plots.layer_errors",
+    "plot_stages": "qlab.plots.deep_compression",
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()`` -> the module in its layer
 _SUBMODULES: dict[str, str] = {

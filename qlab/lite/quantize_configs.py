@@ -11,7 +11,7 @@ will quantize.
 :func:`annotate_extra_layers` annotates every layer of a model that
 :data:`EXTRA_CONFIGS` knows; :mod:`qlab.lite.qat` calls it before
 ``quantize_annotate_model``, so ``qat_int8``, ``qat_4bit`` and the other whole-model
-helpers accept these layers without being asked. Taught in ``09_your_own_model``.
+helpers accept these layers without being asked. Taught in ``11_your_own_model``.
 """
 
 from __future__ import annotations

@@ -153,7 +153,31 @@ CHECKS = {
         "accumulated_over_same_input_median": lambda v: v >= 1,
         "same_input_relative_rmse": lambda v: 0 < v["min"] <= v["max"] < 0.2,
     },
-    "09_your_own_model.ipynb": {
+    "09_deep_compression.ipynb": {
+        "written_out_sparsity": lambda v: len(v) == 4 and all(abs(x - 0.75) <= 0.01 for x in v.values()),
+        # a pruned file stores every zero: same bytes, and only the compressor sees them
+        "pruned_file_bytes": lambda v: v["pruned"] == v["float32"],
+        "pruned_file_gzip_bytes": lambda v: v["pruned"] < 0.5 * v["float32"],
+        "sparse_storage": lambda v: v["densify_ops"] >= 1 and v["accuracy"] == v["pruned_accuracy"],
+        "pruned_latency_ratio": lambda v: len(v) == 3 and all(r > 0 for r in v.values()),
+        # the break and the repair: plain QAT loses the zeros and the clusters, the preserving schemes keep them
+        "zeros_kept": lambda v: v["PQAT"] >= 0.95 and v["int8 PTQ"] >= 0.95 and v["plain QAT"] < 0.5,
+        "zeros_gzip_bytes": lambda v: v["PQAT"] < 0.8 * v["plain QAT"],
+        "written_out_unique_values": lambda v: len(v) == 4 and all(1 < n <= 8 for n in v.values()),
+        "values_per_channel": lambda v: v["CQAT"] <= 8 and v["int8 PTQ"] <= 8 and v["plain QAT"] > 8,
+        "clusters_gzip_bytes": lambda v: v["CQAT"] < 0.8 * v["plain QAT"],
+        "recipe": lambda v: v["sparsity"] == 0.75 and v["clusters"] == 8,
+        # every stage compresses further; the int8 rows beat the float ones
+        "stage_gzip_ratio": lambda v: all(
+            v[f"{m}/PCQAT int8"] > v[f"{m}/pruned + clustered"] > v[f"{m}/pruned"] > 2
+            and v[f"{m}/pruned, int8 PTQ"] > v[f"{m}/pruned"] for m in {k.split("/")[0] for k in v}),
+        "stage_accuracy": lambda v: all(0 <= a <= 1 for a in v.values()),
+        "best_pipeline": lambda v: "mnist_cnn" in v,
+        "untouched": lambda v: all(r["ceiling: float32 gzip / untouched gzip"] > r["PCQAT gzip ratio"]
+                                   for r in v.values()),
+        "claims": lambda v: len(v) >= 6 and all(r > 1 for r in v.values()),
+    },
+    "11_your_own_model.ipynb": {
         "unsupported_layers": lambda v: v == [],
         "accuracy": lambda v: len(v) == 6 and all(0 <= a <= 1 for a in v.values()),
         "size_ratio": lambda v: v["int8_per_channel"] > 2 and 1.5 < v["float16"] < 2,
@@ -266,7 +290,18 @@ FULL_CHECKS["08_compare_and_debug.ipynb"] = {
     and v["projections median"] > 1.5 * v["other median"],
 }
 
-FULL_CHECKS["09_your_own_model.ipynb"] = {
+FULL_CHECKS["09_deep_compression.ipynb"] = {
+    # the bars: mnist_cnn >= 12x within 0.3 points, the MobileNets >= 8x within 0.5 points
+    "best_pipeline": lambda v: len(v) == 3 and all(r["meets bar"] for r in v.values()),
+    # the recipe section 5 describes
+    "recipe": lambda v: v == {"sparsity": 0.75, "clusters": 8, "prune_epochs": 3, "cluster_epochs": 1,
+                              "qat_samples": 30000},
+    # section 6: the MobileNets keep a larger untouched share than the CNN
+    "untouched": lambda v: v["mnist_cnn"]["untouched share %"] < min(v["mobilenet_v1"]["untouched share %"],
+                                                                      v["mobilenet_v2"]["untouched share %"]),
+}
+
+FULL_CHECKS["11_your_own_model.ipynb"] = {
     # the example CNN: post-training int8 loses hardly anything, qat_int8 (more training) beats float
     "accuracy": lambda v: len(v) == 6 and v["qat_int8"] > v["float32"]
     and v["float32"] - min(v["int8_per_channel"], v["int8_per_tensor"]) < 0.002,
