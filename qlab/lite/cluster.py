@@ -198,11 +198,12 @@ def quantize_preserving_clusters(model: Any, preserve_sparsity: bool = False) ->
     if any(hasattr(layer, "cluster_centroids") for layer in model.layers):
         raise ValueError("model still has ClusterWeights wrappers: strip them first "
                          "(tfmot.clustering.keras.strip_clustering, or fine_tune_clustered)")
+    from qlab.lite.qat import quantize_with_scheme
+
     scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity)
-    qkeras = tfmot.quantization.keras
     with warnings.catch_warnings():  # per-layer notes of the scheme; the final file is counted
         warnings.simplefilter("ignore", UserWarning)
-        return qkeras.quantize_apply(qkeras.quantize_annotate_model(model), scheme)
+        return quantize_with_scheme(model, scheme)
 
 
 def _weight_channels(layer: Any) -> list[tuple[str, np.ndarray]]:

@@ -24,7 +24,7 @@ Taught in ``09_deep_compression``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -114,16 +114,33 @@ def pruning_end_step(steps: int, frequency: int = 100, begin_step: int = 0) -> i
     return begin_step + turns * frequency
 
 
-def _check_prunable(model: Any) -> None:
-    unsupported = [f"{layer.name!r} ({type(layer).__name__})" for layer in model.layers
-                   if not isinstance(layer, keras.layers.InputLayer)
-                   and tfmot_prunable_weights(layer) is None]
-    if unsupported:
+def wrap_supported_layers(model: Any, wrap: Callable[[Any], Any], supported: Callable[[Any], bool],
+                          what: str) -> Any:
+    """``wrap`` applied to every layer of ``model`` that ``supported`` accepts; weightless others kept as they are.
+
+    TFMOT's whole-model ``prune_low_magnitude`` refuses a model with any layer its registry does
+    not know, even one without weights (a Keras ``Rescaling``, say). Such a layer has nothing to
+    prune, so it is copied unwrapped; a layer *with* weights that TFMOT does not know is refused
+    by name. ``what`` names the TFMOT call in the error.
+    """
+    unknown = [layer for layer in model.layers
+               if not isinstance(layer, keras.layers.InputLayer) and not supported(layer)]
+    weighted = [f"{layer.name!r} ({type(layer).__name__})" for layer in unknown if layer.weights]
+    if weighted:
         raise ValueError(
-            f"TFMOT's prune_low_magnitude cannot wrap layer(s) {', '.join(unsupported)} of model "
-            f"{model.name!r}: its PruneRegistry does not know them. Give such a layer a "
-            f"get_prunable_weights() method (tfmot.sparsity.keras.PrunableLayer), or prune only "
-            f"the other layers with prune_low_magnitude(layer) inside clone_model.")
+            f"TFMOT's {what} cannot wrap layer(s) {', '.join(weighted)} of model {model.name!r}: its "
+            f"registry does not know them. Give such a layer a get_prunable_weights() method "
+            f"(tfmot.sparsity.keras.PrunableLayer), or wrap only the other layers inside clone_model.")
+    if not unknown:
+        return wrap(model)
+    skip = {id(layer) for layer in unknown}
+
+    def clone(layer: Any) -> Any:
+        if id(layer) in skip or isinstance(layer, keras.layers.InputLayer):
+            return layer.__class__.from_config(layer.get_config())
+        return wrap(layer)
+
+    return keras.models.clone_model(model, clone_function=clone)
 
 
 def prune_model(model: Any, target_sparsity: float | None, begin_step: int = 0, end_step: int | None = None,
@@ -145,18 +162,20 @@ def prune_model(model: Any, target_sparsity: float | None, begin_step: int = 0, 
             (a first conv on a grey image) keeps all its weights.
     """
     model = require_keras2_model(model)
-    _check_prunable(model)
     if m_by_n is not None:
         m, n = check_m_by_n(m_by_n)
         if target_sparsity is not None:
             raise ValueError(f"with m_by_n={m_by_n!r} the sparsity is m/n = {m / n:g}, set at the first "
                              f"training step: pass target_sparsity=None, got {target_sparsity!r}")
-        return sparsity_keras.prune_low_magnitude(copy_model(model), sparsity_m_by_n=(m, n))
-    if target_sparsity is None or end_step is None:
+        params = {"sparsity_m_by_n": (m, n)}
+    elif target_sparsity is None or end_step is None:
         raise ValueError("target_sparsity and end_step are needed for magnitude pruning, got "
                          f"target_sparsity={target_sparsity!r}, end_step={end_step!r} (or pass m_by_n)")
-    schedule = pruning_schedule(target_sparsity, begin_step, end_step, frequency, initial_sparsity)
-    return sparsity_keras.prune_low_magnitude(copy_model(model), pruning_schedule=schedule)
+    else:
+        params = {"pruning_schedule": pruning_schedule(target_sparsity, begin_step, end_step, frequency,
+                                                       initial_sparsity)}
+    return wrap_supported_layers(copy_model(model), lambda x: sparsity_keras.prune_low_magnitude(x, **params),
+                                 lambda layer: tfmot_prunable_weights(layer) is not None, "prune_low_magnitude")
 
 
 def _last_step_needed(pruned_model: Any) -> int:
@@ -309,9 +328,8 @@ def quantize_preserving_sparsity(stripped_pruned_model: Any) -> Any:
     if any(isinstance(layer, _wrapper_class()) for layer in model.layers):
         raise ValueError("stripped_pruned_model still has pruning wrappers: call "
                          "tfmot.sparsity.keras.strip_pruning(model) first (fine_tune_pruned does)")
-    quantize = tfmot.quantization.keras
-    annotated = quantize.quantize_annotate_model(model)
+    from qlab.lite.qat import quantize_with_scheme
+
     # the same class as tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme, the
     # name TFMOT's collaborative-optimization guides use and its source marks as deprecated
-    scheme = quantize.collab_opts.Default8BitPrunePreserveQuantizeScheme()
-    return quantize.quantize_apply(annotated, scheme)
+    return quantize_with_scheme(model, tfmot.quantization.keras.collab_opts.Default8BitPrunePreserveQuantizeScheme())

@@ -82,6 +82,24 @@ def quantize_whole_model(model: Any) -> Any:
         raise _explain_tfmot_error(exc, model) from exc
 
 
+def quantize_with_scheme(model: Any, scheme: Any) -> Any:
+    """``quantize_apply(quantize_annotate_model(model), scheme)``, with qlab's QuantizeConfig for a Rescaling.
+
+    The way into TFMOT's other schemes (the collaborative-optimization ones of
+    :mod:`qlab.lite.prune` and :mod:`qlab.lite.cluster`) for a model with a layer TFMOT has no
+    QuantizeConfig for but qlab has (:data:`qlab.lite.quantize_configs.EXTRA_CONFIGS`), as
+    :func:`quantize_whole_model` does for the default scheme. Taught in ``09_deep_compression``.
+    """
+    model = require_keras2_model(model)
+    try:
+        if not has_extra_layers(model):
+            return qkeras.quantize_apply(qkeras.quantize_annotate_model(model), scheme)
+        with qkeras.quantize_scope(EXTRA_SCOPE):
+            return qkeras.quantize_apply(qkeras.quantize_annotate_model(annotate_extra_layers(model)), scheme)
+    except (RuntimeError, ValueError) as exc:
+        raise _explain_tfmot_error(exc, model) from exc
+
+
 def is_conv_or_dense(layer: Any) -> bool:
     """Default predicate of :func:`quantize_partial`: Conv2D (not depthwise) and Dense layers."""
     return type(layer) in (keras.layers.Conv2D, keras.layers.Dense)

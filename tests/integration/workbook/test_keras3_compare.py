@@ -13,7 +13,7 @@ import pytest
 
 import qlab
 from qlab.cli import main
-from qlab.lite.conversion import PTQ_VARIANTS, QAT_VARIANTS, VARIANTS
+from qlab.lite.conversion import DC_VARIANTS, PTQ_VARIANTS, QAT_VARIANTS, VARIANTS
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.slow
@@ -38,7 +38,9 @@ def check_accuracies(accuracy: dict, float_accuracy: float) -> None:
     assert set(accuracy) == set(VARIANTS)
     assert float_accuracy > 0.6  # 512 images, 6 epochs: well above chance (0.1)
     for variant, value in accuracy.items():
-        assert abs(value - float_accuracy) < 0.1, (variant, value, float_accuracy)
+        # pruning 75% of a barely trained model in a few steps on 256 images costs more than rounding
+        bound = 0.25 if variant in DC_VARIANTS else 0.1
+        assert abs(value - float_accuracy) < bound, (variant, value, float_accuracy)
 
 
 def test_every_variant_of_compare_keras_model(keras3_model_and_pixels, artifacts):
@@ -52,6 +54,8 @@ def test_every_variant_of_compare_keras_model(keras3_model_and_pixels, artifacts
     # int8 weights; a small model's graph is a large share of its file, hence not 4x
     assert (table.loc[list(PTQ_VARIANTS[2:]), "size_ratio"] > 2).all()
     assert (table.loc[list(QAT_VARIANTS), "keras_tflite_agreement"] > 0.9).all()
+    assert (table.loc[["pqat_int8", "cqat_int8", "pcqat_int8"], "keras_tflite_agreement"] > 0.9).all()
+    assert table.loc["pcqat_int8", "gzip_ratio"] > table.loc["int8_per_channel", "gzip_ratio"]
     assert result.config["keras"] == "3"
     assert 0 <= result.config["keras3_rebuild"]["max_abs_diff"] <= 1e-4
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from qlab.lite import prune
+from qlab.lite.prune import sparsity_keras
 from qlab.lite.keras2 import keras
 from qlab.lite.seed import set_seed
 from qlab.numerics.sparsity import is_m_by_n_sparse
@@ -31,10 +32,20 @@ def _data(shape, n=64, seed=0):
 
 
 class Scale(layers.Layer):
-    """A custom layer TFMOT's registry does not know."""
+    """A custom layer TFMOT's registry does not know, without weights."""
 
     def call(self, inputs):
         return 2.0 * inputs
+
+
+class LearnedScale(layers.Layer):
+    """A custom layer TFMOT's registry does not know, with a weight."""
+
+    def build(self, input_shape):
+        self.factor = self.add_weight(name="factor", shape=(), initializer="ones")
+
+    def call(self, inputs):
+        return self.factor * inputs
 
 
 def test_tfmot_registry_prunes_kernels_but_maps_depthwise_to_nothing():
@@ -64,11 +75,25 @@ def test_prune_model_rejects_bad_schedules_naming_the_argument(kwargs, match):
         prune.prune_model(mobilenet_like(), **args)
 
 
-def test_prune_model_names_a_layer_tfmot_cannot_wrap():
+def test_prune_model_names_a_layer_with_weights_tfmot_cannot_wrap():
     inputs = keras.Input((4,))
-    model = keras.Model(inputs, layers.Dense(2, name="d")(Scale(name="scale")(inputs)))
-    with pytest.raises(ValueError, match="'scale' \\(Scale\\).*get_prunable_weights"):
+    model = keras.Model(inputs, layers.Dense(2, name="d")(LearnedScale(name="scale")(inputs)))
+    with pytest.raises(ValueError, match="'scale' \\(LearnedScale\\).*get_prunable_weights"):
         prune.prune_model(model, 0.5, 0, 100)
+
+
+def test_a_weightless_layer_tfmot_does_not_know_is_kept_unwrapped():
+    """TFMOT's whole-model call refuses it (a Keras Rescaling, say); it has nothing to prune.
+
+    (TFMOT's clustering registry accepts every weightless layer, so cluster_weights needs no such care.)
+    """
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, layers.Dense(8, name="d")(Scale(name="scale")(inputs)), name="m")
+    with pytest.raises(ValueError, match="supported layer|not supported|Please initialize"):
+        sparsity_keras.prune_low_magnitude(model, pruning_schedule=sparsity_keras.ConstantSparsity(0.5, 0))
+    pruned = prune.prune_model(model, 0.5, 0, 100)
+    kinds = {layer.name: type(layer).__name__ for layer in pruned.layers}
+    assert kinds["scale"] == "Scale" and kinds["prune_low_magnitude_d"] == "PruneLowMagnitude"
 
 
 def test_pruning_end_step_is_the_last_update_a_fine_tune_reaches():
