@@ -140,41 +140,54 @@ def run_stage(stage: str, base: Any, x: np.ndarray, y: np.ndarray, recipe: Recip
         ``(model, info)``: a plain Keras model (``tuned``, ``pruned``, ``clustered``,
         ``pruned_clustered``) or a fine-tuned QAT model, and what the fine-tune measured.
     """
-    from qlab.lite import cluster, prune
-    from qlab.lite.qat import fine_tune
-
     check_stage(stage)
     x, y = (x, y) if budget.samples is None else (x[:budget.samples], y[:budget.samples])
     if not len(x):
         raise ValueError("x is empty: a Deep Compression stage needs training images")
     description = description or f"{stage} fine-tune"
     if stage in QAT_STAGES:
-        from qlab.lite.qat_ranges import start_from_data
-
-        model = qat_model(stage, base) if model is None else model
-        start_from_data(model, base, x[:CALIBRATED_START_IMAGES])
-        info = fine_tune(model, x[:budget.qat_samples], y[:budget.qat_samples], 1, seed=seed, verbose=verbose,
-                         description=description)
-        return model, info
+        return _qat_stage(stage, base, x, y, budget, seed, verbose, model, description)
     if stage in ("tuned", "pruned"):
-        steps = budget.prune_epochs * math.ceil(len(x) / budget.batch_size)
-        if stage == "tuned":  # the control: the same optimizer, rate, epochs and batches, no pruning
-            from qlab.lite.models import copy_model
+        return _pruning_stage(stage, base, x, y, recipe, budget, seed, verbose, description)
+    from qlab.lite import cluster
 
-            tuned = copy_model(base)
-            info = fine_tune(tuned, x, y, budget.prune_epochs, budget.batch_size, prune.PRUNE_LEARNING_RATE,
-                             seed=seed, verbose=verbose, description=description)
-            return tuned, info
-        until = max(1, int(steps * budget.prune_until))
-        frequency = min(budget.frequency, until)
-        wrapped = prune.prune_model(base, recipe.sparsity, end_step=prune.pruning_end_step(until, frequency),
-                                    frequency=frequency)
-        return prune.fine_tune_pruned(wrapped, x, y, budget.prune_epochs, budget.batch_size, seed=seed,
-                                      verbose=verbose, description=description)
     wrapped = cluster.cluster_model(base, recipe.clusters, recipe.centroid_init, recipe.per_channel,
                                     preserve_sparsity=(stage == "pruned_clustered"))
     return cluster.fine_tune_clustered(wrapped, x, y, budget.cluster_epochs, budget.batch_size, seed=seed,
                                        description=description, verbose=verbose)
+
+
+def _qat_stage(stage: str, base: Any, x: np.ndarray, y: np.ndarray, budget: Budget, seed: int,
+               verbose: int | str, model: Any, description: str) -> tuple[Any, dict[str, Any]]:
+    """PQAT, CQAT or PCQAT: one epoch on ``budget.qat_samples`` images from the data's activation ranges."""
+    from qlab.lite.qat import fine_tune
+    from qlab.lite.qat_ranges import start_from_data
+
+    model = qat_model(stage, base) if model is None else model
+    start_from_data(model, base, x[:CALIBRATED_START_IMAGES])
+    info = fine_tune(model, x[:budget.qat_samples], y[:budget.qat_samples], 1, seed=seed, verbose=verbose,
+                     description=description)
+    return model, info
+
+
+def _pruning_stage(stage: str, base: Any, x: np.ndarray, y: np.ndarray, recipe: Recipe, budget: Budget,
+                   seed: int, verbose: int | str, description: str) -> tuple[Any, dict[str, Any]]:
+    """``pruned``, or its control ``tuned``: the same optimizer, rate, epochs and batches with nothing pruned."""
+    from qlab.lite import prune
+    from qlab.lite.models import copy_model
+    from qlab.lite.qat import fine_tune
+
+    if stage == "tuned":
+        tuned = copy_model(base)
+        info = fine_tune(tuned, x, y, budget.prune_epochs, budget.batch_size, prune.PRUNE_LEARNING_RATE,
+                         seed=seed, verbose=verbose, description=description)
+        return tuned, info
+    until = max(1, int(budget.prune_epochs * math.ceil(len(x) / budget.batch_size) * budget.prune_until))
+    frequency = min(budget.frequency, until)
+    wrapped = prune.prune_model(base, recipe.sparsity, end_step=prune.pruning_end_step(until, frequency),
+                                frequency=frequency)
+    return prune.fine_tune_pruned(wrapped, x, y, budget.prune_epochs, budget.batch_size, seed=seed,
+                                  verbose=verbose, description=description)
 
 
 def qat_model(stage: str, base: Any) -> Any:

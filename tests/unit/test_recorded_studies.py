@@ -128,3 +128,28 @@ def test_partial_qat_by_layer_type_leaves_float_islands_and_a_measured_pick_beat
     assert partial["size_ratio"] < whole["size_ratio"] and partial["latency_ratio"] > whole["latency_ratio"]
     picked = t[(t["stage"] == "QAT") & (t["selection"] == "sensitivity")].iloc[0]
     assert picked["gain vs random low"] > 0 and picked["gain vs whole low"] > 0
+
+
+def test_deep_compression_meets_the_issues_bars_and_keeps_zeros_and_clusters_in_the_files():
+    """Lesson 09: every model's best stage is >= 12x (CNN) or >= 8x (MobileNets) smaller compressed
+    within 0.3 or 0.5 points; the zeros and the clusters are counted in the final int8 files."""
+    from qlab.lite.deep_compression import BARS, RECIPES, best_pipeline
+
+    tables = recorded("deep_compression")
+    assert sorted(tables) == ["mnist_cnn", "mobilenet_v1", "mobilenet_v2"]
+    stages = pd.concat(tables.values(), ignore_index=True)
+    best = best_pipeline(stages).set_index("model")
+    for model, t in tables.items():
+        ratio_bar, points_bar = BARS[model]
+        assert best.loc[model, "meets bar"], (model, best.loc[model].to_dict())
+        assert best.loc[model, "gzip ratio"] >= ratio_bar and best.loc[model, "loss vs float32 (points)"] <= points_bar
+        t = t.set_index("stage")
+        pcqat = t.loc["PCQAT int8"]
+        assert pcqat["zeros kept"] >= 0.95 and pcqat["values per channel"] <= RECIPES[model].clusters, model
+        # the stored size moves at int8 only; the compressed size at every stage
+        assert abs(t.loc["pruned", "bytes"] - t.loc["float32", "bytes"]) <= 64
+        assert t.loc["float32", "gzip ratio"] < t.loc["pruned", "gzip ratio"] < t.loc["pruned + clustered", "gzip ratio"]
+        assert t.loc["pruned + clustered", "gzip ratio"] < t.loc["pruned + clustered, int8 PTQ", "gzip ratio"]
+        for column in ("vs float32", "vs control"):
+            assert (t[f"{column} low"] <= t[f"{column} (points)"]).all() and \
+                (t[f"{column} (points)"] <= t[f"{column} high"]).all()

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import matplotlib
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -113,7 +112,7 @@ def test_float32_is_the_reference_even_when_not_requested():
     assert table[["top1_agreement", "kl_divergence", "output_sqnr_db", "mcnemar_p"]].notna().all().all()
     assert (table["delta_low"] <= table["accuracy_delta"]).all()
     assert (table["accuracy_delta"] <= table["delta_high"]).all()
-    assert "Δ acc. points [95% CI]" in repr(result)
+    assert "Δ acc. points [95% CI]" in repr(result) and "<table" in result._repr_html_()
 
 
 @pytest.mark.slow
@@ -140,20 +139,6 @@ def test_plots_draw_the_smoke_table(smoke_run):
     assert len(fig.axes[0].collections) == len(VARIANTS)  # every variant has a file
     fig = plot_latency(table)
     assert len(fig.axes[0].patches) == len(MODELS) * len(VARIANTS)
-
-
-@pytest.mark.slow
-def test_same_seed_gives_identical_accuracies(tmp_path, monkeypatch):
-    from qlab.workbook.pipeline import compare
-
-    accuracies = []
-    for run in ("a", "b"):  # separate artifacts: the second run retrains, it does not reuse
-        monkeypatch.setenv("QLAB_ARTIFACTS", str(tmp_path / run))
-        result = compare(["mnist_cnn"], ["float32", "int8_per_channel", "qat_int8"], size="smoke",
-                         latency=False, save=False)
-        accuracies.append(result.table[["accuracy", "keras_accuracy"]].to_numpy())
-    np.testing.assert_array_equal(accuracies[0], accuracies[1])
-    assert "int8_per_channel" in repr(result) and "<table" in result._repr_html_()
 
 
 def test_result_rows_turn_nan_into_none():
