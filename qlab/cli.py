@@ -271,8 +271,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "train", help="train the zoo models and their QAT and Deep Compression fine-tunes from scratch, "
                       "as shipped",
-        description="Train zoo models and their QAT and Deep Compression fine-tunes from scratch (no cache, no shipped "
-                    "model is reused) and write them in the shipped format (gzip-compressed "
+        description="Train zoo models and their QAT and Deep Compression fine-tunes from scratch (no "
+                    "cache, no shipped model is reused) and write them in the shipped format (gzip-compressed "
                     "weights and a manifest with sha256). Each row says whether the weights are "
                     "bit for bit the ones shipped in data/models/; exit code 1 if any differ. "
                     "To ship new models: --output data/models.")

@@ -2,9 +2,9 @@
 
 For each model: the float Keras model (trained or loaded from the cache), each
 variant converted to TFLite, top-1 accuracy of the TFLite model on the test set
-through the LiteRT interpreter, its file size (stored, and compressed with ``gzip -9``: deflate,
-the algorithm TFMOT's pruning and clustering guides measure with ``zipfile``), and its batch-1 latency measured
-in the same process and interleaved with the float32 baseline. QAT variants also
+through the LiteRT interpreter, its file size (stored, and compressed with ``gzip -9``:
+deflate, the algorithm TFMOT's pruning and clustering guides measure with ``zipfile``), and
+its batch-1 latency measured in the same process and interleaved with the float32 baseline. QAT variants also
 report the agreement between the Keras model and its TFLite conversion. Every
 variant has a file: ``qat_4bit`` stores its conv, depthwise and dense weights as INT4, which
 LiteRT unpacks and runs with its int8 kernels.
@@ -370,10 +370,9 @@ def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_sample
                         fine_tune_samples: int, seed: int,
                         verbose: Any) -> Callable[[str], tuple[bytes, Any]]:
     """``variant -> (tflite bytes, QAT model or None)`` for :func:`compare_keras_model`."""
+    from qlab.lite.deep_compression import VARIANT_STAGES, stage_runner, user_budget
     from qlab.lite.qat import CALIBRATED_START, QAT_BUILDERS, fine_tune
     from qlab.lite.qat_ranges import start_from_data
-
-    from qlab.lite.deep_compression import VARIANT_STAGES, stage_runner, user_budget
 
     (x_train, y_train), _ = data
     stages = stage_runner(qat_base, x_train, y_train, budget=user_budget(fine_tune_samples), seed=seed,
