@@ -312,6 +312,8 @@ FULL_CHECKS["11_your_own_model.ipynb"] = {
     # the Keras 3 CNN learns MNIST in its short epoch, and no variant (all 9) costs it a point
     "keras3_accuracy": lambda v: len(v) == 9 and v["float32"] > 0.95
     and all(abs(a - v["float32"]) < 0.01 for a in v.values()),
+    # "every layer stays near the rounding floor" (1/sqrt(12) steps): none twice above it
+    "layer_rmse_over_scale": lambda v: max(v.values()) < 2 * 12 ** -0.5,
 }
 
 
