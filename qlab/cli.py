@@ -251,8 +251,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from qlab.workbook.train import train_zoo
 
     models = check_models(",".join(args.model) if args.model else "all")
-    variants = [v for v in args.qat.split(",") if v] if args.qat else []
-    stages = [s for s in args.dc.split(",") if s] if args.dc else []
+    variants, stages = ([name for name in (text or "").split(",") if name] for text in (args.qat, args.dc))
     with _bars_off(args.quiet):
         table = train_zoo(models, variants, "smoke" if args.smoke else "full", args.seed,
                           args.output, stages=stages)

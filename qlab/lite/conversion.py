@@ -55,6 +55,12 @@ PTQ_VARIANTS = ("float32", "float16", "dynamic_int8", "int8_per_channel", "int8_
 QAT_VARIANTS = ("qat_int8", "qat_partial", "qat_4bit")
 #: Fine-tuned by :mod:`qlab.lite.deep_compression` (pruning, clustering, preserving QAT).
 DC_VARIANTS = ("pruned_int8", "clustered_int8", "pqat_int8", "cqat_int8", "pcqat_int8")
+#: The Deep Compression issue's bars, per zoo model: the best of its Deep Compression files must be at
+#: least this many times smaller than float32 once both are compressed (gzip -9), losing at most this
+#: many points of accuracy. Lesson 09 (:func:`qlab.lite.deep_compression.best_pipeline`) and the
+#: benchmark's goals judge against the same numbers.
+DC_BARS: dict[str, tuple[float, float]] = {"mnist_cnn": (12.0, 0.3), "mobilenet_v1": (8.0, 0.5),
+                                           "mobilenet_v2": (8.0, 0.5)}
 #: Variants whose conversion needs a representative dataset.
 NEEDS_CALIBRATION = ("int8_per_channel", "int8_per_tensor", "int16x8")
 DEFAULT_CALIBRATION_SAMPLES = 500

@@ -28,16 +28,17 @@ Taught in ``09_deep_compression``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from qlab.lite.conversion import DC_VARIANTS
+from qlab.lite.conversion import DC_BARS as BARS, DC_VARIANTS
 from qlab.numerics.validate import check_int
 
 if TYPE_CHECKING:
     import pandas as pd
+
 #: Stage -> the stage it starts from (None: the float model).
 STAGES: dict[str, str | None] = {
     "tuned": None, "pruned": None, "clustered": None, "pruned_clustered": "pruned",
@@ -105,7 +106,7 @@ BUDGETS = {"full": Budget(prune_epochs=3, cluster_epochs=1, qat_samples=30_000, 
 def user_budget(fine_tune_samples: int) -> Budget:
     """The full budget on ``fine_tune_samples`` images, for a model you bring (``compare_keras_model``)."""
     samples = check_int(fine_tune_samples, "fine_tune_samples", 1, 1 << 31)
-    return Budget(**{**asdict(BUDGETS["full"]), "samples": samples, "qat_samples": samples})
+    return replace(BUDGETS["full"], samples=samples, qat_samples=samples)
 
 
 def check_stage(stage: str) -> str:
@@ -261,21 +262,23 @@ def load_stage(name: str, stage: str, size: str = "full", seed: int = 0, verbose
     return model
 
 
-def variant_file(variant: str, model: Any, x_calib: np.ndarray,
-                 calibration_samples: int) -> bytes:
-    """The int8 ``.tflite`` of a Deep Compression ``variant`` from its stage's ``model``.
-
-    ``pruned_int8`` and ``clustered_int8`` are converted after training (``int8_per_channel``,
-    calibrated on ``x_calib``); the QAT variants from their fake-quant ranges. Both take and
+def stage_file(stage: str, model: Any, x_calib: np.ndarray, calibration_samples: int) -> bytes:
+    """The int8 ``.tflite`` of a stage's ``model``: the QAT stages from their fake-quant ranges, the
+    others converted after training (``int8_per_channel``, calibrated on ``x_calib``). Both take and
     give int8, like the zoo's other integer variants.
     """
     from qlab.lite.conversion import convert, convert_qat
 
-    if variant not in VARIANT_STAGES:
-        raise ValueError(f"unknown Deep Compression variant {variant!r}; valid: {', '.join(DC_VARIANTS)}")
-    if VARIANT_STAGES[variant] in QAT_STAGES:
+    if check_stage(stage) in QAT_STAGES:
         return convert_qat(model, int8_io=True)
     return convert(model, "int8_per_channel", x_calib, calibration_samples)
+
+
+def variant_file(variant: str, model: Any, x_calib: np.ndarray, calibration_samples: int) -> bytes:
+    """The int8 ``.tflite`` of a Deep Compression ``variant`` from its stage's ``model`` (:func:`stage_file`)."""
+    if variant not in VARIANT_STAGES:
+        raise ValueError(f"unknown Deep Compression variant {variant!r}; valid: {', '.join(DC_VARIANTS)}")
+    return stage_file(VARIANT_STAGES[variant], model, x_calib, calibration_samples)
 
 
 def stage_runner(float_model: Any, x: np.ndarray, y: np.ndarray, recipe: Recipe = DEFAULT_RECIPE,
@@ -393,8 +396,7 @@ def deep_compression_study(model_name: str, size: str = "full", seed: int = 0,
         if stored == "float32":
             model_bytes = convert(model, "float32")
         else:
-            model_bytes = variant_file("pcqat_int8" if stage == "pcqat" else "pruned_int8", model, x,
-                                       DEFAULT_CALIBRATION_SAMPLES)
+            model_bytes = stage_file(stage, model, x, DEFAULT_CALIBRATION_SAMPLES)
         if verbose:
             print(f"  {model_name}: {row}", flush=True)
         scores[row] = predict_tflite(model_bytes, x_test)
@@ -418,10 +420,6 @@ def deep_compression_study(model_name: str, size: str = "full", seed: int = 0,
         row["gzip ratio"] = rows[0]["gzip bytes"] / row["gzip bytes"]
         row["zip ratio"] = rows[0]["zip bytes"] / row["zip bytes"]
     return pd.DataFrame(rows)
-
-
-#: The issue's bars for the best pipeline: (least float32 gzip / gzip, most points lost against float32).
-BARS = {"mnist_cnn": (12.0, 0.3), "mobilenet_v1": (8.0, 0.5), "mobilenet_v2": (8.0, 0.5)}
 
 
 def best_pipeline(stages: "pd.DataFrame") -> "pd.DataFrame":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from qlab.lite.conversion import DC_BARS, DC_VARIANTS
+
 #: Accuracy bounds of the pipeline issue, as fractions: float minimum and the largest
 #: drop (float32 - variant) allowed for each bounded variant.
 ACCURACY_GOALS: dict[str, dict[str, float]] = {
@@ -18,13 +20,7 @@ ACCURACY_GOALS: dict[str, dict[str, float]] = {
 }
 #: Variants whose every weight tensor is stored as int8: each must be >= MIN_INT8_SIZE_RATIO
 #: times smaller than float32. (qat_partial leaves layers float by design.)
-INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "int16x8", "qat_int8", "pruned_int8",
-                 "clustered_int8", "pqat_int8", "cqat_int8", "pcqat_int8")
-#: The Deep Compression issue's bars: per model, the best of its Deep Compression variants must be
-#: this many times smaller than float32 once both are compressed (gzip -9), losing at most this much accuracy.
-DEEP_COMPRESSION_GOALS: dict[str, tuple[float, float]] = {
-    "mnist_cnn": (12.0, 0.003), "mobilenet_v1": (8.0, 0.005), "mobilenet_v2": (8.0, 0.005)}
-DEEP_COMPRESSION_VARIANTS = ("pruned_int8", "clustered_int8", "pqat_int8", "cqat_int8", "pcqat_int8")
+INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "int16x8", "qat_int8", *DC_VARIANTS)
 MIN_INT8_SIZE_RATIO = 3.0
 #: Variants whose conv, depthwise and dense weights are stored as INT4: each file must be
 #: smaller than the int8_per_channel file of the same model.
@@ -172,9 +168,10 @@ def _int4_size_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
 def _deep_compression_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Per model: its smallest compressed Deep Compression file within the accuracy bar, against the ratio bar."""
     goals = []
-    for model, (ratio_bar, max_drop) in DEEP_COMPRESSION_GOALS.items():
+    for model, (ratio_bar, max_points) in DC_BARS.items():
+        max_drop = max_points / 100
         base = _accuracy(results, model, "float32")
-        rows = [r for v in DEEP_COMPRESSION_VARIANTS if (r := result_row(results, model, v)) is not None
+        rows = [r for v in DC_VARIANTS if (r := result_row(results, model, v)) is not None
                 and r.get("gzip_ratio") is not None and r.get("accuracy") is not None]
         within = [r for r in rows if base is not None and base - r["accuracy"] <= max_drop + 1e-9]
         best = max(within, key=lambda r: r["gzip_ratio"], default=None)
