@@ -251,12 +251,6 @@ def try_convert_qat(qat_model: Any, int8_io: bool = False) -> tuple[bytes | None
         return None, (lines[0].split("error:", 1)[1].strip() if lines else str(exc))
 
 
-def _tensor_type_names() -> dict[int, str]:
-    from ai_edge_litert import schema_py_generated as schema
-
-    return {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-
-
 def weight_storage(model_bytes: bytes) -> pd.DataFrame:
     """How a TFLite file stores the weight tensor of each conv/dense op, read from the flatbuffer.
 
@@ -267,28 +261,18 @@ def weight_storage(model_bytes: bytes) -> pd.DataFrame:
     per op with :func:`weight_types_by_op`.
     """
     import pandas as pd
-    from ai_edge_litert import schema_py_generated as schema
 
-    from qlab.lite.tflite import WEIGHT_OPS
+    from qlab.lite.tflite import WEIGHT_OPS, file_ops, read_flatbuffer
 
-    if not isinstance(model_bytes, (bytes, bytearray)):
-        raise TypeError(f"model_bytes must be a TFLite flatbuffer (bytes), got "
-                        f"{type(model_bytes).__name__}")
-    try:
-        flat = schema.ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
-    except Exception as error:  # a corrupt flatbuffer raises anything from struct to IndexError
-        raise ValueError(f"model_bytes is not a readable .tflite flatbuffer ({error})") from error
-    ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    types, graph, rows = _tensor_type_names(), flat.subgraphs[0], []
-    for op in graph.operators or []:
-        code = flat.operatorCodes[op.opcodeIndex]
-        name = ops.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode)), "")
-        if name not in WEIGHT_OPS:
+    flat, rows = read_flatbuffer(model_bytes), []
+    graph = flat.subgraphs[0]
+    for op in file_ops(model_bytes):
+        if op["op"] not in WEIGHT_OPS:
             continue
-        tensor = graph.tensors[int(op.inputs[1])]
+        tensor = graph.tensors[op["inputs"][1]]
         data = flat.buffers[tensor.buffer].data
-        shape = tuple(int(d) for d in tensor.shape)
-        rows.append({"op": name, "tensor": tensor.name.decode(), "stored type": types[tensor.type],
+        shape = op["input_shapes"][1]
+        rows.append({"op": op["op"], "tensor": tensor.name.decode(), "stored type": op["types"][1],
                      "shape": shape, "values": int(np.prod(shape)),
                      "file bytes": 0 if data is None else len(data)})
     return pd.DataFrame(rows, columns=["op", "tensor", "stored type", "shape", "values", "file bytes"])

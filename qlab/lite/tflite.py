@@ -71,7 +71,7 @@ def dequantize_output(q: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     """CPU cores this process may use (its affinity mask where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
@@ -114,7 +114,7 @@ def predict_tflite(model_bytes: bytes, x: np.ndarray, batch_size: int = 250,
     if shape[1:] != x.shape[1:]:
         raise ValueError(f"x has shape {x.shape}, the model input is {shape}")
     starts = list(range(0, len(x), batch_size))
-    workers = max(1, min(workers or _cpu_count(), len(starts)))
+    workers = max(1, min(workers or cpu_count(), len(starts)))
     if workers == 1:
         return np.concatenate(_predict_batches(first, x, starts, batch_size))
     chunks = [list(chunk) for chunk in np.array_split(starts, workers)]
@@ -320,3 +320,55 @@ def weight_tensors(model_bytes: bytes) -> pd.DataFrame:
                      "min": values.min().item(), "max": values.max().item(),
                      "bytes": int(values.nbytes)})
     return pd.DataFrame(rows)
+
+
+def read_flatbuffer(model_bytes: Any, argument: str = "model_bytes") -> Any:
+    """The parsed flatbuffer (``schema.ModelT``) of a ``.tflite``: what the file stores, before any interpreter.
+
+    A TypeError when ``model_bytes`` is not bytes, a ValueError naming ``argument`` when it is
+    not a ``.tflite`` file.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    if not isinstance(model_bytes, (bytes, bytearray)):
+        raise TypeError(f"{argument} must be the bytes of a .tflite file, got {type(model_bytes).__name__}")
+    if len(model_bytes) < 8 or bytes(model_bytes[4:8]) != b"TFL3":
+        raise ValueError(f"{argument} is not a readable .tflite flatbuffer (no TFL3 identifier in its first 8 "
+                         "bytes)")
+    try:
+        return schema.ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
+    except Exception as error:  # a corrupt flatbuffer raises anything from struct to IndexError
+        raise ValueError(f"{argument} is not a readable .tflite flatbuffer ({error})") from error
+
+
+def enum_names(enum: Any) -> dict[int, str]:
+    """``{value: name}`` of a flatbuffer schema enum (``schema.TensorType``, ``schema.BuiltinOperator``)."""
+    return {v: k for k, v in vars(enum).items() if not k.startswith("_")}
+
+
+def file_ops(model_bytes: bytes) -> list[dict[str, Any]]:
+    """The ops of a ``.tflite``'s main graph as the file stores them, in execution order.
+
+    Each: ``op`` (``CONV_2D``, ...), ``scope`` (its output tensor names, each followed by ``;``:
+    the string a LiteRT Quantizer recipe's regex is searched in, as the Quantizer builds it),
+    ``output_names``, ``inputs``/``outputs`` (tensor indices), ``input_shapes`` and ``types``
+    (the stored types of every tensor it reads, then writes). Read by
+    :mod:`qlab.lite.litert_quantizer` and :func:`qlab.lite.conversion.weight_storage`.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    flat = read_flatbuffer(model_bytes)
+    op_names, type_names = enum_names(schema.BuiltinOperator), enum_names(schema.TensorType)
+    graph, found = flat.subgraphs[0], []
+    for op in graph.operators or []:
+        code = flat.operatorCodes[op.opcodeIndex]
+        inputs = [int(i) for i in (op.inputs if op.inputs is not None else []) if i >= 0]
+        outputs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+        names = [graph.tensors[i].name.decode() for i in outputs]
+        shapes = [tuple(int(d) for d in (graph.tensors[i].shape if graph.tensors[i].shape is not None else ()))
+                  for i in inputs]
+        found.append({"op": op_names.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode)), "CUSTOM"),
+                      "scope": "".join(f"{name};" for name in names), "output_names": names, "input_shapes": shapes,
+                      "inputs": inputs, "outputs": outputs,
+                      "types": [type_names[graph.tensors[i].type] for i in inputs + outputs]})
+    return found
