@@ -49,12 +49,29 @@ VARIANTS: dict[str, str] = {
                  "shared), int8",
     "pcqat_int8": "Deep Compression: pruned, clustered keeping the zeros, then sparsity- and "
                   "cluster-preserving QAT, int8: the zoo's smallest compressed 8-bit file",
+    "aeq_int8_per_channel": "LiteRT Quantizer (ai-edge-quantizer) on the float32 file, recipe static_wi8_ai8: "
+                            "int8 weights per channel and int8 activations, calibrated on int8_per_channel's images "
+                            "with the Quantizer's moving-average ranges",
+    "aeq_int8_per_tensor": "LiteRT Quantizer static int8 as above, one scale per weight tensor (TENSORWISE)",
+    "aeq_dynamic_int8": "LiteRT Quantizer dynamic_wi8_afp32: int8 weights per channel, float activations "
+                        "quantized on the fly",
+    "aeq_int4_weight_only": "LiteRT Quantizer weight-only recipe, layered like aeq_int4_static: INT4 weights per "
+                            "channel for CONV_2D and FULLY_CONNECTED, int8 for the rest (depthwise), dequantized "
+                            "to float32 in the file (DEQUANTIZE ops) for float kernels",
+    "aeq_int4_static": "LiteRT Quantizer layered static recipe: int8 for every op, then INT4 weights (per channel) "
+                       "for CONV_2D and FULLY_CONNECTED, the only ops with 4-bit static weights; int8 activations",
+    "aeq_int4_blockwise": "LiteRT Quantizer layered dynamic recipe: int8 weights for every op, INT4 per channel for "
+                          "CONV_2D, INT4 in blocks of 32 input values (one scale each) for FULLY_CONNECTED; float "
+                          "activations quantized on the fly",
 }
 PTQ_VARIANTS = ("float32", "float16", "dynamic_int8", "int8_per_channel", "int8_per_tensor",
                 "int16x8")
 QAT_VARIANTS = ("qat_int8", "qat_partial", "qat_4bit")
 #: Fine-tuned by :mod:`qlab.lite.deep_compression` (pruning, clustering, preserving QAT).
 DC_VARIANTS = ("pruned_int8", "clustered_int8", "pqat_int8", "cqat_int8", "pcqat_int8")
+#: Made by the LiteRT Quantizer from the float32 file (:mod:`qlab.lite.litert_quantizer`).
+AEQ_VARIANTS = ("aeq_int8_per_channel", "aeq_int8_per_tensor", "aeq_dynamic_int8", "aeq_int4_weight_only",
+                "aeq_int4_static", "aeq_int4_blockwise")
 #: The Deep Compression issue's bars, per zoo model: the best of its Deep Compression files must be at
 #: least this many times smaller than float32 once both are compressed (gzip -9), losing at most this
 #: many points of accuracy. Lesson 09 (:func:`qlab.lite.deep_compression.best_pipeline`) and the
@@ -205,6 +222,9 @@ def convert(model: Any, variant: str, representative_data: np.ndarray | Callable
     if variant in QAT_VARIANTS:
         raise ValueError(f"variant {variant!r} needs a quantization-aware model: use "
                          "qlab.lite.qat to make one and qlab.lite.conversion.convert_qat to convert it")
+    if variant not in PTQ_VARIANTS:
+        raise ValueError(f"variant {variant!r} is not converted directly from the float model: "
+                         f"qlab.conversion.convert makes {', '.join(PTQ_VARIANTS)}")
     if isinstance(representative_data, np.ndarray):
         representative_data = representative_dataset(
             representative_data, min(num_samples, len(representative_data)), model.input_shape)
