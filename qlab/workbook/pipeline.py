@@ -7,7 +7,9 @@ deflate, the algorithm TFMOT's pruning and clustering guides measure with ``zipf
 its batch-1 latency measured in the same process and interleaved with the float32 baseline. QAT variants also
 report the agreement between the Keras model and its TFLite conversion. Every
 variant has a file: ``qat_4bit`` stores its conv, depthwise and dense weights as INT4, which
-LiteRT unpacks and runs with its int8 kernels.
+LiteRT unpacks and runs with its int8 kernels. The ``aeq_*`` variants are made by the LiteRT
+Quantizer from the float32 file (:mod:`qlab.lite.litert_quantizer`), calibrated on the same images
+as the converter's. Every row also counts the file's ops that are not integer-only.
 
 Every row is also compared with the float32 TFLite model's scores on the same test
 images (see :func:`qlab.numerics.metrics.fine_metrics`): top-1 agreement, output
@@ -18,6 +20,7 @@ interval and McNemar's exact p-value, so a change of a few images can be told fr
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,8 +30,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from qlab.lite.conversion import (DC_VARIANTS, DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants,
-                                  convert, convert_qat)
+from qlab.lite.conversion import (AEQ_VARIANTS, DC_VARIANTS, DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS,
+                                  check_variants, convert, convert_qat)
 from qlab.numerics.compression import gzip_size
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
@@ -38,7 +41,7 @@ from qlab.workbook.user_data import check_dataset
 #: Columns of the results table, in display order.
 COLUMNS = ["model", "variant", "accuracy", "top1_agreement", "output_sqnr_db", "kl_divergence",
            "accuracy_delta", "delta_low", "delta_high", "mcnemar_p", "size_bytes", "size_ratio",
-           "gzip_bytes", "gzip_ratio", "latency_ms", "latency_ratio", "keras_accuracy",
+           "gzip_bytes", "gzip_ratio", "non_integer_ops", "latency_ms", "latency_ratio", "keras_accuracy",
            "keras_tflite_agreement", "evaluated_with", "seconds", "note"]
 #: The columns measured against the float32 TFLite model on the same images (fine_metrics' keys).
 FINE_COLUMNS = ["top1_agreement", "output_sqnr_db", "kl_divergence", "accuracy_delta", "delta_low",
@@ -91,6 +94,7 @@ class ComparisonResult:
             "float32 size / size": t["size_ratio"].round(2),
             "gzip -9 KB": (t["gzip_bytes"] / 1024).round(1),
             "float32 gzip / gzip": t["gzip_ratio"].round(2),
+            "ops not integer-only": t["non_integer_ops"].astype("Int64"),
             "latency ms": t["latency_ms"].round(3),
             "latency / float32": t["latency_ratio"].round(2),
             "Keras-TFLite agreement %": (100 * t["keras_tflite_agreement"]).round(2),
@@ -130,10 +134,15 @@ def zoo_tflite_dir(name: str, size: str, seed: int) -> Path:
 
 
 def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarray, size: str,
-                   seed: int, calibration_samples: int, verbose: Any) -> tuple[bytes, Any]:
-    """``(tflite bytes, the Keras QAT model or None)`` for one variant."""
+                   seed: int, calibration_samples: int, verbose: Any,
+                   float_file: Callable[[], bytes]) -> tuple[bytes, Any]:
+    """``(tflite bytes, the Keras QAT model or None)`` for one variant (``float_file``: the float32 file, made once)."""
     from qlab.lite.qat import load_or_fine_tune
 
+    if variant == "float32":
+        return float_file(), None
+    if variant in AEQ_VARIANTS:
+        return _aeq_variant(variant, float_file(), x_calib, calibration_samples), None
     if variant in DC_VARIANTS:
         from qlab.lite.deep_compression import VARIANT_STAGES, load_stage
 
@@ -142,6 +151,19 @@ def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarra
     if variant not in QAT_VARIANTS:
         return convert(float_model, variant, x_calib, calibration_samples), None
     return _qat_variant(variant, load_or_fine_tune(name, variant, size, seed, verbose))
+
+
+def _aeq_variant(variant: str, float_file: bytes, x_calib: np.ndarray, calibration_samples: int) -> bytes:
+    """A LiteRT Quantizer variant: the float32 file quantized with its recipe, calibrated on the
+    converter's images."""
+    from qlab.lite.litert_quantizer import quantize_variant
+
+    return quantize_variant(float_file, variant, x_calib, calibration_samples)
+
+
+def _float_file_once(model: Any) -> Callable[[], bytes]:
+    """``model``'s float32 file, converted on the first call: the baseline and every LiteRT Quantizer variant."""
+    return functools.cache(lambda: convert(model, "float32"))
 
 
 def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes, Any]:
@@ -227,6 +249,7 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
                       verbose: Any) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """``(rows by variant, Keras scores of the QAT variants)``; starts each file's evaluation."""
     from qlab.files.io import write_bytes_atomic
+    from qlab.lite.litert_quantizer import count_non_integer_ops
     from qlab.lite.progress import progress_iter
 
     rows, keras_scores = {}, {}
@@ -247,7 +270,7 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
         if variant not in predictions:
             predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
         row.update(size_bytes=len(model_bytes), size_ratio=len(files["float32"]) / len(model_bytes),
-                   gzip_bytes=gzip_size(model_bytes))
+                   gzip_bytes=gzip_size(model_bytes), non_integer_ops=count_non_integer_ops(model_bytes))
         row["gzip_ratio"] = float_gzip / row["gzip_bytes"]
         if tflite_dir is not None:
             write_bytes_atomic(tflite_dir / f"{variant}.tflite", model_bytes)
@@ -267,8 +290,9 @@ def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: 
     x_train = data[0][0]
     return measure_variants(
         float_model, name, variants, data,
-        lambda variant: _variant_model(name, variant, float_model, x_train, size, seed,
-                                       calibration_samples, verbose),
+        functools.partial(_variant_model, name, float_model=float_model, x_calib=x_train, size=size, seed=seed,
+                          calibration_samples=calibration_samples, verbose=verbose,
+                          float_file=_float_file_once(float_model)),
         LATENCY_RUNS[size] if latency else None,
         zoo_tflite_dir(name, size, seed) if save_tflite else None, verbose)
 
@@ -375,12 +399,17 @@ def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_sample
     from qlab.lite.qat_ranges import start_from_data
 
     (x_train, y_train), _ = data
+    float_file = _float_file_once(model)
     stages = stage_runner(qat_base, x_train, y_train, budget=user_budget(fine_tune_samples), seed=seed,
                           verbose=verbose)
 
     def variant_model(variant: str) -> tuple[bytes, Any]:
         if variant in DC_VARIANTS:
             return _dc_variant(variant, stages(VARIANT_STAGES[variant]), x_train, calibration_samples)
+        if variant == "float32":
+            return float_file(), None
+        if variant in AEQ_VARIANTS:
+            return _aeq_variant(variant, float_file(), x_train, calibration_samples), None
         if variant not in QAT_VARIANTS:
             return convert(model, variant, x_train, calibration_samples), None
         qat_model = QAT_BUILDERS[variant](qat_base)

@@ -266,6 +266,12 @@ register_study("adaround", "qlab.lite.adaround:adaround_study",
 register_study("bits_picture", "qlab.lite.bits_picture:bits_picture_study",
                description="accuracy vs weight (8..2) and activation (8, 4) bits: PTQ per-tensor, best PTQ, "
                            "a float fine-tune control and QAT, 06")
+register_study("litert_quantizer_routes", "qlab.lite.litert_quantizer:routes_study",
+               description="the LiteRT Quantizer's static int8 beside the converter's: moving-average and min-max "
+                           "calibration, identical outputs, the first differing tensor, 10")
+register_study("litert_quantizer_4bit", "qlab.lite.litert_quantizer:four_bit_study",
+               description="4-bit weights: the Quantizer's recipes with min-max, MSE and OCTAV weights, per-tensor "
+                           "and per-channel, against TFMOT 4-bit QAT, 10")
 register_study("deep_compression", "qlab.lite.deep_compression:deep_compression_study",
                description="pruning, clustering, int8 (PTQ and PCQAT) and compression, stage by stage, with a "
                            "fine-tuned float control, 09")

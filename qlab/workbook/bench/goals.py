@@ -20,11 +20,16 @@ ACCURACY_GOALS: dict[str, dict[str, float]] = {
 }
 #: Variants whose every weight tensor is stored as int8: each must be >= MIN_INT8_SIZE_RATIO
 #: times smaller than float32. (qat_partial leaves layers float by design.)
-INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "int16x8", "qat_int8", *DC_VARIANTS)
+INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "int16x8", "qat_int8", *DC_VARIANTS,
+                 "aeq_int8_per_channel", "aeq_int8_per_tensor", "aeq_dynamic_int8")
 MIN_INT8_SIZE_RATIO = 3.0
 #: Variants whose conv, depthwise and dense weights are stored as INT4: each file must be
 #: smaller than the int8_per_channel file of the same model.
-INT4_VARIANTS = ("qat_4bit",)
+INT4_VARIANTS = ("qat_4bit", "aeq_int4_weight_only", "aeq_int4_static", "aeq_int4_blockwise")
+#: The LiteRT Quantizer issue's bars for 4-bit weights: the best INT4 file of each model within this many
+#: points of float32, and mnist_cnn's best at least this many times smaller (8x is 4-bit's limit).
+INT4_MAX_DROP_POINTS = 1.0
+INT4_MIN_SIZE_RATIO = {"mnist_cnn": 6.0}
 #: A workbook run in full mode must take at most this long (all notebooks, one after another).
 MAX_WORKBOOK_FULL_SECONDS = 30 * 60
 #: Lessons with a time budget of their own, in seconds: (full mode, smoke mode).
@@ -35,6 +40,7 @@ LESSON_BUDGETS: dict[str, tuple[float, float]] = {
     "07_custom_quantization.ipynb": (300.0, 60.0),
     "08_compare_and_debug.ipynb": (300.0, 60.0),
     "09_deep_compression.ipynb": (300.0, 60.0),
+    "10_litert_quantizer.ipynb": (300.0, 60.0),
 }
 #: The widgets' goal: median update under this many milliseconds.
 WIDGET_MEDIAN_GOAL_MS = 100.0
@@ -187,6 +193,29 @@ def _deep_compression_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return goals
 
 
+def _four_bit_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per model: its most accurate INT4 file (QAT or the LiteRT Quantizer's) within the bar, and its size ratio."""
+    goals = []
+    for model in dict.fromkeys(r["model"] for r in results.get("rows", [])):
+        base = _accuracy(results, model, "float32")
+        rows = [r for v in INT4_VARIANTS if (r := result_row(results, model, v)) is not None
+                and r.get("accuracy") is not None]
+        best = max(rows, key=lambda r: r["accuracy"], default=None)
+        min_ratio = INT4_MIN_SIZE_RATIO.get(model)
+        goal = (f"{model}: a 4-bit-weight file within {INT4_MAX_DROP_POINTS:g} point of float32"
+                + (f", at least {min_ratio:g}x smaller" if min_ratio else ""))
+        if best is None:  # a run without the 4-bit variants
+            continue
+        if base is None:
+            goals.append({"goal": goal, "measured": "float32 not measured", "ok": False})
+            continue
+        points = 100 * (best["accuracy"] - base)
+        ok = points >= -INT4_MAX_DROP_POINTS and (min_ratio is None or best["size_ratio"] >= min_ratio)
+        goals.append({"goal": goal, "measured": f"{best['variant']}: {points:+.2f} points, {best['size_ratio']:.2f}x",
+                      "ok": ok})
+    return goals
+
+
 def _notebook_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = results.get("notebooks", [])
     full = [r for r in rows if r["mode"] == "full"]
@@ -229,7 +258,8 @@ def goal_results(results: dict[str, Any]) -> list[dict[str, Any]]:
         raise ValueError("results must be the dict of qlab bench (benchmarks/results.json) with a "
                          f"'rows' list, got {type(results).__name__}")
     return (_accuracy_goals(results) + _size_and_latency_goals(results) + _int4_size_goals(results)
-            + _deep_compression_goals(results) + _notebook_goals(results) + _widget_goals(results))
+            + _deep_compression_goals(results) + _four_bit_goals(results) + _notebook_goals(results)
+            + _widget_goals(results))
 
 
 def check_goals(results: dict[str, Any]) -> list[str]:

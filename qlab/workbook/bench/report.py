@@ -69,11 +69,12 @@ def _model_table(results: dict[str, Any], model: str) -> str:
               else f"{100 * (r['accuracy'] - base):+.2f}",
               _fmt(r.get("size_bytes"), ".1f", 1 / 1024), _fmt(r.get("size_ratio"), ".2f"),
               _fmt(r.get("gzip_bytes"), ".1f", 1 / 1024), _fmt(r.get("gzip_ratio"), ".2f"),
-              _range(r, "latency_ms", ".4f"), _range(r, "latency_ratio", ".2f"),
+              r.get("non_integer_ops"), _range(r, "latency_ms", ".4f"), _range(r, "latency_ratio", ".2f"),
               _fmt(r.get("keras_tflite_agreement"), ".2f", 100), r.get("note")]
              for r in results["rows"] if r["model"] == model]
     return _md_table(["variant", "accuracy %", "vs float32 (points)", "size KB",
-                      "float32 size / size", "gzip -9 KB", "float32 gzip / gzip", "latency ms (min-max)", "latency / float32 (min-max)",
+                      "float32 size / size", "gzip -9 KB", "float32 gzip / gzip", "ops not integer-only",
+                      "latency ms (min-max)", "latency / float32 (min-max)",
                       "Keras-TFLite agreement %", "note"], table)
 
 
@@ -420,11 +421,35 @@ def _deep_compression_table(studies: list[dict[str, Any]]) -> str:
                       "pruned zeros kept", "most values per channel"], table)
 
 
+def _routes_table(studies: list[dict[str, Any]]) -> str:
+    table = [[study["model"], f"`{r['quantizer']}` / `{r['converter']}`", r["calibration"],
+              _percent(r.get("quantizer accuracy")), _percent(r.get("converter accuracy")),
+              _fmt(_number(r.get("quantizer bytes")), ".0f"), _fmt(_number(r.get("converter bytes")), ".0f"),
+              _fmt(_number(r.get("identical values")), ".2f", 100), _fmt(_number(r.get("identical images")), ".2f", 100),
+              r.get("first difference"), None if r.get("op index") is None else f"{r['op index']} {r.get('op')}",
+              r.get("quantizer side"), r.get("converter side")]
+             for study in studies for r in study["rows"]]
+    return _md_table(["model", "Quantizer / converter", "Quantizer calibration", "Quantizer %", "converter %",
+                      "Quantizer bytes", "converter bytes", "identical output values %", "identical images %",
+                      "first difference", "at op", "Quantizer", "converter"], table)
+
+
+def _four_bit_table(studies: list[dict[str, Any]]) -> str:
+    table = [[study["model"], r["file"], _percent(r.get("accuracy")),
+              _interval(r.get("vs float32 (points)"), r.get("vs float32 low"), r.get("vs float32 high")),
+              _fmt(_number(r.get("bytes")), ".1f", 1 / 1024), _fmt(_number(r.get("size ratio")), ".2f"),
+              r.get("non-integer ops")]
+             for study in studies for r in study["rows"]]
+    return _md_table(["model", "file", "accuracy %", "vs float32, points [95% CI]", "size KB", "float32 size / size",
+                      "ops not integer-only"], table)
+
+
 STUDY_TABLES = {"weight_bits": _weight_bits_table, "equalization": _equalization_table,
                 "calibration_failures": _calibration_failures_table,
                 "range_estimators": _range_estimators_table, "bits_picture": _bits_picture_table,
                 "adaround": _adaround_table, "partial_qat": _partial_qat_table,
-                "deep_compression": _deep_compression_table}
+                "deep_compression": _deep_compression_table, "litert_quantizer_routes": _routes_table,
+                "litert_quantizer_4bit": _four_bit_table}
 
 
 def _recorded_studies(results: dict[str, Any], studies_dir: str | Path | None,

@@ -12,17 +12,18 @@ import pandas as pd
 import pytest
 
 from qlab.cli import main
-from qlab.lite.conversion import PTQ_VARIANTS, QAT_VARIANTS
+from qlab.lite.conversion import AEQ_VARIANTS, PTQ_VARIANTS, QAT_VARIANTS
 
-# The CLI run covers every model with the post-training and QAT variants. The Deep Compression
+# The CLI run covers every model with the post-training, QAT and LiteRT Quantizer variants. The Deep Compression
 # variants are covered on the CNN (tests/integration/lite/test_deep_compression.py) and on a Keras 3
 # model (test_keras3_compare.py): on the MobileNets, building TFMOT's cluster-preserving QAT graph
 # alone takes minutes even at smoke size, so their full-size files are measured by `make bench`.
-VARIANTS = [*PTQ_VARIANTS, *QAT_VARIANTS]
+VARIANTS = [*PTQ_VARIANTS, *QAT_VARIANTS, *AEQ_VARIANTS]
 from qlab.lite.models import MODELS
 from qlab.workbook.pipeline import COLUMNS, ComparisonResult, check_models
 
-INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "qat_int8")
+INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "qat_int8", "aeq_int8_per_channel",
+                 "aeq_int8_per_tensor", "aeq_dynamic_int8")
 matplotlib.use("Agg")
 
 
@@ -82,6 +83,12 @@ def test_smoke_compare_covers_every_model_and_variant(smoke_run):
         assert four_bit["evaluated_with"] == "litert" and four_bit["latency_ms"] > 0
         assert four_bit["size_bytes"] < 0.65 * by[model, "int8_per_channel"]["size_bytes"], model
         assert 0.9 <= four_bit["keras_tflite_agreement"] <= 1.0, model
+        for variant in ("aeq_int4_weight_only", "aeq_int4_static", "aeq_int4_blockwise"):  # the Quantizer's INT4
+            assert by[model, variant]["size_bytes"] < 0.7 * by[model, "int8_per_channel"]["size_bytes"], model
+        # the op tables: full-integer files are integer-only (MobileNet v1's Quantizer files keep SHAPE's input float)
+        assert by[model, "int8_per_channel"]["non_integer_ops"] == by[model, "qat_4bit"]["non_integer_ops"] == 0
+        assert by[model, "aeq_int4_static"]["non_integer_ops"] == (2 if model == "mobilenet_v1" else 0), model
+        assert by[model, "aeq_dynamic_int8"]["non_integer_ops"] > 0 and by[model, "float32"]["non_integer_ops"] > 0
     assert "int8_per_channel" in stdout and "saved to" in stdout
 
 

@@ -187,3 +187,19 @@ def test_the_4bit_size_goal_says_both_sizes_and_needs_the_int8_file():
     missed = [m for m in goals.check_goals(results) if "qat_4bit" in m]
     assert missed == ["mnist_cnn qat_4bit file smaller than its int8_per_channel file: "
                       "int8_per_channel not measured"]
+
+
+def test_four_bit_goal_takes_the_most_accurate_int4_file_and_mnist_cnns_size_bar():
+    results = fake_results()
+    results["rows"].append(fake_row("mnist_cnn", "aeq_int4_static", 0.9920))
+    goal = next(g for g in goals.goal_results(results) if g["goal"].startswith("mnist_cnn: a 4-bit"))
+    # the most accurate INT4 file here is only 3.5x smaller (fake_row's default): below mnist_cnn's 6x bar
+    assert not goal["ok"] and goal["measured"] == "aeq_int4_static: -0.05 points, 3.50x"
+    set_row(results, "mnist_cnn", "aeq_int4_static", size_ratio=7.4)
+    goal = next(g for g in goals.goal_results(results) if g["goal"].startswith("mnist_cnn: a 4-bit"))
+    assert goal["ok"] and goal["measured"] == "aeq_int4_static: -0.05 points, 7.40x"
+    set_row(set_row(results, "mnist_cnn", "aeq_int4_static", accuracy=0.9800), "mnist_cnn", "qat_4bit", accuracy=0.98)
+    assert "mnist_cnn: a 4-bit-weight file within 1 point of float32, at least 6x smaller: qat_4bit: -1.25 points, " \
+        "6.50x" in goals.check_goals(results)
+    # the MobileNets have no INT4 rows in the fake results: no 4-bit goal for them
+    assert not [g for g in goals.goal_results(results) if g["goal"].startswith("mobilenet_v1: a 4-bit")]

@@ -127,6 +127,17 @@ def fake_studies(folder):
             ["mnist_cnn", "float32", 903400, 836034, 836148, nan, 1600, 0.9925, 0, 0, 0, -0.04, -0.14, 0.06, 1, 1],
             ["mnist_cnn", "PCQAT int8", 232480, 53696, 56661, 1.0, 8, 0.9916, -0.09, -0.23, 0.05, -0.13, -0.26, 0.0,
              15.57, 14.76]]),
+        _study_file(folder, "litert_quantizer_routes", "mobilenet_v2",
+                    ["model", "quantizer", "converter", "calibration", "quantizer accuracy", "converter accuracy",
+                     "quantizer bytes", "converter bytes", "identical values", "identical images", "first difference",
+                     "op index", "op", "quantizer side", "converter side"], [
+            ["mobilenet_v2", "aeq_int8_per_channel", "int8_per_channel", "min_max", 0.9925, 0.9925, 2720576,
+             2720536, 0.49507, 0.0107, "output parameters", 8, "CONV_2D", "scale 0.0518501773, zero point 3",
+             "scale 0.083936125, zero point 10"]]),
+        _study_file(folder, "litert_quantizer_4bit", "mobilenet_v1",
+                    ["model", "file", "accuracy", "bytes", "size ratio", "non-integer ops", "vs float32 (points)",
+                     "vs float32 low", "vs float32 high"], [
+            ["mobilenet_v1", "static per-tensor (min_max)", 0.9845, 461520, 7.130352, 2, -0.40, -0.59, -0.22]]),
     ]
 
 
@@ -373,3 +384,12 @@ def test_the_deep_compression_study_is_a_table_of_stages_with_intervals(tmp_path
     section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
     assert "### Deep Compression, stage by stage" in section
     assert "| mnist_cnn | PCQAT int8 | 227.0 | 52.4 | 15.57 | 14.76 | 99.16 | -0.09 [-0.23, +0.05] |" in section
+
+
+def test_the_litert_quantizer_studies_are_tables(tmp_path):
+    results = fake_results() | {"studies_recorded": fake_studies(tmp_path)}
+    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    assert "### The LiteRT Quantizer's int8 beside the converter's" in section
+    assert "| mobilenet_v2 | `aeq_int8_per_channel` / `int8_per_channel` | min_max | 99.25 | 99.25 | 2720576 | " \
+           "2720536 | 49.51 | 1.07 | output parameters | 8 CONV_2D |" in section
+    assert "| mobilenet_v1 | static per-tensor (min_max) | 98.45 | -0.40 [-0.59, -0.22] | 450.7 | 7.13 | 2 |" in section
