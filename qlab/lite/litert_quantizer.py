@@ -52,11 +52,12 @@ def _aeq() -> Any:
 
     from ai_edge_quantizer import calibrator, qtyping, quantizer, recipe_manager
     from ai_edge_quantizer import model_validator
-    from ai_edge_quantizer.utils import qsv_utils, validation_utils
+    from ai_edge_quantizer.utils import qsv_utils, tfl_interpreter_utils, validation_utils
 
     return SimpleNamespace(calibrator=calibrator, qtyping=qtyping, quantizer=quantizer,
                            recipe_manager=recipe_manager, model_validator=model_validator,
-                           qsv_utils=qsv_utils, validation_utils=validation_utils)
+                           qsv_utils=qsv_utils, tfl_interpreter_utils=tfl_interpreter_utils,
+                           validation_utils=validation_utils)
 
 
 @contextlib.contextmanager
@@ -218,12 +219,15 @@ def _threads(num_threads: int | None) -> int:
 
 
 def calibrate(float_bytes: bytes, recipe: Sequence[dict[str, Any]], x: np.ndarray, num_samples: int,
-              calibration: str = "moving_average", num_threads: int | None = None) -> dict[str, Any]:
+              calibration: str = "moving_average", num_threads: int | None = None,
+              xnnpack: bool = True) -> dict[str, Any]:
     """Activation ranges ``{tensor name: {"min", "max"}}`` of a float ``.tflite`` for a static ``recipe``.
 
     ``calibration="moving_average"`` is ``Quantizer.calibrate`` (each image's min and max folded
     in with a 0.95 moving average); ``"min_max"`` keeps the least min and greatest max over all
-    images, as the TFLite converter does.
+    images, as the TFLite converter does. The Quantizer runs the float file on LiteRT's default
+    XNNPACK kernels; ``xnnpack=False`` runs it on TFLite's builtin kernels, as the converter's
+    calibrator does. The two sum in another order, and a range can differ in its last float32 bit.
     """
     aeq = _aeq()
     if calibration not in CALIBRATIONS:
@@ -236,13 +240,16 @@ def calibrate(float_bytes: bytes, recipe: Sequence[dict[str, Any]], x: np.ndarra
     with _quantizer_chatter_silenced():
         calibrator = aeq.calibrator.Calibrator(float_bytes, num_threads=_threads(num_threads),
                                                qsv_update_func=update)
+        if not xnnpack:  # the Calibrator always asks for XNNPACK; its interpreter is the one thing swapped
+            calibrator._tfl_interpreter = aeq.tfl_interpreter_utils.create_tfl_interpreter(
+                float_bytes, use_xnnpack=False, num_threads=_threads(num_threads), preserve_all_tensors=True)
         calibrator.calibrate(data, manager)
     return calibrator.get_model_qsvs()
 
 
 def quantize(float_bytes: Any, recipe: Sequence[dict[str, Any]], x: np.ndarray | None = None,
              num_samples: int = 500, calibration: str = "moving_average",
-             num_threads: int | None = None) -> bytes:
+             num_threads: int | None = None, xnnpack: bool = True) -> bytes:
     """A float ``.tflite`` quantized by the LiteRT Quantizer with ``recipe``; the new file's bytes.
 
     The same steps as ``Quantizer(float_bytes)``, ``load_quantization_recipe``, ``calibrate``
@@ -257,6 +264,8 @@ def quantize(float_bytes: Any, recipe: Sequence[dict[str, Any]], x: np.ndarray |
         num_samples: how many of ``x`` calibrate (the converter's variants use the same ones).
         calibration: one of :data:`CALIBRATIONS`.
         num_threads: interpreter threads for calibration (default: this machine's cores).
+        xnnpack: calibrate on LiteRT's XNNPACK kernels (the Quantizer's way) or, False, on
+            TFLite's builtin kernels (the converter's); see :func:`calibrate`.
     """
     aeq = _aeq()
     float_bytes = check_float_tflite(float_bytes, "float_bytes")
@@ -267,16 +276,17 @@ def quantize(float_bytes: Any, recipe: Sequence[dict[str, Any]], x: np.ndarray |
     if quantizer.need_calibration:
         if x is None:
             raise ValueError("this recipe quantizes activations (static): it needs calibration images x")
-        ranges = calibrate(float_bytes, recipe, x, num_samples, calibration, num_threads)
+        ranges = calibrate(float_bytes, recipe, x, num_samples, calibration, num_threads, xnnpack)
     with _quantizer_chatter_silenced():
         result = quantizer.quantize(ranges, enable_progress_report=False)
     return bytes(result.quantized_model)
 
 
 def quantize_variant(float_bytes: bytes, variant: str, x: np.ndarray | None = None, num_samples: int = 500,
-                     algorithm: str = "min_max", calibration: str = "moving_average") -> bytes:
+                     algorithm: str = "min_max", calibration: str = "moving_average", xnnpack: bool = True) -> bytes:
     """One of :data:`AEQ_VARIANTS` of a float ``.tflite`` (``qlab compare`` calls this)."""
-    return quantize(float_bytes, variant_recipe(variant, algorithm, float_bytes), x, num_samples, calibration)
+    return quantize(float_bytes, variant_recipe(variant, algorithm, float_bytes), x, num_samples, calibration,
+                    xnnpack=xnnpack)
 
 
 def validate(float_bytes: bytes, quantized_bytes: bytes, x: np.ndarray, num_samples: int = 10,
@@ -341,6 +351,38 @@ def count_non_integer_ops(model_bytes: bytes) -> int:
     """How many ops of a ``.tflite`` are not integer-only (:func:`integer_only_ops`); 0 for a full-int8 file."""
     table = integer_only_ops(model_bytes)
     return int(table["count"].sum()) if len(table) else 0
+
+
+def weight_rounding(float_bytes: bytes, a_bytes: bytes, b_bytes: bytes, op_index: int) -> dict[str, Any]:
+    """The first weight of op ``op_index`` that two quantized files of ``float_bytes`` store differently, and why.
+
+    Returns its ``position``, the ``float weight`` and the ``scale`` both files share, the
+    quotient ``weight / scale`` computed in ``float32`` and in ``float64``, and the two stored
+    integers ``a`` and ``b``: a quotient that is a tie (x.5) in one precision and not in the
+    other rounds apart. Empty when the op has no weights or its weights are the same.
+    """
+    from qlab.lite.tflite import make_interpreter
+
+    def stored(model_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
+        interpreter = make_interpreter(model_bytes)
+        index = file_ops(model_bytes)[op_index]["inputs"][1]
+        detail = next(d for d in interpreter.get_tensor_details() if d["index"] == index)
+        return np.array(interpreter.get_tensor(index)), detail["quantization_parameters"]["scales"]
+
+    op = file_ops(a_bytes)[op_index] if 0 <= op_index < len(file_ops(a_bytes)) else {"op": ""}
+    if op["op"] not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return {}
+    (wa, scales), (wb, _) = stored(a_bytes), stored(b_bytes)
+    float_weights = stored(float_bytes)[0]
+    differing = np.argwhere(wa != wb)
+    if not len(differing):
+        return {}
+    position = tuple(int(i) for i in differing[0])
+    scale = np.float32(scales[position[0]] if len(scales) > 1 else scales[0])
+    weight = np.float32(float_weights[position])
+    return {"position": position, "float weight": float(weight), "scale": float(scale),
+            "float32": float(weight / scale), "float64": float(np.float64(weight) / np.float64(scale)),
+            "a": int(wa[position]), "b": int(wb[position])}
 
 
 def _quant_params(graph: Any, index: int) -> tuple[tuple[float, ...], tuple[int, ...]]:
@@ -476,50 +518,69 @@ def stored_outputs(model_bytes: bytes, scores: np.ndarray) -> np.ndarray:
 
 #: The routes study's pairs: (Quantizer variant, the converter variant it is set beside).
 ROUTE_PAIRS = (("aeq_int8_per_channel", "int8_per_channel"), ("aeq_int8_per_tensor", "int8_per_tensor"))
+#: The routes study's calibrations, one difference from the converter's removed at a time:
+#: label -> (calibration, XNNPACK kernels).
+ROUTE_CALIBRATIONS = {"moving average": ("moving_average", True), "min/max": ("min_max", True),
+                      "min/max, builtin kernels": ("min_max", False)}
+
+
+def route_rows(float_bytes: bytes, converter_bytes: bytes, variant: str, x: np.ndarray, x_test: np.ndarray,
+               y_test: np.ndarray, num_samples: int) -> list[dict[str, Any]]:
+    """The Quantizer's ``variant`` made with each of :data:`ROUTE_CALIBRATIONS`, set beside the converter's file.
+
+    One row per calibration: both files' accuracy on ``x_test``, size and ops that are not
+    integer-only (:func:`count_non_integer_ops`), the share of identical stored output values and
+    of images whose every score is identical, top-1 agreement, and the first tensor where the
+    files differ (:func:`first_difference` on 50 test images), with the tensors of the
+    Quantizer's file that carry the converter's parameters when those differ.
+    """
+    from qlab.lite.tflite import predict_tflite
+
+    their_scores = predict_tflite(converter_bytes, x_test)
+    theirs_stored = stored_outputs(converter_bytes, their_scores)
+    rows = []
+    for label, (calibration, xnnpack) in ROUTE_CALIBRATIONS.items():
+        ours = quantize_variant(float_bytes, variant, x, num_samples, calibration=calibration, xnnpack=xnnpack)
+        scores = predict_tflite(ours, x_test)
+        first = first_difference(ours, converter_bytes, x_test[:50])
+        same = stored_outputs(ours, scores) == theirs_stored
+        rows.append({"quantizer": variant, "calibration": label,
+                     "quantizer accuracy": float((scores.argmax(1) == y_test).mean()),
+                     "converter accuracy": float((their_scores.argmax(1) == y_test).mean()),
+                     "quantizer bytes": len(ours), "converter bytes": len(converter_bytes),
+                     "quantizer non-integer ops": count_non_integer_ops(ours),
+                     "converter non-integer ops": count_non_integer_ops(converter_bytes),
+                     "identical values": float(same.mean()), "identical images": float(same.all(axis=1).mean()),
+                     "top1 agreement": float((scores.argmax(1) == their_scores.argmax(1)).mean()),
+                     "first difference": "none" if first["identical"] else first["what"],
+                     "op index": first.get("op_index"), "op": first.get("op"), "tensor": first.get("tensor"),
+                     "quantizer side": first.get("a"), "converter side": first.get("b"),
+                     "converter parameters found at": "; ".join(first.get("b_parameters_in_a", [])),
+                     "differing share": first.get("differing")})
+    return rows
 
 
 def routes_study(model_name: str, size: str = "full", seed: int = 0, verbose: bool = False) -> "pd.DataFrame":
     """The Quantizer's static int8 beside the converter's, same model, images and granularity.
 
-    One row per :data:`ROUTE_PAIRS` x :data:`CALIBRATIONS`: both files' accuracy on the test
-    images, size and ops that are not integer-only (:func:`count_non_integer_ops`), the share of
-    identical stored output values and of images whose every score is identical, top-1
-    agreement, and the first tensor where the files differ
-    (:func:`first_difference`, on 50 test images). A recorded study for ``10_litert_quantizer``.
+    :func:`route_rows` for each of :data:`ROUTE_PAIRS`, with the converter's file converted
+    from the same float model and calibrated on the same images. A recorded study for
+    ``10_litert_quantizer``.
     """
     import pandas as pd
 
     from qlab.lite.conversion import DEFAULT_CALIBRATION_SAMPLES, convert
     from qlab.lite.models import load_or_train, mnist_for
-    from qlab.lite.tflite import predict_tflite
 
     (x, _), (x_test, y_test) = mnist_for(model_name, size)
     model = load_or_train(model_name, size, seed, verbose=0)
     float_bytes, rows = convert(model, "float32"), []
     for variant, converter_variant in ROUTE_PAIRS:
+        if verbose:
+            print(f"  {model_name}: {variant} against {converter_variant}", flush=True)
         theirs = convert(model, converter_variant, x, DEFAULT_CALIBRATION_SAMPLES)
-        their_scores = predict_tflite(theirs, x_test)
-        for calibration in CALIBRATIONS:
-            if verbose:
-                print(f"  {model_name}: {variant} ({calibration}) against {converter_variant}", flush=True)
-            ours = quantize_variant(float_bytes, variant, x, DEFAULT_CALIBRATION_SAMPLES, calibration=calibration)
-            scores = predict_tflite(ours, x_test)
-            first = first_difference(ours, theirs, x_test[:50])
-            same = stored_outputs(ours, scores) == stored_outputs(theirs, their_scores)
-            rows.append({"model": model_name, "quantizer": variant, "converter": converter_variant,
-                         "calibration": calibration,
-                         "quantizer accuracy": float((scores.argmax(1) == y_test).mean()),
-                         "converter accuracy": float((their_scores.argmax(1) == y_test).mean()),
-                         "quantizer bytes": len(ours), "converter bytes": len(theirs),
-                         "quantizer non-integer ops": count_non_integer_ops(ours),
-                         "converter non-integer ops": count_non_integer_ops(theirs),
-                         "identical values": float(same.mean()), "identical images": float(same.all(axis=1).mean()),
-                         "top1 agreement": float((scores.argmax(1) == their_scores.argmax(1)).mean()),
-                         "first difference": "none" if first["identical"] else first["what"],
-                         "op index": first.get("op_index"), "op": first.get("op"), "tensor": first.get("tensor"),
-                         "quantizer side": first.get("a"), "converter side": first.get("b"),
-                         "converter parameters found at": "; ".join(first.get("b_parameters_in_a", [])),
-                         "differing share": first.get("differing")})
+        rows += [{"model": model_name, "converter": converter_variant, **row}
+                 for row in route_rows(float_bytes, theirs, variant, x, x_test, y_test, DEFAULT_CALIBRATION_SAMPLES)]
     return pd.DataFrame(rows)
 
 

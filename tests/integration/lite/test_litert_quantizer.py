@@ -65,6 +65,11 @@ def test_min_max_calibration_matches_the_converter_up_to_the_last_bit_of_a_scale
     theirs = lq.stored_outputs(cnn["int8"], predict_tflite(cnn["int8"], cnn["x_test"]))
     assert ours.dtype == np.int64 and np.mean(ours == theirs) > 0.99
     assert lq.first_difference(minmax, minmax, cnn["x_test"][:5]) == {"identical": True}
+    # on the converter's (builtin) kernels too: as close (a tie rounded apart can move a value either way)
+    rows = lq.route_rows(cnn["float"], cnn["int8"], "aeq_int8_per_channel", cnn["x"], cnn["x_test"], cnn["y_test"], 50)
+    assert [r["calibration"] for r in rows] == list(lq.ROUTE_CALIBRATIONS)
+    assert min(rows[1]["identical values"], rows[2]["identical values"]) > 0.99 > 0.1 > rows[0]["identical values"]
+    assert rows[2]["first difference"] != "input parameters"
 
 
 def test_a_single_4bit_config_leaves_depthwise_float_and_the_layered_recipe_does_not(depthwise_file):
@@ -154,3 +159,24 @@ def test_validation_compares_every_tensor_and_the_error_builds_up(cnn):
     assert ((activations["cosine"] > 0.9) & (activations["cosine"] <= 1 + 1e-6)).all()
     with pytest.raises(ValueError, match="not a readable .tflite flatbuffer"):
         lq.validate(cnn["float"], b"not a model", cnn["x_test"], 5)
+
+
+def test_weight_rounding_finds_a_weight_stored_one_step_apart(cnn):
+    """Two files that differ in one stored weight: the function finds it, with the float weight and its scale."""
+    import flatbuffers
+
+    flat = lq.read_flatbuffer(cnn["int8"])
+    graph = flat.subgraphs[0]
+    index = lq.file_ops(cnn["int8"])[5]["inputs"][1]  # the first Dense kernel
+    data = np.array(flat.buffers[graph.tensors[index].buffer].data, dtype=np.uint8).view(np.int8).copy()
+    data[7] = data[7] + 1 if data[7] < 127 else data[7] - 1
+    flat.buffers[graph.tensors[index].buffer].data = data.view(np.uint8)
+    builder = flatbuffers.Builder(0)
+    builder.Finish(flat.Pack(builder), file_identifier=b"TFL3")
+    changed = bytes(builder.Output())
+    found = lq.weight_rounding(cnn["float"], changed, cnn["int8"], 5)
+    assert found["position"] == np.unravel_index(7, lq.file_ops(cnn["int8"])[5]["input_shapes"][1])
+    assert abs(found["a"] - found["b"]) == 1
+    assert found["float32"] == pytest.approx(found["float weight"] / found["scale"], rel=1e-6)
+    assert lq.weight_rounding(cnn["float"], cnn["int8"], cnn["int8"], 5) == {}
+    assert lq.weight_rounding(cnn["float"], cnn["int8"], cnn["int8"], 1) == {}  # MAX_POOL_2D has no weights
