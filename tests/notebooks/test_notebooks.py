@@ -181,6 +181,37 @@ CHECKS = {
                                    for r in v.values()),
         "claims": lambda v: len(v) >= 6 and all(r > 1 for r in v.values()),
     },
+    "10_litert_quantizer.ipynb": {
+        "shortcut_matches_written_out": lambda v: v is True,
+        # "they differ before the first op: the input scale", under the Quantizer's calibration just under 1/255
+        "first_difference_default": lambda v: v["what"] == "input parameters" and v["op_index"] == -1
+        and _scale(v["a"]) < _scale(v["b"]) == pytest.approx(1 / 255, rel=1e-6),
+        # each difference taken away brings the file closer to the converter's
+        "ladder": lambda v: [r["calibration"] for r in v] == ["moving average", "min/max", "min/max, builtin kernels"]
+        and v[0]["first difference"] == "input parameters" and v[0]["identical values"] < 0.1
+        and min(v[1]["identical values"], v[2]["identical values"]) > 0.99,
+        "calibrated_max": lambda v: v["XNNPACK"] == pytest.approx(v["builtin"], rel=1e-5),
+        "weight_rounding": lambda v: v == {} or abs(v["a"] - v["b"]) == 1,
+        "routes": lambda v: len(v) % 6 == 0 and all(
+            r["first difference"] == "input parameters" for r in v if r["calibration"] == "moving average"),
+        # the break: a single 4-bit config leaves the depthwise convs float; the layered recipe is integer-only
+        "non_integer_ops_single_vs_layered": lambda v: v["single 4-bit config"] >= 3 and v["layered (aeq_int4_static)"] == 0,
+        "four_bit": lambda v: len(v) % 11 == 0 and all(r["size ratio"] > 5 for r in v if r["file"] != "float32"),
+        "four_bit_recovery": lambda v: len(v) >= 1,
+        "four_bit_best": lambda v: len(v) >= 1,
+        "custom_recipe": lambda v: v["weights"]["CONV_2D"] == {"FLOAT32": 1, "INT4": 1}
+        and v["weights"]["FULLY_CONNECTED"] == {"INT4": 2} and v["non_integer_ops"] == 3,
+        "typo_error": lambda v: "'conv9' matches no op" in v and "conv1" in v,
+        "validation_snr_gap_db": lambda v: v["min"] > 0,
+        "debugger_rmse_per_step": lambda v: len(v) == 4,
+        # the op tables: full-integer files of both routes are integer-only, the float-activation ones are not
+        "zoo_non_integer_ops": lambda v: len(v) == 12 and all(
+            v[k] == 0 for k in ("int8_per_channel", "int8_per_tensor", "qat_4bit", "aeq_int8_per_channel",
+                                "aeq_int8_per_tensor", "aeq_int4_static"))
+        and v["int16x8"] == 2 and all(v[k] > 0 for k in ("dynamic_int8", "aeq_dynamic_int8", "aeq_int4_weight_only",
+                                                         "aeq_int4_blockwise")),
+        "zoo_accuracy": lambda v: len(v) == 12 and all(0 <= a <= 1 for a in v.values()),
+    },
     "11_your_own_model.ipynb": {
         "unsupported_layers": lambda v: v == [],
         "accuracy": lambda v: len(v) == 6 and all(0 <= a <= 1 for a in v.values()),
@@ -305,6 +336,32 @@ FULL_CHECKS["09_deep_compression.ipynb"] = {
                                                                           v["mobilenet_v2"]["untouched share %"]),
 }
 
+FULL_CHECKS["10_litert_quantizer.ipynb"] = {
+    # min/max: a scale's last float32 bits, from a calibrated max one float32 step apart on the two kernels;
+    # builtin kernels: one weight, a float32 tie that float64 rounds the other way
+    "ladder": lambda v: v[1]["first difference"] == "output parameters" and v[1]["op"] == "CONV_2D"
+    and _scale(v[1]["quantizer side"]) == pytest.approx(_scale(v[1]["converter side"]), rel=1e-6)
+    and v[2]["first difference"] == "weights" and v[2]["identical values"] > 0.999,
+    "calibrated_max": lambda v: v["XNNPACK"] != v["builtin"],
+    "weight_rounding": lambda v: v["float32"] % 1 == 0.5 and v["float64"] % 1 != 0.5 and abs(v["a"] - v["b"]) == 1,
+    "routes": lambda v: len(v) == 18 and _routes_as_the_lesson_says(v),
+    # the done-when: a 4-bit file of each model within 1 point of float, mnist_cnn's at least 6x smaller
+    "four_bit_best": lambda v: len(v) == 3 and all(r["vs float32 (points)"] > -1 for r in v)
+    and all(r["size ratio"] >= 6 for r in v if r["model"] == "mnist_cnn"),
+    "four_bit": lambda v: len(v) == 33 and all(r["size ratio"] >= 6 for r in v
+                                               if r["model"] == "mnist_cnn" and r["file"] != "float32")
+    # "MobileNet v1's static files have two ops that are not integer-only"; the converter's none
+    and all(r["non-integer ops"] == 2 for r in v if r["model"] == "mobilenet_v1" and r["file"].startswith("static"))
+    and all(r["non-integer ops"] == 0 for r in v if r["file"] == "QAT 4-bit (converter)"),
+    # the break is measurable on MobileNet v1 only; MSE wins part back, per-channel more, QAT the most
+    "four_bit_recovery": lambda v: [r["model"] for r in v if r["break measurable"]] == ["mobilenet_v1"] and all(
+        0 < r["per-tensor MSE recovered"] < r["per-channel min-max recovered"] < r["QAT 4-bit recovered"]
+        and r["per-tensor OCTAV recovered"] < 0 for r in v if r["break measurable"]),
+    "validation_snr_gap_db": lambda v: v["min"] > 6,
+    # "about one rounding": no conv or dense layer of the int8 file adds twice the rounding floor
+    "debugger_rmse_per_step": lambda v: max(v.values()) < 2 * 12 ** -0.5,
+}
+
 FULL_CHECKS["11_your_own_model.ipynb"] = {
     # the example CNN: post-training int8 loses hardly anything, qat_int8 (more training) beats float
     "accuracy": lambda v: len(v) == 6 and v["qat_int8"] > v["float32"]
@@ -315,6 +372,25 @@ FULL_CHECKS["11_your_own_model.ipynb"] = {
     # "every layer stays near the rounding floor" (1/sqrt(12) steps): none twice above it
     "layer_rmse_over_scale": lambda v: max(v.values()) < 2 * 12 ** -0.5,
 }
+
+
+def _scale(side: str) -> float:
+    """The scale in a first_difference side, ``"scale 0.00392156886, zero point -128"``."""
+    return float(side.split()[1].rstrip(","))
+
+
+def _routes_as_the_lesson_says(rows: list) -> bool:
+    """Lesson 10's text on the recorded side-by-side table, with min/max calibration."""
+    by = {(r["model"], r["quantizer"]): r for r in rows if r["calibration"] == "min/max"}
+    builtin = {(r["model"], r["quantizer"]): r for r in rows if r["calibration"] == "min/max, builtin kernels"}
+    v2 = by[("mobilenet_v2", "aeq_int8_per_channel")]
+    v1 = by[("mobilenet_v1", "aeq_int8_per_channel")]
+    return (builtin[("mnist_cnn", "aeq_int8_per_tensor")]["identical values"] == 1.0
+            and v2["first difference"] == "output parameters" and "add" in (v2["converter parameters found at"] or "")
+            and v1["first difference"] == "output values"
+            and v1["quantizer side"].split("op version ")[1] != v1["converter side"].split("op version ")[1]
+            and all(r["quantizer non-integer ops"] > 0 for r in rows if r["model"] == "mobilenet_v1")
+            and all(r["converter non-integer ops"] == 0 for r in rows))
 
 
 def _reached(milestone: dict) -> bool:
