@@ -127,16 +127,19 @@ def variant_recipe(variant: str, algorithm: str = "min_max", model_bytes: bytes 
 def check_float_tflite(model_bytes: Any, argument: str = "model_bytes") -> bytes:
     """``model_bytes`` as bytes if it is a float ``.tflite`` the Quantizer can start from; else a ValueError.
 
-    A file with QUANTIZE/DEQUANTIZE ops or integer activations has been quantized already
-    (by the converter or the Quantizer): quantizing it again is not what a recipe means.
+    A file with QUANTIZE/DEQUANTIZE ops (float16 weights have them too) or ops on integer or
+    float16 tensors has been quantized already (by the converter or the Quantizer): quantizing
+    it again is not what a recipe means.
     """
-    ops = file_ops(model_bytes)
-    quantized = sorted({op["op"] for op in ops if op["op"] in ("QUANTIZE", "DEQUANTIZE")} |
-                       {op["op"] for op in ops if any(t in ("INT8", "INT4", "UINT8", "INT16") for t in op["types"])})
-    if quantized:
-        raise ValueError(f"{argument} is already quantized ({', '.join(quantized)} ops read or write integer "
-                         "tensors); the LiteRT Quantizer starts from a float32 .tflite, such as "
-                         "qlab.lite.conversion.convert(model, 'float32')")
+    found = set()
+    for op in file_ops(model_bytes):
+        if op["op"] in ("QUANTIZE", "DEQUANTIZE"):
+            found.add(f"{op['op']} ops")
+        found.update(f"{t} tensors" for t in op["types"] if t in ("INT4", "INT8", "UINT8", "INT16", "FLOAT16"))
+    if found:
+        raise ValueError(f"{argument} is already quantized (it has {', '.join(sorted(found))}); the LiteRT "
+                         "Quantizer starts from a float32 .tflite, such as qlab.lite.conversion.convert(model, "
+                         "'float32')")
     return bytes(model_bytes)
 
 
@@ -268,6 +271,8 @@ def quantize(float_bytes: Any, recipe: Sequence[dict[str, Any]], x: np.ndarray |
             TFLite's builtin kernels (the converter's); see :func:`calibrate`.
     """
     aeq = _aeq()
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"unknown calibration {calibration!r}; valid: {', '.join(CALIBRATIONS)}")
     float_bytes = check_float_tflite(float_bytes, "float_bytes")
     check_recipe(float_bytes, recipe)
     quantizer = aeq.quantizer.Quantizer(float_bytes)

@@ -119,8 +119,10 @@ def test_variant_recipes_leave_out_ops_the_model_does_not_have(cnn):
 def test_bad_files_recipes_and_calibration_images_are_named(cnn):
     float_bytes, x = cnn["float"], cnn["x"]
     static = lq.variant_recipe("aeq_int8_per_channel")
-    with pytest.raises(ValueError, match="already quantized.*starts from a float32 .tflite"):
+    with pytest.raises(ValueError, match=r"already quantized \(it has INT8 tensors\).*float32 .tflite"):
         lq.quantize(cnn["int8"], static, x, 10)
+    with pytest.raises(ValueError, match=r"already quantized \(it has DEQUANTIZE ops, FLOAT16 tensors\)"):
+        lq.quantize(conversion.convert(cnn["model"], "float16"), lq.variant_recipe("aeq_dynamic_int8"))
     with pytest.raises(ValueError, match="not a readable .tflite flatbuffer"):
         lq.quantize(b"PK\x03\x04 a zip file, not a model", static, x, 10)
     with pytest.raises(TypeError, match="bytes of a .tflite file, got str"):
