@@ -153,3 +153,35 @@ def test_deep_compression_meets_the_issues_bars_and_keeps_zeros_and_clusters_in_
         for column in ("vs float32", "vs control"):
             assert (t[f"{column} low"] <= t[f"{column} (points)"]).all() and \
                 (t[f"{column} (points)"] <= t[f"{column} high"]).all()
+
+
+def test_the_litert_quantizer_meets_the_4bit_bars_and_the_break_is_recovered_in_order():
+    """Every model has a 4-bit file within 1 point of float (mnist_cnn's >= 6x smaller); lesson 10's break and repair."""
+    from qlab.lite.litert_quantizer import four_bit_recovery
+
+    tables = recorded("litert_quantizer_4bit")
+    assert sorted(tables) == ["mnist_cnn", "mobilenet_v1", "mobilenet_v2"]
+    for model, t in tables.items():
+        files = t[t["file"] != "float32"]
+        assert (files["vs float32 (points)"] > -1).any(), model
+        assert (files["size ratio"] > 5).all(), model
+        if model == "mnist_cnn":
+            assert (files["size ratio"] >= 6).all()
+    recovery = four_bit_recovery(pd.concat(tables.values(), ignore_index=True)).set_index("model")
+    v1 = recovery.loc["mobilenet_v1"]
+    assert v1["break measurable"] and v1["break: loss (points)"] > 0.3
+    assert 0 < v1["per-tensor MSE recovered"] < v1["per-channel min-max recovered"] < v1["QAT 4-bit recovered"]
+
+
+def test_the_quantizers_int8_matches_the_converters_once_calibrated_the_same_way():
+    tables = recorded("litert_quantizer_routes")
+    for model, t in tables.items():
+        by = t.set_index(["quantizer", "calibration"])
+        for variant in ("aeq_int8_per_channel", "aeq_int8_per_tensor"):
+            assert by.loc[(variant, "moving average"), "first difference"] == "input parameters", model
+            assert by.loc[(variant, "moving average"), "identical values"] < 0.05, model
+            assert by.loc[(variant, "min/max"), "identical values"] > 0.45, model
+    cnn = tables["mnist_cnn"].set_index(["quantizer", "calibration"])
+    assert cnn.loc[("aeq_int8_per_tensor", "min/max, builtin kernels"), "identical values"] == 1.0
+    v2 = tables["mobilenet_v2"].set_index(["quantizer", "calibration"])
+    assert "add" in v2.loc[("aeq_int8_per_channel", "min/max"), "converter parameters found at"]
