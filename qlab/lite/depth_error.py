@@ -26,8 +26,7 @@ import pandas as pd
 
 from qlab.lite.debug import keras_layer_name
 from qlab.lite.introspect import fused_output_layer
-from qlab.lite.quiet import native_stderr_silenced
-from qlab.lite.tflite import dequantize_output, quantize_input
+from qlab.lite.tflite import dequantize_output, interpreter_keeping_all_tensors, quantize_input
 
 __all__ = ["DepthPoint", "depth_points", "error_by_depth"]
 
@@ -44,28 +43,6 @@ class DepthPoint:
     tensor_index: int
     tensor_name: str
     keras_layer: str
-
-
-def _interpreter_keeping_all_tensors(model_bytes: bytes) -> Any:
-    """A LiteRT interpreter whose intermediate tensors stay readable after ``invoke``."""
-    if not isinstance(model_bytes, (bytes, bytearray)):
-        raise TypeError(f"model_bytes must be a TFLite flatbuffer (bytes), got "
-                        f"{type(model_bytes).__name__}")
-    try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    except ImportError:  # pragma: no cover - LiteRT is a dependency
-        from qlab.lite.keras2 import tf
-
-        Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
-    import warnings
-
-    with native_stderr_silenced(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": we are
-        interpreter = Interpreter(
-            model_content=bytes(model_bytes), experimental_preserve_all_tensors=True,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        interpreter.allocate_tensors()
-    return interpreter
 
 
 def _keras_point(model: Any, tensor_name: str) -> str | None:
@@ -164,7 +141,7 @@ def error_by_depth(model: Any, model_bytes: bytes, x: np.ndarray, batch_size: in
         ``same_input_sqnr_db`` (the debugger's RMSE over the same float RMS).
     """
     x = _check_inputs(model, x, batch_size)
-    interpreter = _interpreter_keeping_all_tensors(model_bytes)
+    interpreter = interpreter_keeping_all_tensors(model_bytes)
     points = depth_points(model, interpreter)
     if not points:
         raise ValueError("no op of model_bytes matches a layer of model: was it converted "

@@ -118,12 +118,6 @@ class IntModel:
         raise KeyError(f"no tensor named {key!r}; names are {[t.name for t in self.tensors]}")
 
 
-def _builtin_names() -> dict[int, str]:
-    from ai_edge_litert import schema_py_generated as schema
-
-    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-
-
 def _read_tensor(index: int, tensor: Any, buffers: Sequence[Any]) -> TensorInfo:
     dtype = _NUMPY_TYPES.get(tensor.type)
     name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
@@ -155,12 +149,11 @@ def load(model: str | os.PathLike | bytes | IntModel) -> IntModel:
         raise TypeError(f"model must be a .tflite path, bytes or IntModel, got {type(model).__name__}")
     from ai_edge_litert import schema_py_generated as schema
 
-    try:
-        flat = schema.ModelT.InitFromPackedBuf(content, 0)
-    except Exception as error:  # a corrupt flatbuffer raises anything from struct to IndexError
-        raise ValueError(f"model is not a readable .tflite flatbuffer ({error})") from error
+    from qlab.lite.tflite import enum_names, read_flatbuffer
+
+    flat = read_flatbuffer(content, "model")
     graph = flat.subgraphs[0]
-    names = _builtin_names()
+    names = enum_names(schema.BuiltinOperator)
     tensors = tuple(_read_tensor(i, t, flat.buffers) for i, t in enumerate(graph.tensors))
     operators = []
     for i, op in enumerate(graph.operators or []):

@@ -15,7 +15,7 @@ images of the wrong shape), the converter's min/max calibration as an option bes
 the Quantizer's moving average (:data:`CALIBRATIONS`), the machine's core count for its
 threads, a tensor-by-tensor search for the first difference between two files
 (:func:`first_difference`) and a count of the ops that are not integer-only
-(:func:`integer_only_ops`). Taught in ``10_litert_quantizer``.
+(:func:`qlab.lite.tflite.integer_only_ops`, taught here). Taught in ``10_litert_quantizer``.
 """
 
 from __future__ import annotations
@@ -29,11 +29,20 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from qlab.lite.conversion import AEQ_VARIANTS
-from qlab.lite.quiet import native_stderr_silenced, tflite_chatter_silenced
-from qlab.lite.tflite import file_ops, read_flatbuffer
+from qlab.lite.quiet import tflite_chatter_silenced
+from qlab.lite.tflite import count_non_integer_ops, file_ops, integer_only_ops, read_flatbuffer
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: The public names; the op-table readers come from :mod:`qlab.lite.tflite`, taught here.
+__all__ = [
+    "AEQ_VARIANTS", "ALGORITHMS", "BLOCK_SIZE", "CALIBRATIONS", "FOUR_BIT_ROWS", "ROUTE_CALIBRATIONS",
+    "ROUTE_PAIRS", "calibrate", "calibration_data", "check_algorithm", "check_float_tflite", "check_recipe",
+    "count_non_integer_ops", "file_ops", "first_difference", "four_bit_recovery", "four_bit_study",
+    "integer_only_ops", "model_signature", "quantize", "quantize_variant", "read_flatbuffer", "route_rows",
+    "routes_study", "stored_outputs", "validate", "variant_recipe", "weight_rounding",
+]
 
 #: How static recipes turn per-image activation ranges into one range per tensor: the Quantizer's
 #: default moving average (0.95) of each image's min and max, or the converter's global min and max.
@@ -42,8 +51,6 @@ CALIBRATIONS = ("moving_average", "min_max")
 ALGORITHMS = {"min_max": "min_max_uniform_quantize", "mse": "MSE", "octav": "OCTAV"}
 #: Block size of ``aeq_int4_blockwise``: one scale per 32 consecutive input weights of a dense row.
 BLOCK_SIZE = 32
-#: Tensor types that an integer-only accelerator cannot take.
-FLOAT_TYPES = ("FLOAT32", "FLOAT16", "BFLOAT16", "FLOAT64")
 
 
 def _aeq() -> Any:
@@ -195,24 +202,18 @@ def model_signature(model_bytes: bytes) -> tuple[str, str, tuple[int, ...]]:
 def calibration_data(model_bytes: bytes, x: Any, num_samples: int) -> dict[str, list[dict[str, np.ndarray]]]:
     """The Quantizer's calibration (or validation) data: ``{signature: [{input: one image}, ...]}``.
 
-    The first ``num_samples`` images of ``x``, one at a time like the converter's
-    ``representative_dataset``; ``x`` is checked against the file's input first.
+    The first ``num_samples`` images of ``x``, one at a time, checked and taken by the converter's
+    :func:`qlab.lite.conversion.representative_dataset` against the file's input shape.
     """
-    from qlab.numerics.validate import check_int
+    from qlab.lite.conversion import representative_dataset
 
     key, name, shape = model_signature(model_bytes)
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"calibration images must be a numpy array, got {type(x).__name__}")
-    if x.dtype != np.float32:
-        raise ValueError(f"calibration images must be float32 like the model input, got dtype {x.dtype}")
-    if x.ndim != len(shape) or x.shape[1:] != shape[1:]:
-        raise ValueError(f"calibration images have shape {x.shape}, the model input is {shape} (batch first)")
-    if len(x) == 0:
+    if isinstance(x, np.ndarray) and len(x) == 0:
         raise ValueError("calibration images are empty: there is nothing to calibrate on")
-    num_samples = check_int(num_samples, "num_samples", 1, len(x))
-    if not np.isfinite(x[:num_samples]).all():
+    images = [batch[0] for batch in representative_dataset(x, num_samples, shape)()]  # its checks, its order
+    if not all(np.isfinite(image).all() for image in images):
         raise ValueError("calibration images contain NaN or inf")
-    return {key: [{name: x[i:i + 1]} for i in range(num_samples)]}
+    return {key: [{name: image} for image in images]}
 
 
 def _threads(num_threads: int | None) -> int:
@@ -331,33 +332,6 @@ def validate(float_bytes: bytes, quantized_bytes: bytes, x: np.ndarray, num_samp
     return table.drop(columns="_order")
 
 
-def integer_only_ops(model_bytes: bytes) -> "pd.DataFrame":
-    """Every op of a ``.tflite`` that is not integer-only, read from the file's own op table.
-
-    An op is integer-only when every tensor it reads or writes is stored as an integer
-    type: what an integer-only accelerator (an Edge TPU, say) can run. QUANTIZE and
-    DEQUANTIZE at a float border count, as does any op computing in float. Columns: ``op``,
-    ``count``, ``float tensors`` (the float types it touches).
-    """
-    import pandas as pd
-
-    counts: dict[str, list[Any]] = {}
-    for op in file_ops(model_bytes):
-        floats = sorted({t for t in op["types"] if t in FLOAT_TYPES})
-        if floats:
-            entry = counts.setdefault(op["op"], [0, set()])
-            entry[0] += 1
-            entry[1].update(floats)
-    return pd.DataFrame([{"op": op, "count": n, "float tensors": ", ".join(sorted(types))}
-                         for op, (n, types) in counts.items()], columns=["op", "count", "float tensors"])
-
-
-def count_non_integer_ops(model_bytes: bytes) -> int:
-    """How many ops of a ``.tflite`` are not integer-only (:func:`integer_only_ops`); 0 for a full-int8 file."""
-    table = integer_only_ops(model_bytes)
-    return int(table["count"].sum()) if len(table) else 0
-
-
 def weight_rounding(float_bytes: bytes, a_bytes: bytes, b_bytes: bytes, op_index: int) -> dict[str, Any]:
     """The first weight of op ``op_index`` that two quantized files of ``float_bytes`` store differently, and why.
 
@@ -366,16 +340,15 @@ def weight_rounding(float_bytes: bytes, a_bytes: bytes, b_bytes: bytes, op_index
     integers ``a`` and ``b``: a quotient that is a tie (x.5) in one precision and not in the
     other rounds apart. Empty when the op has no weights or its weights are the same.
     """
-    from qlab.lite.tflite import make_interpreter
+    from qlab.lite.tflite import WEIGHT_OPS, file_weights
 
     def stored(model_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
-        interpreter = make_interpreter(model_bytes)
         index = file_ops(model_bytes)[op_index]["inputs"][1]
-        detail = next(d for d in interpreter.get_tensor_details() if d["index"] == index)
-        return np.array(interpreter.get_tensor(index)), detail["quantization_parameters"]["scales"]
+        detail, _, values = next(w for w in file_weights(model_bytes) if w[0]["index"] == index)
+        return values, detail["quantization_parameters"]["scales"]
 
-    op = file_ops(a_bytes)[op_index] if 0 <= op_index < len(file_ops(a_bytes)) else {"op": ""}
-    if op["op"] not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+    ops = file_ops(a_bytes)
+    if not 0 <= op_index < len(ops) or ops[op_index]["op"] not in WEIGHT_OPS:
         return {}
     (wa, scales), (wb, _) = stored(a_bytes), stored(b_bytes)
     float_weights = stored(float_bytes)[0]
@@ -399,14 +372,9 @@ def _quant_params(graph: Any, index: int) -> tuple[tuple[float, ...], tuple[int,
 
 def _all_tensors(model_bytes: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
     """Every tensor of a ``.tflite`` after running ``x`` (quantized with its own input parameters)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from qlab.lite.tflite import interpreter_keeping_all_tensors, quantize_input
 
-    from qlab.lite.tflite import quantize_input
-
-    with native_stderr_silenced():
-        # the builtin kernels without XNNPACK, whose fused partitions would hide the intermediates
-        interpreter = Interpreter(model_content=bytes(model_bytes), experimental_preserve_all_tensors=True,
-                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter = interpreter_keeping_all_tensors(model_bytes)
     detail = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(detail["index"], list(x.shape))
     interpreter.allocate_tensors()
@@ -493,7 +461,11 @@ def first_difference(a_bytes: bytes, b_bytes: bytes, x: np.ndarray) -> dict[str,
 
 
 def _static_4bit_recipe(model_bytes: bytes, per_tensor: bool, algorithm: str) -> list[dict[str, Any]]:
-    """``aeq_int4_static``'s layering with a choice of weight granularity (the 4-bit study's break)."""
+    """``aeq_int4_static``'s layering with a choice of weight granularity (the 4-bit study's break).
+
+    Unlike :func:`variant_recipe`, the 8-bit config keeps min-max weights whatever ``algorithm``
+    says, so the study varies only the 4-bit weights' algorithm.
+    """
     aeq, key = _aeq(), check_algorithm(algorithm)
     ops, granularity = aeq.qtyping.TFLOperationName, aeq.qtyping.QuantGranularity
     weights = granularity.TENSORWISE if per_tensor else granularity.CHANNELWISE
@@ -512,13 +484,12 @@ def stored_outputs(model_bytes: bytes, scores: np.ndarray) -> np.ndarray:
     Two files can store the same integers under output scales one float32 step apart: their
     dequantized scores then differ in the last bits though the files computed the same thing.
     """
-    from qlab.lite.tflite import make_interpreter
+    from qlab.lite.tflite import make_interpreter, quantize_input
 
     detail = make_interpreter(model_bytes).get_output_details()[0]
     if not np.issubdtype(detail["dtype"], np.integer):
         return scores
-    scale, zero_point = detail["quantization"]
-    return np.round(scores / np.float32(scale)).astype(np.int64) + zero_point
+    return quantize_input(scores, detail).astype(np.int64)  # exact: each score is (q - zero_point) * scale
 
 
 #: The routes study's pairs: (Quantizer variant, the converter variant it is set beside).

@@ -372,3 +372,61 @@ def file_ops(model_bytes: bytes) -> list[dict[str, Any]]:
                       "inputs": inputs, "outputs": outputs,
                       "types": [type_names[graph.tensors[i].type] for i in inputs + outputs]})
     return found
+
+
+#: Tensor types that an integer-only accelerator cannot take.
+FLOAT_TYPES = ("FLOAT32", "FLOAT16", "BFLOAT16", "FLOAT64")
+
+
+def integer_only_ops(model_bytes: bytes) -> "pd.DataFrame":
+    """Every op of a ``.tflite`` that is not integer-only, read from the file's own op table.
+
+    An op is integer-only when no tensor it reads or writes is stored as a float type
+    (:data:`FLOAT_TYPES`): what an integer-only accelerator (an Edge TPU, say) can run. QUANTIZE and
+    DEQUANTIZE at a float border count, as does any op computing in float. Columns: ``op``,
+    ``count``, ``float tensors`` (the float types it touches).
+    """
+    import pandas as pd
+
+    counts: dict[str, list[Any]] = {}
+    for op in file_ops(model_bytes):
+        floats = sorted({t for t in op["types"] if t in FLOAT_TYPES})
+        if floats:
+            entry = counts.setdefault(op["op"], [0, set()])
+            entry[0] += 1
+            entry[1].update(floats)
+    return pd.DataFrame([{"op": op, "count": n, "float tensors": ", ".join(sorted(types))}
+                         for op, (n, types) in counts.items()], columns=["op", "count", "float tensors"])
+
+
+def count_non_integer_ops(model_bytes: bytes) -> int:
+    """How many ops of a ``.tflite`` are not integer-only (:func:`integer_only_ops`); 0 for a full-int8 file."""
+    table = integer_only_ops(model_bytes)
+    return int(table["count"].sum()) if len(table) else 0
+
+
+def interpreter_keeping_all_tensors(model_bytes: bytes) -> Any:
+    """A LiteRT interpreter whose intermediate tensors stay readable after ``invoke``.
+
+    It runs LiteRT's builtin kernels without the XNNPACK delegate, which would fuse the graph
+    into one node. Used by :mod:`qlab.lite.depth_error` and
+    :func:`qlab.lite.litert_quantizer.first_difference`.
+    """
+    if not isinstance(model_bytes, (bytes, bytearray)):
+        raise TypeError(f"model_bytes must be a TFLite flatbuffer (bytes), got "
+                        f"{type(model_bytes).__name__}")
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:  # pragma: no cover - LiteRT is a dependency
+        from qlab.lite.keras2 import tf
+
+        Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+    import warnings
+
+    with native_stderr_silenced(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": we are
+        interpreter = Interpreter(
+            model_content=bytes(model_bytes), experimental_preserve_all_tensors=True,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter.allocate_tensors()
+    return interpreter
