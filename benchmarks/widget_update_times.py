@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
 from qlab import widgets as qw  # noqa: E402
-from qlab.lite.environment import cpu_name  # noqa: E402
+from qlab.zoo.environment import cpu_name  # noqa: E402
 
 #: The goal: every control's 95th percentile update under this many milliseconds.
 P95_GOAL_MS = 50.0

@@ -1,22 +1,34 @@
 """qlab: a workbook for learning and experimenting with neural-network quantization.
 
-The package is built in layers, one folder each; a module imports only from its
-own layer or the ones listed before it (``tests/unit/test_layers.py`` checks it):
+The package is built in layers, one or more folders each; a module imports only from
+its own layer or the ones listed before it, and no module imports itself back through
+others (``tests/unit/test_layers.py`` checks both):
 
 - ``qlab.numerics``: quantization math with numpy only (scale and zero point,
   calibration, error metrics, fixed point, integer kernels, synthetic tensors);
 - ``qlab.files``: where data and artifacts live, atomic writes, MNIST;
-- ``qlab.lite``: TensorFlow, Keras 2, TFMOT and LiteRT (the model zoo, conversion,
-  the interpreter, QAT, the debugger, the integer simulator);
+- TensorFlow, Keras 2, TFMOT and LiteRT, a folder per family of techniques, each
+  using only the ones before it:
+
+  - ``qlab.zoo``: the model zoo, its cache and shipped weights, the Keras 2 / Keras 3
+    adapters, seeding, progress and ``tf.distribute`` (lesson 03);
+  - ``qlab.conversion``: the converter's variants, the LiteRT Quantizer, running and
+    reading ``.tflite`` files, the integer-only simulator (lessons 03, 04, 10);
+  - ``qlab.ptq`` and ``qlab.qat``: post-training techniques (representative data,
+    activation ranges, batch-norm folding, equalization, bias correction, AdaRound, the
+    debugger, error by depth; lessons 04, 05, 08) and quantization-aware training
+    (whole model, annotated layers, QuantizeConfigs, ranges during training, placement,
+    mixed precision; lessons 06, 07), side by side;
+  - ``qlab.compression``: pruning, clustering and Deep Compression (lesson 09);
 - ``qlab.plots``: one module per picture, a pure compute function and a draw
   function on a matplotlib ``Figure`` (no pyplot, no TensorFlow);
 - ``qlab.widgets``: thin ipywidgets wrappers around the plots;
 - ``qlab.workbook``: the comparison pipeline, the notebook runner and records,
-  the benchmark.
+  the lessons' recorded studies (``qlab.workbook.studies``), the benchmark.
 
 Importing qlab is quick and has no side effects: it seeds nothing, prints nothing
 and does not import TensorFlow. Everything below is loaded on first use, and the
-modules that need TensorFlow get it through ``qlab.lite.keras2``, the one place
+modules that need TensorFlow get it through ``qlab.zoo.keras2``, the one place
 that picks Keras 2.
 """
 
@@ -30,14 +42,14 @@ __version__ = "0.1.0"
 # public name -> module that defines it (loaded lazily by __getattr__ below)
 _LAZY: dict[str, str] = {
     "load_mnist": "qlab.files.data",
-    "set_seed": "qlab.lite.seed",
+    "set_seed": "qlab.zoo.seed",
     "record": "qlab.workbook.notebook",
     "expect_error": "qlab.workbook.notebook",
-    "environment_report": "qlab.lite.environment",
-    "check_environment": "qlab.lite.environment",
+    "environment_report": "qlab.zoo.environment",
+    "check_environment": "qlab.zoo.environment",
     # TensorFlow and Keras 2 (tf_keras) as qlab configures them, for notebooks: qlab.tf, qlab.keras
-    "tf": "qlab.lite.keras2",
-    "keras": "qlab.lite.keras2",
+    "tf": "qlab.zoo.keras2",
+    "keras": "qlab.zoo.keras2",
     "QuantParams": "qlab.numerics.quant",
     "choose_quant_params": "qlab.numerics.quant",
     "quantize": "qlab.numerics.quant",
@@ -65,40 +77,40 @@ _LAZY: dict[str, str] = {
     "fine_metrics": "qlab.numerics.metrics",
     "run_study": "qlab.workbook.studies",
     "simulate_chain": "qlab.numerics.accumulate",
-    "MODELS": "qlab.lite.models",
-    "load_or_train": "qlab.lite.models",
-    "mnist_for": "qlab.lite.models",
-    "VARIANTS": "qlab.lite.conversion",
-    "convert": "qlab.lite.conversion",
-    "convert_qat": "qlab.lite.conversion",
-    "representative_dataset": "qlab.lite.conversion",
-    "evaluate_tflite": "qlab.lite.tflite",
-    "predict_tflite": "qlab.lite.tflite",
-    "measure_latency": "qlab.lite.tflite",
+    "MODELS": "qlab.zoo.models",
+    "load_or_train": "qlab.zoo.models",
+    "mnist_for": "qlab.zoo.models",
+    "VARIANTS": "qlab.conversion.converter",
+    "convert": "qlab.conversion.converter",
+    "convert_qat": "qlab.conversion.converter",
+    "representative_dataset": "qlab.conversion.converter",
+    "evaluate_tflite": "qlab.conversion.tflite",
+    "predict_tflite": "qlab.conversion.tflite",
+    "measure_latency": "qlab.conversion.tflite",
     "compare": "qlab.workbook.pipeline",
     "compare_keras_model": "qlab.workbook.pipeline",
-    "load_keras_model": "qlab.lite.models",
-    "rebuild_in_tf_keras": "qlab.lite.keras3",
-    "keras3_fit_progress": "qlab.lite.progress",
-    "cpu_mirrored_strategy": "qlab.lite.distribute",
-    "quantize_under": "qlab.lite.distribute",
-    "logical_cpus": "qlab.lite.distribute",
+    "load_keras_model": "qlab.zoo.models",
+    "rebuild_in_tf_keras": "qlab.zoo.keras3",
+    "keras3_fit_progress": "qlab.zoo.progress",
+    "cpu_mirrored_strategy": "qlab.zoo.distribute",
+    "quantize_under": "qlab.qat.training",
+    "logical_cpus": "qlab.zoo.distribute",
     "ComparisonResult": "qlab.workbook.pipeline",
-    "quantize_whole_model": "qlab.lite.qat",
-    "quantize_partial": "qlab.lite.qat",
-    "load_or_fine_tune": "qlab.lite.qat",
-    "layer_support_table": "qlab.lite.qat",
-    "layer_error_table": "qlab.lite.debug",
-    "selective_quantization": "qlab.lite.debug",
+    "quantize_whole_model": "qlab.qat.quantize",
+    "quantize_partial": "qlab.qat.quantize",
+    "load_or_fine_tune": "qlab.qat.training",
+    "layer_support_table": "qlab.qat.quantize",
+    "layer_error_table": "qlab.ptq.debug",
+    "selective_quantization": "qlab.ptq.debug",
     "weight_quant_params": "qlab.numerics.quant",
     "tflite_round": "qlab.numerics.rounding",
     "ROUNDING_NOISE": "qlab.numerics.metrics",
     "synthetic_tensor": "qlab.numerics.synthetic",
     "synthetic_depthwise_kernel": "qlab.numerics.synthetic",
     "channel_ranges_view": "qlab.numerics.per_channel",
-    "layer_weights": "qlab.lite.introspect",
-    "weight_layers": "qlab.lite.introspect",
-    "channel_ranges_table": "qlab.lite.introspect",
+    "layer_weights": "qlab.zoo.introspect",
+    "weight_layers": "qlab.zoo.introspect",
+    "channel_ranges_table": "qlab.zoo.introspect",
     "static_bucket_explorer": "qlab.plots.buckets",
     "static_error_accumulation": "qlab.plots.accumulation",
     "static_per_channel_ranges": "qlab.plots.channel_ranges",
@@ -111,8 +123,9 @@ _LAZY: dict[str, str] = {
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()`` -> the module in its layer
 _SUBMODULES: dict[str, str] = {
-    # the layers themselves
-    "numerics": "qlab.numerics", "files": "qlab.files", "lite": "qlab.lite", "plots": "qlab.plots",
+    # the layers and technique folders themselves
+    "numerics": "qlab.numerics", "files": "qlab.files", "zoo": "qlab.zoo", "conversion": "qlab.conversion",
+    "ptq": "qlab.ptq", "qat": "qlab.qat", "compression": "qlab.compression", "plots": "qlab.plots",
     "widgets": "qlab.widgets", "workbook": "qlab.workbook",
     # short names for the modules lessons use
     "quant": "qlab.numerics.quant", "calibration": "qlab.numerics.calibration",
@@ -120,18 +133,16 @@ _SUBMODULES: dict[str, str] = {
     "accumulate": "qlab.numerics.accumulate", "intkernels": "qlab.numerics.intkernels",
     "data": "qlab.files.data", "io": "qlab.files.io", "paths": "qlab.files.paths",
     "rounding": "qlab.numerics.rounding", "synthetic": "qlab.numerics.synthetic",
-    "per_channel": "qlab.numerics.per_channel", "introspect": "qlab.lite.introspect",
-    "seed": "qlab.lite.seed", "environment": "qlab.lite.environment", "models": "qlab.lite.models",
-    "cache": "qlab.lite.cache", "conversion": "qlab.lite.conversion", "tflite": "qlab.lite.tflite",
-    "qat": "qlab.lite.qat", "keras3": "qlab.lite.keras3",
-    "distribute": "qlab.lite.distribute", "shipped": "qlab.lite.shipped",
-    "prune": "qlab.lite.prune", "cluster": "qlab.lite.cluster", "compression": "qlab.numerics.compression",
-    "deep_compression": "qlab.lite.deep_compression",
-    "debug": "qlab.lite.debug", "intsim": "qlab.lite.intsim",
+    "per_channel": "qlab.numerics.per_channel", "introspect": "qlab.zoo.introspect",
+    "seed": "qlab.zoo.seed", "environment": "qlab.zoo.environment", "models": "qlab.zoo.models",
+    "cache": "qlab.zoo.cache", "converter": "qlab.conversion.converter", "tflite": "qlab.conversion.tflite",
+    "keras3": "qlab.zoo.keras3", "distribute": "qlab.zoo.distribute", "shipped": "qlab.zoo.shipped",
+    "prune": "qlab.compression.prune", "cluster": "qlab.compression.cluster",
+    "deep_compression": "qlab.compression.deep_compression",
+    "debug": "qlab.ptq.debug", "intsim": "qlab.conversion.intsim",
     "pipeline": "qlab.workbook.pipeline", "notebook": "qlab.workbook.notebook",
     "studies": "qlab.workbook.studies",
 }
-
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 
 

@@ -11,7 +11,7 @@ from typing import ContextManager, Sequence
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    from qlab.lite.environment import check_environment, environment_report
+    from qlab.zoo.environment import check_environment, environment_report
 
     for key, value in environment_report().items():
         print(f"{key:>29}: {value}")
@@ -60,7 +60,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _bars_off(quiet: bool) -> ContextManager[None]:
     """With ``--quiet``, qlab's progress bars are off too (``QLAB_PROGRESS=0``) until the command ends."""
     from qlab.files.paths import environment_variable
-    from qlab.lite.progress import PROGRESS_ENV
+    from qlab.zoo.progress import PROGRESS_ENV
 
     return environment_variable(PROGRESS_ENV, "0") if quiet else contextlib.nullcontext()
 
@@ -77,7 +77,7 @@ def _model_file(values: Sequence[str] | None) -> Path | None:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from qlab.workbook.pipeline import check_models, compare
-    from qlab.lite.conversion import check_variants
+    from qlab.conversion.converter import check_variants
 
     model_file = _model_file(args.model)
     if model_file is None and args.data:
@@ -109,8 +109,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _compare_file(args: argparse.Namespace, model_file: Path, variants: list[str]) -> object:
     """``qlab compare --model FILE --data FILE``: :func:`qlab.compare_keras_model` on a user's model."""
-    from qlab.lite.conversion import DEFAULT_CALIBRATION_SAMPLES
-    from qlab.lite.models import load_keras_model
+    from qlab.conversion.converter import DEFAULT_CALIBRATION_SAMPLES
+    from qlab.zoo.models import load_keras_model
     from qlab.workbook.pipeline import compare_keras_model
     from qlab.workbook.user_data import load_dataset_file
 
@@ -128,8 +128,8 @@ def _compare_file(args: argparse.Namespace, model_file: Path, variants: list[str
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     from qlab.workbook.pipeline import COLUMNS
-    from qlab.lite.conversion import VARIANTS
-    from qlab.lite.models import MODELS
+    from qlab.conversion.converter import VARIANTS
+    from qlab.zoo.models import MODELS
 
     compare = sub.add_parser(
         "compare", help="measure zoo models x quantization variants (accuracy, size, latency)",
@@ -140,7 +140,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                     "(interleaved with the float32 baseline in this process). The table is "
                     "printed and saved with the environment under artifacts/results/.",
         epilog=f"models: {', '.join(MODELS)}. variants: {', '.join(VARIANTS)} (described in "
-               f"qlab.lite.conversion.VARIANTS). JSON rows have the keys {', '.join(COLUMNS)}; accuracy "
+               f"qlab.conversion.converter.VARIANTS). JSON rows have the keys {', '.join(COLUMNS)}; accuracy "
                f"is a fraction, sizes in bytes, latency in ms. Every row is also compared with the "
                f"float32 model on the same test images: top1_agreement (share of images with the same "
                f"top class), output_sqnr_db (null for float32 itself: identical), kl_divergence (nats), "

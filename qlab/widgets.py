@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import ipywidgets as W
 import numpy as np
 
-from qlab.lite.introspect import layer_weights, model_activations, weight_layers
+from qlab.zoo.introspect import layer_weights, model_activations, weight_layers
 from qlab.numerics.accumulate import MAX_DEPTH
 from qlab.numerics.per_channel import ChannelRangesView, channel_ranges_view
 from qlab.numerics.synthetic import SYNTHETIC_SOURCES, synthetic_depthwise_kernel, synthetic_tensor
@@ -256,11 +256,11 @@ class ErrorAccumulation(_FigureWidget):
 
     Args:
         model_profile: optional per-layer error table of an int8 TFLite model
-            (the DataFrame of :func:`qlab.lite.debug.layer_error_table`, or a
+            (the DataFrame of :func:`qlab.ptq.debug.layer_error_table`, or a
             ``{layer: error}`` dict), drawn under the chain.
         model_error_column: which of :data:`qlab.plots.layer_errors.ERROR_COLUMNS` to draw.
         depth_profile: instead of ``model_profile``, a real model's error by depth
-            (the DataFrame of :func:`qlab.lite.depth_error.error_by_depth`), drawn under
+            (the DataFrame of :func:`qlab.ptq.depth_error.error_by_depth`), drawn under
             the chain as relative RMSE, the chain's own measure.
     """
 
@@ -330,7 +330,7 @@ class ErrorAccumulation(_FigureWidget):
     def for_model(cls, model: Any, x: np.ndarray, num_samples: int = 100,
                   **kwargs: Any) -> "ErrorAccumulation":
         """The widget with ``model``'s int8 TFLite per-layer error profile (converts the model)."""
-        from qlab.lite.debug import layer_error_table
+        from qlab.ptq.debug import layer_error_table
 
         return cls(model_profile=layer_error_table(model, x, num_samples), **kwargs)
 
@@ -338,9 +338,9 @@ class ErrorAccumulation(_FigureWidget):
     def for_model_by_depth(cls, model: Any, x: np.ndarray, num_samples: int = 100,
                            **kwargs: Any) -> "ErrorAccumulation":
         """The widget with ``model``'s int8 (per-channel) error by depth and the debugger's beside it."""
-        from qlab.lite.conversion import convert
-        from qlab.lite.debug import layer_error_table
-        from qlab.lite.depth_error import error_by_depth
+        from qlab.conversion.converter import convert
+        from qlab.ptq.debug import layer_error_table
+        from qlab.ptq.depth_error import error_by_depth
 
         x = x[:num_samples]
         errors = layer_error_table(model, x, num_samples)

@@ -10,7 +10,7 @@ to 2 (steep: ``h`` must commit). At the end ``h(V) >= 0.5`` rounds up.
 Everything here is on TFLite's weight grid: symmetric, narrow range, integer levels
 ``[-(2**(N-1) - 1), 2**(N-1) - 1]``, one scale ``max|w| / qmax`` per tensor or per
 output channel (the last axis). The TensorFlow optimisation loop is
-:func:`qlab.lite.adaround.adaround_weights`. Taught in ``06_quantization_aware_training`` (the rung between
+:func:`qlab.ptq.adaround.adaround_weights`. Taught in ``06_quantization_aware_training`` (the rung between
 post-training quantization and QAT).
 """
 

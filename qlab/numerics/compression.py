@@ -5,7 +5,7 @@ disk until a general-purpose compressor sees the zeros and the repeated values. 
 pruning and clustering guides measure that with ``zipfile`` (``ZIP_DEFLATED``); qlab also
 gives the ``gzip -9`` size. Both are measured in memory, from the bytes.
 
-Taught in ``09_deep_compression``; :mod:`qlab.lite.cluster` and :mod:`qlab.lite.prune` use it.
+Taught in ``09_deep_compression``; :mod:`qlab.compression.cluster` and :mod:`qlab.compression.prune` use it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Dot products are summed in float64 because numpy's integer matmul has no BLAS
 path; every partial sum is an integer far below 2**53, so float64 holds it
 exactly and the result is the same int32 accumulator the C++ loop produces.
 
-The requantization helpers come from :mod:`qlab.numerics.fixedpoint`; :mod:`qlab.lite.intsim`
+The requantization helpers come from :mod:`qlab.numerics.fixedpoint`; :mod:`qlab.conversion.intsim`
 reads a ``.tflite`` file and calls these kernels one operator at a time.
 """
 
@@ -55,7 +55,7 @@ def activation_range(fused_activation: int, scale: float, zero_point: int) -> tu
         return max(INT8_MIN, quantize(0.0)), min(INT8_MAX, quantize(6.0))
     if name == "RELU_N1_TO_1":
         return max(INT8_MIN, quantize(-1.0)), min(INT8_MAX, quantize(1.0))
-    raise NotImplementedError(f"fused activation {name} is not supported by qlab.lite.intsim")
+    raise NotImplementedError(f"fused activation {name} is not supported by qlab.conversion.intsim")
 
 
 def requantize_accumulator(

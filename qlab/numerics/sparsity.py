@@ -10,7 +10,7 @@ TFLite stores the same weights as ``(out, kh, kw, in)`` and ``(out, in)``
 (:func:`tflite_layout`). TFMOT's 2:4 pruning groups consecutive *input* channels: the
 last axis in TFLite's layout, axis ``-2`` of a Keras kernel.
 
-Taught in ``09_deep_compression``; :mod:`qlab.lite.prune` uses it. The compressed sizes
+Taught in ``09_deep_compression``; :mod:`qlab.compression.prune` uses it. The compressed sizes
 that show what the zeros buy are in :mod:`qlab.numerics.compression`.
 """
 

@@ -3,7 +3,7 @@
 :func:`accumulation_view` runs :func:`qlab.numerics.accumulate.simulate_chain`;
 :func:`draw_error_accumulation` draws it, with a real model beneath when one is
 given: its per-layer debugger profile (``model_profile``) or its error by depth
-(``depth_profile``, from :func:`qlab.lite.depth_error.error_by_depth`). Taught in
+(``depth_profile``, from :func:`qlab.ptq.depth_error.error_by_depth`). Taught in
 ``02_error_accumulation``; the live widget is :class:`qlab.widgets.ErrorAccumulation`.
 """
 
@@ -35,7 +35,7 @@ class AccumulationView:
     error_name: str
     model_profile: tuple[list[str], np.ndarray] | None = None
     model_error_name: str = ""
-    depth_profile: Any = None  #: a :func:`qlab.lite.depth_error.error_by_depth` table
+    depth_profile: Any = None  #: a :func:`qlab.ptq.depth_error.error_by_depth` table
 
     @property
     def has_model_panel(self) -> bool:

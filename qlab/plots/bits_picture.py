@@ -4,7 +4,7 @@ One panel per (activation bits, model): test accuracy against weight bits for ea
 method, with 95% paired intervals (against the original float model) as error bars,
 the float model as a dashed line and the weight bit widths where the best PTQ loses
 5 points or more shaded. The table is
-:func:`qlab.lite.bits_picture.bits_picture_table`'s (one or more models concatenated).
+:func:`qlab.workbook.studies.bits_picture.bits_picture_table`'s (one or more models concatenated).
 Taught in ``06_quantization_aware_training``.
 """
 

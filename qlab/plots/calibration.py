@@ -1,7 +1,7 @@
 """Pictures of calibration: the representative sets, what broken ones cost, and range estimators.
 
-The tables come from :func:`qlab.lite.representative.calibration_failures` and
-:func:`qlab.lite.ranges.compare_estimators` (or the studies that record them).
+The tables come from :func:`qlab.workbook.studies.calibration_failures.calibration_failures` and
+:func:`qlab.workbook.studies.range_estimators.compare_estimators` (or the studies that record them).
 Taught in ``04_post_training_quantization``.
 """
 
@@ -47,7 +47,7 @@ def plot_representative_sets(sets: Mapping[str, np.ndarray]) -> Figure:
 def plot_calibration_failures(table: Any) -> Figure:
     """Full-integer accuracy per representative set (bars), one colour per model, float32 dotted."""
     _require(table, ["model", "representative set", "accuracy", "float32_accuracy"],
-             "qlab.lite.representative.calibration_failures")
+             "qlab.workbook.studies.calibration_failures.calibration_failures")
     models = list(dict.fromkeys(table["model"]))
     sets = list(dict.fromkeys(table["representative set"]))
     fig = new_figure((9.0, 3.6))
@@ -70,7 +70,7 @@ def plot_calibration_failures(table: Any) -> Figure:
 
 def plot_estimators(table: Any, metric: str = "output_sqnr_db") -> Figure:
     """``metric`` against activation bit width, one panel per model, one line per range estimator."""
-    _require(table, ["model", "method", "num_bits", metric], "qlab.lite.ranges.compare_estimators")
+    _require(table, ["model", "method", "num_bits", metric], "qlab.workbook.studies.range_estimators.compare_estimators")
     models = list(dict.fromkeys(table["model"]))
     fig = new_figure((3.4 * len(models), 3.2))
     label = {"output_sqnr_db": "output SQNR vs float (dB)", "accuracy": "test accuracy"}.get(metric, metric)

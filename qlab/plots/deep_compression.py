@@ -1,6 +1,6 @@
 """Deep Compression stage by stage: how much smaller each stage's compressed file is, and what it costs.
 
-Two panels per model, from :func:`qlab.lite.deep_compression.deep_compression_study`'s table
+Two panels per model, from :func:`qlab.workbook.studies.deep_compression.deep_compression_study`'s table
 (one or more models concatenated): bars of float32's ``gzip -9`` size over each stage's
 (stored size over float32's as a hatched bar behind it: pruning alone does not move it), and
 the accuracy change from float32 in points with its 95% paired interval. Taught in

@@ -1,10 +1,10 @@
 """Per-layer quantization error of a real model, from TFLite's QuantizationDebugger.
 
-The table is :func:`qlab.lite.debug.layer_error_table`'s; :func:`layer_error_profile`
+The table is :func:`qlab.ptq.debug.layer_error_table`'s; :func:`layer_error_profile`
 puts it back in graph order, and the two draw functions show it: on its own
 (:func:`draw_layer_profile`, the error-accumulation widget's lower panel) or against
 the rounding-noise floor (:func:`plot_layer_errors`, taught in ``08_compare_and_debug``).
-Lesson 08 also draws the error by depth of :func:`qlab.lite.depth_error.error_by_depth`
+Lesson 08 also draws the error by depth of :func:`qlab.ptq.depth_error.error_by_depth`
 against the debugger's same-input error (:func:`plot_error_by_depth`), and what keeping
 layers in float wins back for its KB (:func:`plot_float_layer_recovery`).
 """
@@ -30,7 +30,7 @@ ERROR_COLUMNS: tuple[str, ...] = ("rmse/scale", "max_abs_error", "mean_error")
 #: Relative errors below this are float rounding (an op that passes int8 values through): not drawn.
 EXACT_BELOW = 1e-6
 
-#: Columns of :func:`qlab.lite.depth_error.error_by_depth` drawn as curves, with their legends.
+#: Columns of :func:`qlab.ptq.depth_error.error_by_depth` drawn as curves, with their legends.
 DEPTH_CURVES: dict[str, str] = {
     "relative_rmse": "int8 model against float at each depth (error accumulates)",
     "same_input_relative_rmse": "debugger: each layer from the same input (its own error only)",
@@ -42,7 +42,7 @@ def layer_error_profile(table: Any, error_column: str | None = None
     """Layer names and one error column, in graph order.
 
     Args:
-        table: the DataFrame of :func:`qlab.lite.debug.layer_error_table` (rows are
+        table: the DataFrame of :func:`qlab.ptq.debug.layer_error_table` (rows are
             put back in ``op_index`` order, ``keras_layer`` names them), or a
             ``{layer: error}`` dict.
         error_column: one of :data:`ERROR_COLUMNS`; ``None`` is ``"rmse/scale"``,
@@ -52,7 +52,7 @@ def layer_error_profile(table: Any, error_column: str | None = None
         return [str(k) for k in table], np.asarray(list(table.values()), dtype=np.float64), "error"
     columns = list(getattr(table, "columns", []))
     if "op_index" not in columns or "keras_layer" not in columns:
-        raise TypeError("table must be the DataFrame of qlab.lite.debug.layer_error_table "
+        raise TypeError("table must be the DataFrame of qlab.ptq.debug.layer_error_table "
                         f"or a {{layer: error}} dict, got {type(table).__name__} "
                         f"with columns {columns}")
     error_column = ERROR_COLUMNS[0] if error_column is None else error_column
@@ -84,7 +84,7 @@ def draw_layer_profile(table: Any, error_column: str | None = None,
 
 
 def plot_layer_errors(errors: Any) -> Figure:
-    """rmse/scale of every quantized layer in graph order, from :func:`qlab.lite.debug.layer_error_table`.
+    """rmse/scale of every quantized layer in graph order, from :func:`qlab.ptq.debug.layer_error_table`.
 
     The dashed line is pure rounding noise (1/sqrt(12) of a step). Taught in
     ``08_compare_and_debug``.
@@ -106,7 +106,7 @@ def depth_error_curves(table: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """``(column, depth, values)`` for each of :data:`DEPTH_CURVES` present in ``table``."""
     columns = list(getattr(table, "columns", []))
     if "depth" not in columns or "relative_rmse" not in columns:
-        raise TypeError("table must be the DataFrame of qlab.lite.depth_error.error_by_depth "
+        raise TypeError("table must be the DataFrame of qlab.ptq.depth_error.error_by_depth "
                         f"(columns depth, relative_rmse, ...), got {type(table).__name__} "
                         f"with columns {columns}")
     ordered = table.sort_values("depth")
@@ -151,7 +151,7 @@ def plot_error_by_depth(table: Any) -> Figure:
     """Error against float by depth, with the debugger's same-input error on the same axes.
 
     Taught in ``08_compare_and_debug``; ``table`` is
-    :func:`qlab.lite.depth_error.error_by_depth`'s.
+    :func:`qlab.ptq.depth_error.error_by_depth`'s.
     """
     curves = depth_error_curves(table)
     fig = new_figure((9.0, 4.0))
@@ -166,7 +166,7 @@ def _check_recovery_table(table: Any) -> None:
     needed = {"k", "accuracy", "kb_added", "float32_accuracy"}
     columns = set(getattr(table, "columns", []))
     if not needed <= columns:
-        raise TypeError("table must be the DataFrame of qlab.lite.debug.float_layer_recovery "
+        raise TypeError("table must be the DataFrame of qlab.ptq.debug.float_layer_recovery "
                         f"(columns {sorted(needed)}, ...), got {type(table).__name__} with "
                         f"columns {sorted(columns)}")
 
@@ -175,7 +175,7 @@ def plot_float_layer_recovery(table: Any) -> Figure:
     """Accuracy against KB added as layers are kept in float one at a time, one line per order.
 
     Taught in ``08_compare_and_debug``; ``table`` is
-    :func:`qlab.lite.debug.float_layer_recovery`'s (several orders concatenated are fine).
+    :func:`qlab.ptq.debug.float_layer_recovery`'s (several orders concatenated are fine).
     """
     _check_recovery_table(table)
     fig = new_figure((8.0, 4.2))

@@ -1,7 +1,7 @@
 """Pictures of QAT activation ranges: how each range travels during fine-tuning.
 
-The table comes from :class:`qlab.lite.qat_ranges.RangeTrajectory` (or
-:func:`qlab.lite.qat_ranges.range_start_study`'s ``trajectory``).
+The table comes from :class:`qlab.qat.ranges.RangeTrajectory` (or
+:func:`qlab.workbook.studies.range_start.range_start_study`'s ``trajectory``).
 Taught in ``06_quantization_aware_training``.
 """
 

@@ -1,6 +1,6 @@
 """Accuracy against weight bit width, one line per scheme and one panel per model.
 
-The table is :func:`qlab.lite.weight_bits.weight_bits_study`'s (one or more models
+The table is :func:`qlab.workbook.studies.weight_bits.weight_bits_study`'s (one or more models
 concatenated). Taught in ``05_per_channel``.
 """
 

@@ -13,8 +13,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from qlab.files.paths import artifacts_dir, repository_root
-from qlab.lite.progress import LINES_ENV
-from qlab.lite.quiet import harmless_lines_filtered
+from qlab.zoo.progress import LINES_ENV
+from qlab.zoo.quiet import harmless_lines_filtered
 
 #: MIME type under which :func:`record` stores a value in a notebook's outputs.
 RECORD_MIMETYPE = "application/vnd.qlab.record+json"
@@ -103,9 +103,9 @@ def run_notebook(source: str | Path, smoke: bool, output_dir: str | Path | None 
     ``SMOKE`` is injected into its ``parameters`` cell together with any other ``parameters``.
 
     What the kernel writes to its stderr reaches this process's stderr, except the C++
-    lines known to be harmless (:data:`qlab.lite.quiet.HARMLESS_NATIVE_LINES`). With
+    lines known to be harmless (:data:`qlab.zoo.quiet.HARMLESS_NATIVE_LINES`). With
     ``progress``, papermill shows a bar of the cells and the kernel's training and
-    comparison bars (:mod:`qlab.lite.progress`) print a line every few seconds: what is
+    comparison bars (:mod:`qlab.zoo.progress`) print a line every few seconds: what is
     trained, how far it is and its ETA.
     """
     import papermill

@@ -8,7 +8,7 @@ its batch-1 latency measured in the same process and interleaved with the float3
 report the agreement between the Keras model and its TFLite conversion. Every
 variant has a file: ``qat_4bit`` stores its conv, depthwise and dense weights as INT4, which
 LiteRT unpacks and runs with its int8 kernels. The ``aeq_*`` variants are made by the LiteRT
-Quantizer from the float32 file (:mod:`qlab.lite.litert_quantizer`), calibrated on the same images
+Quantizer from the float32 file (:mod:`qlab.conversion.litert_quantizer`), calibrated on the same images
 as the converter's. Every row also counts the file's ops that are not integer-only.
 
 Every row is also compared with the float32 TFLite model's scores on the same test
@@ -30,12 +30,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from qlab.lite.conversion import (AEQ_VARIANTS, DC_VARIANTS, DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS,
+from qlab.conversion.converter import (AEQ_VARIANTS, DC_VARIANTS, DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS,
                                   check_variants, convert, convert_qat)
 from qlab.numerics.compression import gzip_size
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
-from qlab.lite.models import MODELS, check_size, get_spec, predict_keras
+from qlab.zoo.models import MODELS, check_size, get_spec, predict_keras
 from qlab.workbook.user_data import check_dataset
 
 #: Columns of the results table, in display order.
@@ -137,14 +137,14 @@ def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarra
                    seed: int, calibration_samples: int, verbose: Any,
                    float_file: Callable[[], bytes]) -> tuple[bytes, Any]:
     """``(tflite bytes, the Keras QAT model or None)`` for one variant (``float_file``: the float32 file, made once)."""
-    from qlab.lite.qat import load_or_fine_tune
+    from qlab.qat.training import load_or_fine_tune
 
     if variant == "float32":
         return float_file(), None
     if variant in AEQ_VARIANTS:
         return _aeq_variant(variant, float_file(), x_calib, calibration_samples), None
     if variant in DC_VARIANTS:
-        from qlab.lite.deep_compression import VARIANT_STAGES, load_stage
+        from qlab.compression.deep_compression import VARIANT_STAGES, load_stage
 
         return _dc_variant(variant, load_stage(name, VARIANT_STAGES[variant], size, seed, verbose),
                            x_calib, calibration_samples)
@@ -156,7 +156,7 @@ def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarra
 def _aeq_variant(variant: str, float_file: bytes, x_calib: np.ndarray, calibration_samples: int) -> bytes:
     """A LiteRT Quantizer variant: the float32 file quantized with its recipe, calibrated on the
     converter's images."""
-    from qlab.lite.litert_quantizer import quantize_variant
+    from qlab.conversion.litert_quantizer import quantize_variant
 
     return quantize_variant(float_file, variant, x_calib, calibration_samples)
 
@@ -176,7 +176,7 @@ def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes, Any]:
 def _dc_variant(variant: str, stage_model: Any, x_calib: np.ndarray,
                 calibration_samples: int) -> tuple[bytes, Any]:
     """``(tflite bytes, the Keras QAT model or None)`` for a Deep Compression variant."""
-    from qlab.lite.deep_compression import QAT_STAGES, VARIANT_STAGES, variant_file
+    from qlab.compression.deep_compression import QAT_STAGES, VARIANT_STAGES, variant_file
 
     keras_model = stage_model if VARIANT_STAGES[variant] in QAT_STAGES else None
     return variant_file(variant, stage_model, x_calib, calibration_samples), keras_model
@@ -184,7 +184,7 @@ def _dc_variant(variant: str, stage_model: Any, x_calib: np.ndarray,
 
 def _predict_in_background(pool: ThreadPoolExecutor, model_bytes: bytes, x: np.ndarray) -> Future:
     """Start the TFLite predictions for ``x``; the future gives ``(scores, seconds)``."""
-    from qlab.lite.tflite import predict_tflite
+    from qlab.conversion.tflite import predict_tflite
 
     def run() -> tuple[np.ndarray, float]:
         start = time.perf_counter()
@@ -215,7 +215,7 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
     interpreter releases the GIL, conversion is mostly Python): the slow 16x8 reference
     kernels then cost almost no extra time on a 2-core machine.
     """
-    from qlab.lite.tflite import compare_latency
+    from qlab.conversion.tflite import compare_latency
 
     (_, _), (x_test, y_test) = data
     y_test = np.asarray(y_test)
@@ -249,8 +249,8 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
                       verbose: Any) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """``(rows by variant, Keras scores of the QAT variants)``; starts each file's evaluation."""
     from qlab.files.io import write_bytes_atomic
-    from qlab.lite.tflite import count_non_integer_ops
-    from qlab.lite.progress import progress_iter
+    from qlab.conversion.tflite import count_non_integer_ops
+    from qlab.zoo.progress import progress_iter
 
     rows, keras_scores = {}, {}
     float_gzip = gzip_size(files["float32"])
@@ -283,7 +283,7 @@ def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: 
                   latency: bool = True, calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
                   verbose: Any = 0, save_tflite: bool = True) -> list[dict[str, Any]]:
     """Rows of the results table for one zoo model (see :func:`compare`)."""
-    from qlab.lite.models import load_or_train, mnist_for
+    from qlab.zoo.models import load_or_train, mnist_for
 
     float_model = load_or_train(name, size, seed, verbose)
     data = mnist_for(name, size)
@@ -310,7 +310,7 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
     Args:
         model: a trained float classifier that outputs class scores: a Keras 3 model
             (``import keras``), a tf_keras model, or the path of a saved one
-            (:func:`qlab.lite.models.load_keras_model`).
+            (:func:`qlab.zoo.models.load_keras_model`).
         data: ``((x_train, y_train), (x_test, y_test))`` (or a mapping with those keys, such
             as ``np.load("data.npz")``), images float32 shaped like the model input, integer
             labels; calibration and QAT fine-tuning use the train part.
@@ -318,14 +318,14 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
             ``fine_tune_samples`` training examples (not cached), the whole-model ones
             starting from the activation ranges of the first training images. The Deep
             Compression variants prune and cluster on as many examples
-            (:func:`qlab.lite.deep_compression.user_budget`, the default recipe).
+            (:func:`qlab.compression.deep_compression.user_budget`, the default recipe).
         name: the ``model`` column (default: the model's name).
         input_range: ``(low, high)`` the model was trained on, e.g. ``(0, 1)``; image values
             outside it are an error (qlab knows [0, 1] for its own models).
 
     The post-training variants convert the model as given (a Keras 3 model goes straight
     through the TFLite converter). The QAT variants need TFMOT, hence tf_keras: a Keras 3
-    model is rebuilt in tf_keras (:func:`qlab.lite.keras3.rebuild_in_tf_keras`, outputs
+    model is rebuilt in tf_keras (:func:`qlab.zoo.keras3.rebuild_in_tf_keras`, outputs
     checked on training images; ``result.config["keras3_rebuild"]`` says how closely they
     match), before any conversion, so a layer it cannot rebuild fails at once with an error
     that names it and says what still works.
@@ -335,7 +335,7 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
     NaN or inf images, labels outside the model's classes, a wrong dtype, shape, length or
     value range, an empty array, or a model output that is not one score per class.
     """
-    from qlab.lite.environment import environment_report
+    from qlab.zoo.environment import environment_report
 
     model = _user_model(model)
     variants = check_variants(variants)
@@ -365,15 +365,15 @@ REBUILD_CHECK_SAMPLES = 256
 
 
 def _is_keras3(model: Any) -> bool:
-    from qlab.lite.keras3 import is_keras3_model
+    from qlab.zoo.keras3 import is_keras3_model
 
     return is_keras3_model(model)
 
 
 def _user_model(model: Any) -> Any:
-    """A Keras 3 or tf_keras model; a path is loaded (:func:`qlab.lite.models.load_keras_model`)."""
-    from qlab.lite.keras2 import require_keras2_model
-    from qlab.lite.models import load_keras_model
+    """A Keras 3 or tf_keras model; a path is loaded (:func:`qlab.zoo.models.load_keras_model`)."""
+    from qlab.zoo.keras2 import require_keras2_model
+    from qlab.zoo.models import load_keras_model
 
     if isinstance(model, (str, Path)):
         return load_keras_model(model)
@@ -384,7 +384,7 @@ def _model_for_qat(model: Any, variants: Sequence[str], x_train: np.ndarray) -> 
     """``(tf_keras model for the QAT variants, the Keras 3 rebuild or None)``."""
     if not _is_keras3(model) or not set(variants) & {*QAT_VARIANTS, *DC_VARIANTS}:
         return model, None
-    from qlab.lite.keras3 import rebuild_in_tf_keras
+    from qlab.zoo.keras3 import rebuild_in_tf_keras
 
     rebuild = rebuild_in_tf_keras(model, x_train[:REBUILD_CHECK_SAMPLES])
     return rebuild.model, rebuild
@@ -394,9 +394,9 @@ def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_sample
                         fine_tune_samples: int, seed: int,
                         verbose: Any) -> Callable[[str], tuple[bytes, Any]]:
     """``variant -> (tflite bytes, QAT model or None)`` for :func:`compare_keras_model`."""
-    from qlab.lite.deep_compression import VARIANT_STAGES, stage_runner, user_budget
-    from qlab.lite.qat import CALIBRATED_START, QAT_BUILDERS, fine_tune
-    from qlab.lite.qat_ranges import start_from_data
+    from qlab.compression.deep_compression import VARIANT_STAGES, stage_runner, user_budget
+    from qlab.qat.training import CALIBRATED_START, QAT_BUILDERS, fine_tune
+    from qlab.qat.ranges import start_from_data
 
     (x_train, y_train), _ = data
     float_file = _float_file_once(model)
@@ -432,8 +432,8 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     ``05_per_channel``, ``06_quantization_aware_training`` and ``08_compare_and_debug``.
 
     Args:
-        models: zoo names (:data:`qlab.lite.models.MODELS`), a comma list, or ``"all"``.
-        variants: variant names (:data:`qlab.lite.conversion.VARIANTS`), a comma list, or ``"all"``.
+        models: zoo names (:data:`qlab.zoo.models.MODELS`), a comma list, or ``"all"``.
+        variants: variant names (:data:`qlab.conversion.converter.VARIANTS`), a comma list, or ``"all"``.
         size: ``"full"`` (all 60,000/10,000 images) or ``"smoke"`` (a few hundred, for tests).
         seed: training seed; the same seed and config give identical accuracies.
         latency: measure batch-1, single-thread latency (interleaved with float32).
@@ -447,8 +447,8 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
         :data:`COLUMNS`. accuracy is a fraction in [0, 1], size in bytes, latency in ms;
         the ratios are ``float32 size / size`` and ``latency / float32 latency``.
     """
-    from qlab.lite.environment import environment_report
-    from qlab.lite.progress import progress_iter
+    from qlab.zoo.environment import environment_report
+    from qlab.zoo.progress import progress_iter
 
     models, variants = check_models(models), check_variants(variants)
     check_size(size)

@@ -1,6 +1,6 @@
 """``qlab train``: train the zoo models, their QAT and Deep Compression fine-tunes from scratch, as shipped.
 
-The shipped models in ``data/models/`` (:mod:`qlab.lite.shipped`) were made by
+The shipped models in ``data/models/`` (:mod:`qlab.zoo.shipped`) were made by
 :func:`train_zoo` at the ``full`` budget. It trains in a fresh, temporary cache with the
 shipped models switched off, so nothing is reused, then writes each result in the shipped
 format to ``output`` and says whether its weights are bit for bit the shipped ones.
@@ -18,12 +18,12 @@ from typing import Any, Callable, Iterator, Sequence
 import pandas as pd
 
 from qlab.files.paths import ARTIFACTS_ENV, environment_variable
-from qlab.lite.shipped import (find_entry, ship_entry, shipped_dir, shipped_models_ignored,
+from qlab.zoo.shipped import (find_entry, ship_entry, shipped_dir, shipped_models_ignored,
                                values_sha256)
 
 #: The fine-tunes shipped beside each zoo model (the lessons load them in full mode).
 SHIPPED_QAT_VARIANTS = ("qat_int8", "qat_4bit", "qat_partial")
-#: The Deep Compression stages shipped beside each zoo model (:mod:`qlab.lite.deep_compression`): the ones
+#: The Deep Compression stages shipped beside each zoo model (:mod:`qlab.compression.deep_compression`): the ones
 #: ``qlab compare``'s variants load. The ``tuned`` control is only needed by lesson 09's study, which is recorded.
 SHIPPED_DC_STAGES = ("pruned", "clustered", "pruned_clustered", "pqat", "cqat", "pcqat")
 
@@ -38,9 +38,9 @@ def _fresh_cache(folder: Path) -> Iterator[None]:
 def _entries(models: Sequence[str], variants: Sequence[str], stages: Sequence[str], size: str, seed: int,
              verbose: int | str) -> list[tuple[str, dict, Callable[[], Any]]]:
     """``(label, config, load)`` of every entry to train: float models, QAT fine-tunes, Deep Compression."""
-    from qlab.lite import deep_compression as dc
-    from qlab.lite.models import load_or_train, training_config
-    from qlab.lite.qat import load_or_fine_tune, qat_config
+    from qlab.compression import deep_compression as dc
+    from qlab.zoo.models import load_or_train, training_config
+    from qlab.qat.training import load_or_fine_tune, qat_config
 
     floats = [(f"{m}-{size}-s{seed}", training_config(m, size, seed),
                partial(load_or_train, m, size, seed, verbose)) for m in models]
@@ -60,9 +60,9 @@ def train_zoo(models: Sequence[str], variants: Sequence[str] = SHIPPED_QAT_VARIA
     whether those values are identical to the shipped ones (None when it is not shipped).
     """
     from qlab.files.paths import artifacts_dir
-    from qlab.lite.cache import entry_dir
-    from qlab.lite.deep_compression import check_stage
-    from qlab.lite.models import check_size, get_spec
+    from qlab.zoo.cache import entry_dir
+    from qlab.compression.deep_compression import check_stage
+    from qlab.zoo.models import check_size, get_spec
 
     check_size(size)
     for name in models:

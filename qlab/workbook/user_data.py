@@ -23,11 +23,11 @@ import numpy as np
 #: The four arrays of a data set, in the order of ``((x_train, y_train), (x_test, y_test))``.
 DATA_KEYS = ("x_train", "y_train", "x_test", "y_test")
 #: Models whose input range qlab knows because it made their data: name -> (input shape, classes).
-#: ``example_cnn`` is :func:`qlab.lite.models.example_user_model`; the others are the zoo's,
+#: ``example_cnn`` is :func:`qlab.zoo.models.example_user_model`; the others are the zoo's,
 #: named as keras.applications names a MobileNet (alpha, then input size).
 KNOWN_MODELS = {"mnist_cnn": ((28, 28, 1), 10), "example_cnn": ((28, 28, 1), 10),
                 "mobilenet_0.50_32": ((32, 32, 1), 10), "mobilenetv2_1.00_32": ((32, 32, 1), 10)}
-#: What those models were trained on (:func:`qlab.lite.models.preprocess`).
+#: What those models were trained on (:func:`qlab.zoo.models.preprocess`).
 KNOWN_RANGE = (0.0, 1.0)
 KNOWN_RANGE_SOURCE = "MNIST scaled by qlab.mnist_for"
 #: How far x_test may reach beyond x_train's values, as a share of x_train's span:

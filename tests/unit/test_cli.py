@@ -90,7 +90,7 @@ def test_compare_prints_the_fine_metric_columns(capsys, monkeypatch, tmp_path):
     (["train", "--model", "mnist_cnn", "--qat", "qat_bogus", "--smoke"], "unknown QAT variant 'qat_bogus'"),
 ])
 def test_train_with_a_bad_name_is_a_clear_error_before_any_training(argv, message, capsys, monkeypatch):
-    import qlab.lite.models as models
+    import qlab.zoo.models as models
 
     monkeypatch.setattr(models, "train_model", lambda *a, **k: pytest.fail("nothing may be trained"))
     assert main(argv) == 2

@@ -83,7 +83,7 @@ def test_mse_ranges_beat_min_max_at_low_activation_bits_and_agree_at_eight():
 
 
 def test_qat_recovers_at_least_half_of_the_best_ptq_collapse_beyond_the_control():
-    from qlab.lite.bits_picture import BEST_PTQ, CONTROL, QAT, qat_verdict
+    from qlab.workbook.studies.bits_picture import BEST_PTQ, CONTROL, QAT, qat_verdict
 
     tables = recorded("bits_picture")
     assert sorted(tables) == ["mnist_cnn", "mobilenet_v1", "mobilenet_v2"]
@@ -133,7 +133,9 @@ def test_partial_qat_by_layer_type_leaves_float_islands_and_a_measured_pick_beat
 def test_deep_compression_meets_the_issues_bars_and_keeps_zeros_and_clusters_in_the_files():
     """Lesson 09: every model's best stage is >= 12x (CNN) or >= 8x (MobileNets) smaller compressed
     within 0.3 or 0.5 points; the zeros and the clusters are counted in the final int8 files."""
-    from qlab.lite.deep_compression import BARS, RECIPES, best_pipeline
+    from qlab.compression.deep_compression import RECIPES
+    from qlab.conversion.converter import DC_BARS as BARS
+    from qlab.workbook.studies.deep_compression import best_pipeline
 
     tables = recorded("deep_compression")
     assert sorted(tables) == ["mnist_cnn", "mobilenet_v1", "mobilenet_v2"]
@@ -157,7 +159,7 @@ def test_deep_compression_meets_the_issues_bars_and_keeps_zeros_and_clusters_in_
 
 def test_the_litert_quantizer_meets_the_4bit_bars_and_the_break_is_recovered_in_order():
     """Every model has a 4-bit file within 1 point of float (mnist_cnn's >= 6x smaller); lesson 10's break and repair."""
-    from qlab.lite.litert_quantizer import four_bit_recovery
+    from qlab.workbook.studies.litert_quantizer import four_bit_recovery
 
     tables = recorded("litert_quantizer_4bit")
     assert sorted(tables) == ["mnist_cnn", "mobilenet_v1", "mobilenet_v2"]

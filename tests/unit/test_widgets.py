@@ -179,7 +179,7 @@ def test_per_channel_ranges_with_a_bad_kernel_shows_a_message():
 
 @pytest.fixture(scope="module")
 def mobilenet():
-    from qlab.lite.keras2 import keras
+    from qlab.zoo.keras2 import keras
 
     keras.utils.set_random_seed(0)
     return keras.applications.MobileNet(input_shape=(32, 32, 1), alpha=0.25, weights=None,

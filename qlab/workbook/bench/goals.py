@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from qlab.lite.conversion import DC_BARS, DC_VARIANTS
+from qlab.conversion.converter import DC_BARS, DC_VARIANTS
 
 #: Accuracy bounds of the pipeline issue, as fractions: float minimum and the largest
 #: drop (float32 - variant) allowed for each bounded variant.

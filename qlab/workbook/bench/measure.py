@@ -72,8 +72,8 @@ def summarize_repeats(repeats: Sequence[dict[str, float]], baseline: str = "floa
 
 def measure_latency_repeats(files: dict[str, bytes], repeats: int = 7, runs: int = 400,
                             warmup: int = 50) -> dict[str, dict[str, float]]:
-    """Run :func:`qlab.lite.tflite.compare_latency` ``repeats`` times and summarize the medians."""
-    from qlab.lite.tflite import compare_latency
+    """Run :func:`qlab.conversion.tflite.compare_latency` ``repeats`` times and summarize the medians."""
+    from qlab.conversion.tflite import compare_latency
 
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -87,7 +87,7 @@ def measure_latency_repeats(files: dict[str, bytes], repeats: int = 7, runs: int
 # ---------------------------------------------------------------- what the files hold
 def scale_spread_summary(model_bytes: bytes) -> dict[str, Any]:
     """The widest-spread per-channel weight tensor of an int8 file (why per-tensor loses)."""
-    from qlab.lite.debug import weight_scale_spread
+    from qlab.ptq.debug import weight_scale_spread
 
     spread = weight_scale_spread(model_bytes)
     if spread.empty:
@@ -113,7 +113,7 @@ def _read_files(model: str, variants: Sequence[str], seed: int) -> dict[str, byt
 def _measure_model(model: str, variants: Sequence[str], seed: int, latency_repeats: int,
                    latency_runs: int, verbose: bool) -> tuple[Any, dict[str, Any]]:
     """``(ComparisonResult, extras)`` of one model: compare rows plus repeated latency."""
-    from qlab.lite.tflite import size_breakdown
+    from qlab.conversion.tflite import size_breakdown
     from qlab.workbook.pipeline import compare
 
     result = compare([model], variants, size="full", seed=seed, latency=False,
@@ -142,8 +142,8 @@ def measure_compare(models: str | Sequence[str] = "all", variants: str | Sequenc
     model's per-channel scale spread. A model that fails is recorded under ``errors``
     and the others are still measured.
     """
-    from qlab.lite.conversion import check_variants
-    from qlab.lite.environment import environment_report
+    from qlab.conversion.converter import check_variants
+    from qlab.zoo.environment import environment_report
     from qlab.workbook.pipeline import check_models
 
     models, variants = check_models(models), check_variants(variants)

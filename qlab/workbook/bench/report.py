@@ -392,7 +392,7 @@ def _study_frame(studies: list[dict[str, Any]]) -> "Any":
 
 
 def _bits_picture_table(studies: list[dict[str, Any]]) -> str:
-    from qlab.lite.bits_picture import qat_verdict
+    from qlab.workbook.studies.bits_picture import qat_verdict
 
     table = []
     for row in qat_verdict(_study_frame(studies)).to_dict(orient="records"):

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from qlab.lite.tflite import size_breakdown
+from qlab.conversion.tflite import size_breakdown
 from qlab.workbook.bench import measure
 from qlab.workbook.pipeline import zoo_tflite_dir
 
 
 def _tiny_model():
-    from qlab.lite.keras2 import keras
+    from qlab.zoo.keras2 import keras
 
     return keras.Sequential([keras.Input(shape=(8,)),
                              keras.layers.Dense(16, bias_initializer="ones")])
@@ -31,7 +31,7 @@ class _FakeComparison:
 
 def test_measure_compare_adds_repeated_latency_sizes_and_spread_to_the_compare_rows(
         artifacts, monkeypatch):
-    from qlab.lite.conversion import convert
+    from qlab.conversion.converter import convert
 
     model = _tiny_model()
     x = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
@@ -62,7 +62,7 @@ def test_measure_compare_adds_repeated_latency_sizes_and_spread_to_the_compare_r
 
 
 def test_size_breakdown_finds_the_weights_of_a_tiny_model():
-    from qlab.lite.conversion import convert
+    from qlab.conversion.converter import convert
 
     model = _tiny_model()
     model_bytes = convert(model, "float32")

@@ -13,7 +13,7 @@ import pytest
 
 import qlab
 from qlab.cli import main
-from qlab.lite.conversion import DC_VARIANTS, PTQ_VARIANTS, QAT_VARIANTS, VARIANTS
+from qlab.conversion.converter import DC_VARIANTS, PTQ_VARIANTS, QAT_VARIANTS, VARIANTS
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.slow

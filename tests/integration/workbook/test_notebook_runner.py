@@ -20,7 +20,7 @@ def noisy_notebook(tmp_path):
             f"import os\nos.write(2, {(NODEDEF + chr(10)).encode()!r})\n"
             "os.write(2, b'E0000 a real error from C++\\n')"),
         nbformat.v4.new_code_cell(
-            "from qlab.lite.progress import progress_iter\n"
+            "from qlab.zoo.progress import progress_iter\n"
             "for step in progress_iter(range(3), 'kernel work', unit='step'):\n    pass"),
     ]
     path = tmp_path / "01_noisy.ipynb"

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from qlab.cli import main
-from qlab.lite.conversion import AEQ_VARIANTS, PTQ_VARIANTS, QAT_VARIANTS
+from qlab.conversion.converter import AEQ_VARIANTS, PTQ_VARIANTS, QAT_VARIANTS
 
 # The CLI run covers every model with the post-training, QAT and LiteRT Quantizer variants. The Deep Compression
-# variants are covered on the CNN (tests/integration/lite/test_deep_compression.py) and on a Keras 3
+# variants are covered on the CNN (tests/integration/compression/test_deep_compression.py) and on a Keras 3
 # model (test_keras3_compare.py): on the MobileNets, building TFMOT's cluster-preserving QAT graph
 # alone takes minutes even at smoke size, so their full-size files are measured by `make bench`.
 VARIANTS = [*PTQ_VARIANTS, *QAT_VARIANTS, *AEQ_VARIANTS]
-from qlab.lite.models import MODELS
+from qlab.zoo.models import MODELS
 from qlab.workbook.pipeline import COLUMNS, ComparisonResult, check_models
 
 INT8_VARIANTS = ("dynamic_int8", "int8_per_channel", "int8_per_tensor", "qat_int8", "aeq_int8_per_channel",
@@ -137,7 +137,7 @@ def test_smoke_results_are_persisted_with_the_environment(smoke_run):
     assert record["config"]["size"] == "smoke" and len(record["rows"]) == len(MODELS) * len(VARIANTS)
     assert (artifacts / "tflite" / "mnist_cnn-smoke-s0" / "int8_per_channel.tflite").exists()
     four_bit = (artifacts / "tflite" / "mnist_cnn-smoke-s0" / "qat_4bit.tflite").read_bytes()
-    from qlab.lite.conversion import weight_types_by_op
+    from qlab.conversion.converter import weight_types_by_op
 
     assert weight_types_by_op(four_bit) == {"CONV_2D": {"INT4": 2}, "FULLY_CONNECTED": {"INT4": 2}}
 
@@ -166,7 +166,7 @@ def test_result_rows_turn_nan_into_none():
 def test_saved_results_load_back_and_the_most_complete_recent_one_is_chosen(artifacts):
     import time
 
-    from qlab.lite.environment import environment_report
+    from qlab.zoo.environment import environment_report
     from qlab.workbook.pipeline import COLUMNS, ComparisonResult, latest_result, load_result, save_result
 
     def result(rows):

@@ -13,7 +13,7 @@ from qlab.workbook.user_data import KNOWN_MODELS, model_signature
 @pytest.fixture(scope="module")
 def user_model():
     """A small untrained tf_keras classifier that is not in the zoo (the checks never predict)."""
-    from qlab.lite.keras2 import keras
+    from qlab.zoo.keras2 import keras
 
     qlab.set_seed(0)
     return keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
@@ -71,7 +71,7 @@ def test_bad_data_is_refused_before_any_work(case, user_model, no_work):
 
 
 def _models_that_are_not_one_score_per_class():
-    from qlab.lite.keras2 import keras
+    from qlab.zoo.keras2 import keras
 
     layers = keras.layers
     image = keras.Input((28, 28, 1))
@@ -95,7 +95,7 @@ def test_a_model_that_is_not_one_score_per_class_is_refused(no_work):
 
 
 def test_a_zoo_model_names_the_range_it_was_trained_on(no_work):
-    from qlab.lite.models import MODELS, build_model, input_shape_for
+    from qlab.zoo.models import MODELS, build_model, input_shape_for
 
     for name in MODELS:  # the names check_dataset knows must be the ones the zoo really builds
         assert KNOWN_MODELS[build_model(name).name] == (input_shape_for(name), 10)

@@ -10,7 +10,7 @@ import qlab
 
 @pytest.fixture(scope="module")
 def tiny():
-    from qlab.lite.keras2 import keras
+    from qlab.zoo.keras2 import keras
 
     qlab.set_seed(0)
     model = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
@@ -68,7 +68,7 @@ def test_missing_file_and_bad_data_are_named(tiny, tmp_path):
 
 
 def test_layer_support_table_flags_what_tfmot_cannot_quantize():
-    from qlab.lite.keras2 import keras
+    from qlab.zoo.keras2 import keras
 
     keras.utils.set_random_seed(0)  # a fixed model: the same test every run
     model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3, name="a"),

@@ -29,7 +29,7 @@ def _report_counts():
 
 @pytest.fixture(scope="module")
 def tf():
-    from qlab.lite.keras2 import tf
+    from qlab.zoo.keras2 import tf
 
     return tf
 

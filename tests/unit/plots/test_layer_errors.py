@@ -11,7 +11,7 @@ from qlab.plots.layer_errors import (depth_error_curves, draw_depth_profile, dra
                                      layer_error_profile, plot_error_by_depth,
                                      plot_float_layer_recovery, plot_layer_errors)
 
-# qlab.lite.debug.layer_error_table's shape: worst first, op_index gives the graph order
+# qlab.ptq.debug.layer_error_table's shape: worst first, op_index gives the graph order
 DEBUG_TABLE = pd.DataFrame({"op_index": [2, 0, 1], "keras_layer": ["fc", "conv", "dw"],
                             "num_elements": [10, 100, 50], "rmse/scale": [0.9, 0.2, 0.4],
                             "max_abs_error": [0.3, 0.1, 0.2], "mean_error": [0.0, 0.01, -0.01],
@@ -47,7 +47,7 @@ def test_both_pictures_draw_one_bar_per_layer_and_the_noise_floor():
     assert len(profile.axes[0].patches) == 3
 
 
-# qlab.lite.depth_error.error_by_depth's shape: one row per point, in graph order
+# qlab.ptq.depth_error.error_by_depth's shape: one row per point, in graph order
 DEPTH_TABLE = pd.DataFrame({"depth": [1, 2, 3, 4], "keras_layer": ["c1", "dw", "add", "fc"],
                             "relative_rmse": [0.01, 0.02, 0.03, 0.05],
                             "same_input_relative_rmse": [0.01, 0.008, 0.0, 0.01]})

@@ -27,7 +27,7 @@ class _Model:
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     """A fake zoo model loader, a recorded dir and a cache dir, and a counting study."""
-    import qlab.lite.models as models
+    import qlab.zoo.models as models
 
     state = {"scale": 1.0, "calls": 0}
     monkeypatch.setattr(models, "load_or_train", lambda name, size, seed, verbose=0: _Model(state["scale"]))

@@ -1,1 +1,0 @@
-"""TensorFlow, Keras 2 (tf_keras), TFMOT and LiteRT: models, conversion, interpreter, QAT, debugging."""

@@ -1,0 +1,383 @@
+"""The accuracy-versus-bits picture: where post-training quantization collapses and QAT recovers.
+
+For each (weight bits, activation bits) configuration four ways of getting there are
+measured on the same 10,000 test images, each against the original float model:
+
+- ``PTQ per-tensor``: min-max N-bit weights, one scale per tensor
+  (:func:`qlab.ptq.weight_bits.fake_quantize_weights`), min-max activation ranges;
+- ``PTQ per-channel MSE`` (the best PTQ here): N-bit weights with one MSE-optimal
+  clipping range per output channel (:func:`qlab.ptq.weight_bits.fake_quantize_kernel_mse`), min-max
+  activation ranges at 8 bits (the converter's), MSE-optimal ones below;
+- ``control: float fine-tune + PTQ per-channel MSE``: the float model fine-tuned in
+  float with exactly QAT's steps, images, batch size, optimizer, schedule and seed
+  (:func:`float_fine_tune`), then the best PTQ. The QAT gain is measured against this,
+  so "more training helped" is not counted as "QAT helped";
+- ``QAT``: TFMOT's ``DefaultNBitQuantizeScheme(num_bits_weight=N, num_bits_activation=A)``
+  (:func:`qlab.qat.quantize.quantize_whole_model_n_bit`), every activation range started
+  from the calibration images with the best PTQ's estimator (not TFMOT's [-6, 6]),
+  then fine-tuned (:func:`qlab.qat.training.n_bit_qat_from_data`).
+
+At 8-bit activations every row goes through a real file and LiteRT: PTQ through the
+converter's int8 path (the N-bit weights stored in int8, i.e. rounded once more onto
+the int8 grid), QAT through :func:`qlab.conversion.converter.convert_qat`, which stores
+4-, 3- and 2-bit weights as INT4. TFLite has no 4-bit activation kernels, so at 4-bit
+activations the fake-quantized Keras model is evaluated and the ``evaluated`` column
+says so. For PTQ that model is the BN-folded N-bit-weight model inside TFMOT's
+8-bit-weight / 4-bit-activation scheme with data-set ranges
+(:func:`qlab.ptq.ranges.quantize_with_ranges`): its 8-bit ``LastValueQuantizer``
+re-rounds the N-bit levels onto an 8-bit grid as the file does (layers TFMOT fuses
+with a following ReLU keep their N-bit weights unrounded).
+
+The study is too slow for a lesson (one float and eight QAT fine-tunes per model) and is
+recorded by ``qlab bench``. Taught in ``06_quantization_aware_training`` (the picture, the
+control and the verdict).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from qlab.numerics.validate import check_int
+from qlab.ptq.weight_bits import fake_quantize_weights_mse
+from qlab.qat.training import changed_codes, n_bit_qat_from_data
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["WEIGHT_BITS", "ACTIVATION_BITS", "METHODS", "FINE_TUNE_SETTINGS", "float_fine_tune",
+           "bits_picture_table", "bits_picture_study", "qat_verdict"]
+
+WEIGHT_BITS: tuple[int, ...] = (8, 4, 3, 2)
+ACTIVATION_BITS: tuple[int, ...] = (8, 4)
+SMOKE_WEIGHT_BITS: tuple[int, ...] = (8, 2)
+SMOKE_ACTIVATION_BITS: tuple[int, ...] = (8,)
+CALIBRATION_SAMPLES = {"full": 500, "smoke": 100}
+PTQ_PER_TENSOR = "PTQ per-tensor"
+BEST_PTQ = "PTQ per-channel MSE"
+CONTROL = "control: float fine-tune + PTQ per-channel MSE"
+QAT = "QAT"
+FLOAT = "float (original)"
+CONTROL_FLOAT = "float (control fine-tune)"
+#: Row methods, in table order.
+METHODS: tuple[str, ...] = (FLOAT, CONTROL_FLOAT, PTQ_PER_TENSOR, BEST_PTQ, CONTROL, QAT)
+FILE, KERAS, FLOAT_KERAS = "LiteRT file", "fake-quant Keras", "float Keras"
+#: Model -> (learning rate, epochs over QAT_BUDGETS' 30,000 images) for QAT AND the control.
+#: Measured on mnist_cnn, 2-bit weights, 235 steps: at qat.QAT_LEARNING_RATE (1e-4) QAT reached
+#: 37.5% (below min-max per-channel PTQ's 45%), at 1e-3 94.8%, and the float control kept its
+#: accuracy (99.22% against 99.25%). 1e-3 is a third of the MobileNets' training rate.
+FINE_TUNE_SETTINGS: dict[str, tuple[float, int]] = {
+    "mnist_cnn": (1e-3, 1), "mobilenet_v1": (1e-3, 1), "mobilenet_v2": (1e-3, 1)}
+_SETTINGS_DEFAULT = (1e-4, 1)
+_BATCH_SIZE = 128
+
+
+def float_fine_tune(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float,
+                    seed: int) -> tuple[Any, dict[str, Any]]:
+    """A copy of the float ``model`` fine-tuned exactly as :func:`qlab.qat.training.fine_tune` tunes QAT.
+
+    Same images, batch size, Adam, cosine schedule and seed: the control that separates
+    "QAT helped" from "more training helped". Returns (model, fine_tune's info).
+    Taught in ``06_quantization_aware_training``.
+    """
+    from qlab.zoo.models import copy_model
+    from qlab.qat.training import fine_tune
+
+    copy = copy_model(model)
+    info = fine_tune(copy, x, y, epochs, _BATCH_SIZE, learning_rate, seed, verbose=0)
+    return copy, info
+
+
+def _check_bits(values: Any, argument: str) -> tuple[int, ...]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{argument} must be a sequence of bit widths in 2..8, got {values!r}")
+    checked = tuple(check_int(v, argument, 2, 8) for v in values)
+    if not checked:
+        raise ValueError(f"{argument} must name at least one bit width in 2..8, got {values!r}")
+    return checked
+
+
+def _check_learning_rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"learning_rate must be a number in (0, 1), e.g. 1e-4, got {value!r}")
+    return float(value)
+
+
+def _storage(model_bytes: bytes) -> dict[str, Any]:
+    """How the file stores its conv/dense weights, and at most how many levels a channel uses."""
+    from qlab.conversion.converter import weight_types_by_op
+    from qlab.conversion.tflite import weight_tensors
+
+    kinds = sorted({kind for by_type in weight_types_by_op(model_bytes).values() for kind in by_type})
+    return {"stored weights": ", ".join(kinds),
+            "max levels per channel": int(weight_tensors(model_bytes)["levels"].max()),
+            "file bytes": len(model_bytes)}
+
+
+class _Scorer:
+    """Scores -> a table row measured against the original float model on the same images."""
+
+    def __init__(self, model_name: str, reference: np.ndarray, labels: np.ndarray, steps: int,
+                 learning_rate: float):
+        self.model_name, self.reference, self.labels = model_name, reference, labels
+        self.float_correct = reference.argmax(1) == labels
+        self.steps, self.learning_rate = steps, learning_rate
+
+    def row(self, scores: np.ndarray, weight_bits: int, activation_bits: int, method: str,
+            evaluated: str, start: float, **extra: Any) -> dict[str, Any]:
+        from qlab.numerics.metrics import fine_metrics
+
+        metrics = fine_metrics(self.reference, scores, self.labels)
+        return {"model": self.model_name, "weight_bits": weight_bits,
+                "activation_bits": activation_bits, "method": method, "evaluated": evaluated,
+                **metrics, "loss vs float (points)": -100 * metrics["accuracy_delta"],
+                "loss low": -100 * metrics["delta_high"], "loss high": -100 * metrics["delta_low"],
+                "steps": self.steps, "learning_rate": self.learning_rate, **extra,
+                "seconds": round(time.perf_counter() - start, 1)}
+
+    def gain(self, scores: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
+        """``scores``' accuracy minus ``baseline``'s (points), paired 95% interval."""
+        from qlab.numerics.metrics import gain_columns
+
+        return gain_columns(scores, baseline, self.labels, "QAT gain vs control (points)")
+
+
+def _code_columns(changed: int, total: int) -> dict[str, Any]:
+    return {"weights with changed code (%)": 100 * changed / total,
+            "weights with changed code": changed, "kernel weights": total}
+
+
+def _ptq_scores(weights_model: Any, per_channel: bool, activation_bits: int, method: str,
+                x_calib: np.ndarray, x_test: np.ndarray, seed: int) -> tuple[np.ndarray, str, dict]:
+    """The N-bit-weight model's test scores: int8 file at 8-bit activations, else TFMOT Keras."""
+    from qlab.conversion.converter import convert
+    from qlab.zoo.models import predict_keras
+    from qlab.conversion.tflite import predict_tflite
+
+    if activation_bits == 8:
+        variant = "int8_per_channel" if per_channel else "int8_per_tensor"
+        model_bytes = convert(weights_model, variant, x_calib, num_samples=len(x_calib))
+        return predict_tflite(model_bytes, x_test), FILE, _storage(model_bytes)
+    return predict_keras(_stand_in(weights_model, x_calib, activation_bits, method, seed), x_test), KERAS, {}
+
+
+def _stand_in(weights_model: Any, x_calib: np.ndarray, activation_bits: int, method: str,
+              seed: int) -> Any:
+    """The N-bit-weight model in TFMOT's 8-bit-weight, ``activation_bits`` scheme, data ranges set."""
+    from qlab.ptq.ranges import quantize_with_ranges
+
+    return quantize_with_ranges(weights_model, x_calib, method, activation_bits, seed=seed).qat_model
+
+
+def _simulation_agreement(weights_model: Any, file_scores: np.ndarray, x_calib: np.ndarray,
+                          x_test: np.ndarray, seed: int, images: int = 2000) -> float:
+    """Top-1 agreement of the 4-bit-activation stand-in (TFMOT Keras, data ranges) run at 8 bits
+    with the int8 file, on the first ``images`` test images: how faithful the stand-in is."""
+    from qlab.zoo.models import predict_keras
+    from qlab.numerics.metrics import top1_agreement
+
+    simulated = _stand_in(weights_model, x_calib, 8, "minmax", seed)
+    return top1_agreement(file_scores[:images], predict_keras(simulated, x_test[:images]))
+
+
+def _qat_scores(qat_model: Any, activation_bits: int, x_test: np.ndarray
+                ) -> tuple[np.ndarray, str, dict]:
+    from qlab.conversion.converter import try_convert_qat
+    from qlab.zoo.models import predict_keras
+    from qlab.conversion.tflite import predict_tflite
+
+    if activation_bits == 8:
+        model_bytes, reason = try_convert_qat(qat_model, int8_io=True)
+        if model_bytes is not None:
+            return predict_tflite(model_bytes, x_test), FILE, _storage(model_bytes)
+        return predict_keras(qat_model, x_test), KERAS, {"converter refused": reason}
+    return predict_keras(qat_model, x_test), KERAS, {}
+
+
+def _say(verbose: bool, row: dict[str, Any]) -> None:
+    if verbose:
+        print(f"{row['model']} W{row['weight_bits']}A{row['activation_bits']} {row['method']}: "
+              f"{100 * row['accuracy']:.2f}% ({row['evaluated']}, {row['seconds']:.0f} s)", flush=True)
+
+
+def _configuration_rows(ctx: _Scorer, data: dict[str, np.ndarray], model: Any, control: Any,
+                        weight_bits: int, activation_bits: int, epochs: int, seed: int,
+                        verbose: bool) -> list[dict[str, Any]]:
+    """The four rows (PTQ per-tensor, best PTQ, control, QAT) of one configuration."""
+    from qlab.qat.training import fine_tune
+    from qlab.ptq.weight_bits import fake_quantize_weights
+
+    x_calib, x_test = data["x_calib"], data["x_test"]
+    range_method = "minmax" if activation_bits == 8 else "mse"
+    rows, scores = [], {}
+    start = time.perf_counter()
+    qat_model = n_bit_qat_from_data(model, x_calib, weight_bits, activation_bits, range_method, seed)
+    control_codes = _code_columns(*changed_codes(qat_model, model, control))
+    for method, source in ((PTQ_PER_TENSOR, model), (BEST_PTQ, model), (CONTROL, control)):
+        start = time.perf_counter()
+        per_channel = method != PTQ_PER_TENSOR
+        weights_model = fake_quantize_weights_mse(source, weight_bits) if per_channel else \
+            fake_quantize_weights(source, weight_bits, per_channel=False)
+        scores[method], evaluated, extra = _ptq_scores(
+            weights_model, per_channel, activation_bits, "mse" if per_channel else "minmax",
+            x_calib, x_test, seed)
+        if method == BEST_PTQ and activation_bits == 8:
+            extra["Keras stand-in agreement with file"] = _simulation_agreement(
+                weights_model, scores[method], x_calib, x_test, seed)
+        if method == CONTROL:
+            extra.update(control_codes)
+        rows.append(ctx.row(scores[method], weight_bits, activation_bits, method, evaluated, start,
+                            **extra))
+        _say(verbose, rows[-1])
+    start = time.perf_counter()
+    info = fine_tune(qat_model, data["x_train"], data["y_train"], epochs, _BATCH_SIZE,
+                     ctx.learning_rate, seed, verbose=0)
+    if info["steps"] != ctx.steps:
+        raise RuntimeError(f"QAT ran {info['steps']} steps, the control {ctx.steps}")
+    qat_codes = _code_columns(*changed_codes(qat_model, model))
+    qat_scores, evaluated, extra = _qat_scores(qat_model, activation_bits, x_test)
+    rows.append(ctx.row(qat_scores, weight_bits, activation_bits, QAT, evaluated, start,
+                        **ctx.gain(qat_scores, scores[CONTROL]), **qat_codes, **extra,
+                        **{"fine-tune seconds": info["fine_tune_seconds"]}))
+    _say(verbose, rows[-1])
+    return rows
+
+
+def bits_picture_table(model_name: str, size: str = "full", seed: int = 0, verbose: bool = True,
+                       weight_bits: Sequence[int] | None = None,
+                       activation_bits: Sequence[int] | None = None,
+                       learning_rate: float | None = None, epochs: int | None = None
+                       ) -> "pd.DataFrame":
+    """Accuracy of PTQ per-tensor, the best PTQ, the float control and QAT at each bit width.
+
+    Args:
+        model_name, size, seed: the zoo model (:func:`qlab.zoo.models.load_or_train`).
+        weight_bits, activation_bits: the configurations (default :data:`WEIGHT_BITS` x
+            :data:`ACTIVATION_BITS`; smoke size (8, 2) x (8,)).
+        learning_rate, epochs: the fine-tune budget of QAT and the control alike
+            (default :data:`FINE_TUNE_SETTINGS`; one epoch is ``QAT_BUDGETS``' images).
+
+    Returns:
+        One row per (configuration, method) plus the two float rows (bits 32): ``evaluated``
+        (``LiteRT file`` / ``fake-quant Keras`` / ``float Keras``), the fine metrics against
+        the original float model, ``loss vs float (points)`` with ``loss low``/``loss high``
+        (95% paired), ``QAT gain vs control (points)`` with ``gain low``/``gain high`` (QAT
+        rows), the kernel weights whose integer code fine-tuning changed (QAT and control
+        rows), the file's ``stored weights`` and ``max levels per channel``, ``steps``,
+        ``learning_rate`` and ``seconds``. Taught in ``06_quantization_aware_training``.
+    """
+    import pandas as pd
+
+    from qlab.zoo.models import check_size, get_spec, load_or_train, mnist_for, predict_keras
+    from qlab.qat.training import QAT_BUDGETS
+
+    get_spec(model_name)
+    size = check_size(size)
+    seed = check_int(seed, "seed", 0, 2**31 - 1)
+    smoke = size != "full"
+    weight_bits = _check_bits(weight_bits or (SMOKE_WEIGHT_BITS if smoke else WEIGHT_BITS), "weight_bits")
+    activation_bits = _check_bits(activation_bits or (SMOKE_ACTIVATION_BITS if smoke else ACTIVATION_BITS),
+                                  "activation_bits")
+    default_rate, default_epochs = FINE_TUNE_SETTINGS.get(model_name, _SETTINGS_DEFAULT)
+    learning_rate = _check_learning_rate(default_rate if learning_rate is None else learning_rate)
+    epochs = check_int(default_epochs if epochs is None else epochs, "epochs", 1, 100)
+    model = load_or_train(model_name, size, seed, verbose=0)
+    (x_train, y_train), (x_test, y_test) = mnist_for(model_name, size)
+    samples = QAT_BUDGETS[size][1]
+    data = {"x_calib": x_train[:CALIBRATION_SAMPLES[size]], "x_test": x_test,
+            "x_train": x_train[:samples], "y_train": y_train[:samples]}
+    start = time.perf_counter()
+    reference = predict_keras(model, x_test)
+    steps = epochs * math.ceil(len(data["x_train"]) / _BATCH_SIZE)
+    ctx = _Scorer(model_name, reference, np.asarray(y_test), steps, learning_rate)
+    rows = [ctx.row(reference, 32, 32, FLOAT, FLOAT_KERAS, start)]
+    start = time.perf_counter()
+    control, info = float_fine_tune(model, data["x_train"], data["y_train"], epochs, learning_rate, seed)
+    rows.append(ctx.row(predict_keras(control, x_test), 32, 32, CONTROL_FLOAT, FLOAT_KERAS, start,
+                        **{"fine-tune seconds": info["fine_tune_seconds"]}))
+    for row in rows:
+        _say(verbose, row)
+    for bits_a in activation_bits:
+        for bits_w in weight_bits:
+            rows += _configuration_rows(ctx, data, model, control, bits_w, bits_a, epochs, seed, verbose)
+    return pd.DataFrame(rows)
+
+
+def bits_picture_study(model_name: str, size: str = "full", seed: int = 0, verbose: bool = True
+                       ) -> "pd.DataFrame":
+    """:func:`bits_picture_table` at :data:`FINE_TUNE_SETTINGS` (the ``bits_picture`` study).
+
+    Recorded by ``qlab bench``; ``07_custom_quantization`` loads it through
+    :func:`qlab.workbook.studies.run_study` and draws it with
+    :func:`qlab.plots.bits_picture.plot_bits_picture`.
+    """
+    return bits_picture_table(model_name, size, seed, verbose)
+
+
+#: The issue's bar: the best PTQ "collapses" when it loses this many points against float...
+COLLAPSE_POINTS = 5.0
+#: ...and QAT earns its place when it recovers at least this share of that loss beyond the control.
+RECOVERY_BAR = 0.5
+
+
+def _collapse_bits(t: "pd.DataFrame") -> int | None:
+    """The highest weight bit width (8-bit activations) where the best PTQ loses >= 5 points."""
+    best = t[(t["method"] == BEST_PTQ) & (t["activation_bits"] == 8)].sort_values(
+        "weight_bits", ascending=False)
+    collapsed = best[best["loss vs float (points)"] >= COLLAPSE_POINTS]
+    return None if collapsed.empty else int(collapsed["weight_bits"].iloc[0])
+
+
+def qat_verdict(table: "pd.DataFrame") -> "pd.DataFrame":
+    """One row per model: does QAT recover at least half of the best PTQ's collapse beyond the control?
+
+    At the highest weight bit width where the best PTQ (8-bit activations) first loses
+    5 points or more against float (``collapses`` True): that loss with its interval, the
+    control's and QAT's accuracies with their losses' intervals, QAT's gain over the
+    control with its paired interval, ``share recovered`` = (QAT - control) / (float - best
+    PTQ), and ``meets bar`` (share >= 0.5); ``share recovered beyond control and best PTQ``
+    credits QAT only above the better of the two (a control that fine-tuned the weights into
+    a worse PTQ starting point inflates the first share). A model whose best PTQ never loses 5 points gets
+    the same figures at its lowest weight bit width, ``collapses`` False and ``meets bar``
+    None: there is nothing for QAT to recover. Taught in ``06_quantization_aware_training``.
+    """
+    import pandas as pd
+
+    missing = [c for c in ("model", "weight_bits", "activation_bits", "method", "accuracy",
+                           "loss vs float (points)") if c not in getattr(table, "columns", [])]
+    if missing:
+        raise ValueError(f"table must be a bits_picture_table; it lacks columns {missing}")
+    return pd.DataFrame([_verdict_row(model, t) for model, t in table.groupby("model", sort=False)])
+
+
+def _verdict_row(model: str, t: "pd.DataFrame") -> dict[str, Any]:
+    collapse = _collapse_bits(t)
+    eight = t[(t["activation_bits"] == 8) & (t["weight_bits"] < 32)]
+    bits = collapse if collapse is not None else int(eight["weight_bits"].min())
+    cell = eight[eight["weight_bits"] == bits].set_index("method")
+    floats = t.set_index("method")
+    row = {"model": model, "weight_bits": bits, "collapses": collapse is not None,
+           "float accuracy": float(floats.loc[FLOAT, "accuracy"]),
+           "control float accuracy": float(floats.loc[CONTROL_FLOAT, "accuracy"])}
+    if not {BEST_PTQ, CONTROL, QAT} <= set(cell.index):
+        return row
+    for label, method in (("best PTQ", BEST_PTQ), ("control", CONTROL), ("QAT", QAT)):
+        row.update({f"{label} accuracy": float(cell.loc[method, "accuracy"]),
+                    f"{label} loss (points)": float(cell.loc[method, "loss vs float (points)"]),
+                    f"{label} loss low": float(cell.loc[method, "loss low"]),
+                    f"{label} loss high": float(cell.loc[method, "loss high"])})
+    qat = cell.loc[QAT]
+    ptq_loss = row["float accuracy"] - row["best PTQ accuracy"]
+    share = (row["QAT accuracy"] - row["control accuracy"]) / ptq_loss if ptq_loss > 0 else float("nan")
+    # a control below the best PTQ inflates the share; this one credits QAT only above both
+    stricter = (row["QAT accuracy"] - max(row["control accuracy"], row["best PTQ accuracy"])) / ptq_loss \
+        if ptq_loss > 0 else float("nan")
+    row.update({"QAT gain vs control (points)": float(qat["QAT gain vs control (points)"]),
+                "gain low": float(qat["gain low"]), "gain high": float(qat["gain high"]),
+                "share recovered": share, "share recovered beyond control and best PTQ": stricter,
+                "meets bar": bool(share >= RECOVERY_BAR) if collapse is not None else None,
+                "steps": int(qat["steps"]), "learning_rate": float(qat["learning_rate"])})
+    return row
