@@ -1,4 +1,4 @@
-"""Atomic file writes: a result is either whole on disk or not there at all."""
+"""Atomic file writes (a result is either whole on disk or not there at all) and build-once locks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextmanager
@@ -41,3 +41,28 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
     text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
     return write_bytes_atomic(path, text.encode())
+
+
+@contextmanager
+def exclusive(path: str | os.PathLike, waiting: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Hold an inter-process lock for ``path`` (the file ``<path>.lock`` beside it) during the block.
+
+    Two processes that would build the same artifact (two notebooks, two test workers) build it
+    once: the second waits here, then finds the first one's result. ``waiting`` is called with
+    one sentence if the lock is busy, before waiting. Yields ``path`` as a ``Path``.
+    """
+    from filelock import FileLock, Timeout
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path.with_name(path.name + ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if waiting is not None:
+            waiting(f"another process is building {path.name}; waiting for it")
+        lock.acquire()
+    try:
+        yield path
+    finally:
+        lock.release()
