@@ -136,6 +136,7 @@ _SUBMODULES: dict[str, str] = {
     "per_channel": "qlab.numerics.per_channel", "introspect": "qlab.zoo.introspect",
     "seed": "qlab.zoo.seed", "environment": "qlab.zoo.environment", "models": "qlab.zoo.models",
     "cache": "qlab.zoo.cache", "converter": "qlab.conversion.converter", "tflite": "qlab.conversion.tflite",
+    "tflite_file": "qlab.conversion.tflite_file",
     "keras3": "qlab.zoo.keras3", "distribute": "qlab.zoo.distribute", "shipped": "qlab.zoo.shipped",
     "prune": "qlab.compression.prune", "cluster": "qlab.compression.cluster",
     "deep_compression": "qlab.compression.deep_compression",

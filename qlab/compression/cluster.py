@@ -257,7 +257,7 @@ def tflite_unique_values(model_bytes: bytes) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from qlab.conversion.tflite import file_weights
+    from qlab.conversion.tflite_file import file_weights
 
     rows = []
     for detail, op_name, values in file_weights(model_bytes):

@@ -328,7 +328,7 @@ def byte_shares(model_bytes: bytes) -> "pd.DataFrame":
     """
     import pandas as pd
 
-    from qlab.conversion.tflite import file_weights, size_breakdown
+    from qlab.conversion.tflite_file import file_weights, size_breakdown
     from qlab.numerics.compression import gzip_size
 
     weights = file_weights(model_bytes)

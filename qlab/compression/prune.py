@@ -30,7 +30,7 @@ import numpy as np
 
 from qlab.zoo.keras2 import keras, require_keras2_model, tfmot
 from qlab.zoo.models import copy_model
-from qlab.conversion.tflite import file_weights
+from qlab.conversion.tflite_file import file_weights
 from qlab.numerics.sparsity import check_m_by_n, check_sparsity, tflite_layout, zero_fraction, zeros_kept
 from qlab.numerics.validate import check_int
 

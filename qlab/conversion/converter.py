@@ -282,7 +282,7 @@ def weight_storage(model_bytes: bytes) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from qlab.conversion.tflite import WEIGHT_OPS, file_ops, read_flatbuffer
+    from qlab.conversion.tflite_file import WEIGHT_OPS, file_ops, read_flatbuffer
 
     flat, rows = read_flatbuffer(model_bytes), []
     graph = flat.subgraphs[0]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from qlab.conversion.tflite import file_ops, read_flatbuffer
+from qlab.conversion.tflite_file import file_ops, read_flatbuffer
 
 
 def weight_rounding(float_bytes: bytes, a_bytes: bytes, b_bytes: bytes, op_index: int) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def weight_rounding(float_bytes: bytes, a_bytes: bytes, b_bytes: bytes, op_index
     integers ``a`` and ``b``: a quotient that is a tie (x.5) in one precision and not in the
     other rounds apart. Empty when the op has no weights or its weights are the same.
     """
-    from qlab.conversion.tflite import WEIGHT_OPS, file_weights
+    from qlab.conversion.tflite_file import WEIGHT_OPS, file_weights
 
     def stored(model_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
         index = file_ops(model_bytes)[op_index]["inputs"][1]

@@ -149,7 +149,7 @@ def load(model: str | os.PathLike | bytes | IntModel) -> IntModel:
         raise TypeError(f"model must be a .tflite path, bytes or IntModel, got {type(model).__name__}")
     from ai_edge_litert import schema_py_generated as schema
 
-    from qlab.conversion.tflite import enum_names, read_flatbuffer
+    from qlab.conversion.tflite_file import enum_names, read_flatbuffer
 
     flat = read_flatbuffer(content, "model")
     graph = flat.subgraphs[0]

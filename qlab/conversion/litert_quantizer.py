@@ -15,7 +15,7 @@ images of the wrong shape), the converter's min/max calibration as an option bes
 the Quantizer's moving average (:data:`CALIBRATIONS`), the machine's core count for its
 threads, a tensor-by-tensor search for the first difference between two files
 (:func:`qlab.conversion.file_diff.first_difference`) and a count of the ops that are not integer-only
-(:func:`qlab.conversion.tflite.integer_only_ops`, taught here). Taught in ``10_litert_quantizer``.
+(:func:`qlab.conversion.tflite_file.integer_only_ops`, taught here). Taught in ``10_litert_quantizer``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 from qlab.conversion.converter import AEQ_VARIANTS
 from qlab.zoo.quiet import tflite_chatter_silenced
 from qlab.conversion.file_diff import first_difference, stored_outputs, weight_rounding
-from qlab.conversion.tflite import count_non_integer_ops, file_ops, integer_only_ops, read_flatbuffer
+from qlab.conversion.tflite_file import count_non_integer_ops, file_ops, integer_only_ops, read_flatbuffer
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -362,7 +362,8 @@ def set_ranges_from_data(qat_model: Any, model: Any, x_calib: np.ndarray, method
 
 def _activation_params(model_bytes: bytes) -> list[tuple[float, int]]:
     """Sorted (scale, zero point) of a file's per-tensor int8 activations (weights left out)."""
-    from qlab.conversion.tflite import make_interpreter, weight_tensors
+    from qlab.conversion.tflite import make_interpreter
+    from qlab.conversion.tflite_file import weight_tensors
 
     weights = set(weight_tensors(model_bytes)["tensor"])
     params = []

@@ -2,23 +2,20 @@
 
 The converter fixes every activation's int8 range from the images it is given as
 ``representative_dataset``. Each builder of :data:`CALIBRATION_FAILURES` makes a
-set with a common mistake, and :func:`calibration_failures` measures what each one
-costs against the proper set (training images, preprocessed the way the model
-was trained).
+set with a common mistake; :func:`qlab.workbook.studies.calibration_failures.calibration_failures`
+measures what each one costs against the proper set (training images, preprocessed
+the way the model was trained).
 
 Taught in ``04_post_training_quantization``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from qlab.numerics.validate import check_int
-
-if TYPE_CHECKING:
-    pass
 
 #: Calibration images for the proper set and for the broken sets that have many.
 DEFAULT_NUM_SAMPLES = 500

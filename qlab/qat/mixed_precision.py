@@ -228,12 +228,12 @@ COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", 
 
 
 def float_island_counts(model_bytes: bytes) -> dict[str, int]:
-    """Ops of a TFLite file by what they compute in, from :func:`qlab.conversion.tflite.op_table`.
+    """Ops of a TFLite file by what they compute in, from :func:`qlab.conversion.tflite_file.op_table`.
 
     ``float_ops`` (compute ops reading float32), ``int8_ops`` (compute ops reading int8),
     ``quantize_ops`` and ``dequantize_ops`` (the borders of every float island) and ``ops``.
     """
-    from qlab.conversion.tflite import op_table
+    from qlab.conversion.tflite_file import op_table
 
     ops = op_table(model_bytes)
     compute = ops[ops["op"].isin(COMPUTE_OPS)]

@@ -249,7 +249,7 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
                       verbose: Any) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """``(rows by variant, Keras scores of the QAT variants)``; starts each file's evaluation."""
     from qlab.files.io import write_bytes_atomic
-    from qlab.conversion.tflite import count_non_integer_ops
+    from qlab.conversion.tflite_file import count_non_integer_ops
     from qlab.zoo.progress import progress_iter
 
     rows, keras_scores = {}, {}

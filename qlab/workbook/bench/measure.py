@@ -113,7 +113,7 @@ def _read_files(model: str, variants: Sequence[str], seed: int) -> dict[str, byt
 def _measure_model(model: str, variants: Sequence[str], seed: int, latency_repeats: int,
                    latency_runs: int, verbose: bool) -> tuple[Any, dict[str, Any]]:
     """``(ComparisonResult, extras)`` of one model: compare rows plus repeated latency."""
-    from qlab.conversion.tflite import size_breakdown
+    from qlab.conversion.tflite_file import size_breakdown
     from qlab.workbook.pipeline import compare
 
     result = compare([model], variants, size="full", seed=seed, latency=False,

@@ -109,7 +109,7 @@ def _check_learning_rate(value: Any) -> float:
 def _storage(model_bytes: bytes) -> dict[str, Any]:
     """How the file stores its conv/dense weights, and at most how many levels a channel uses."""
     from qlab.conversion.converter import weight_types_by_op
-    from qlab.conversion.tflite import weight_tensors
+    from qlab.conversion.tflite_file import weight_tensors
 
     kinds = sorted({kind for by_type in weight_types_by_op(model_bytes).values() for kind in by_type})
     return {"stored weights": ", ".join(kinds),

@@ -16,7 +16,7 @@ import numpy as np
 from qlab.conversion.file_diff import first_difference, stored_outputs
 from qlab.conversion.litert_quantizer import (ALGORITHMS, quantize, quantize_variant,
                                               static_4bit_recipe)
-from qlab.conversion.tflite import count_non_integer_ops
+from qlab.conversion.tflite_file import count_non_integer_ops
 
 if TYPE_CHECKING:
     import pandas as pd

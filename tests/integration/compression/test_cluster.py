@@ -80,7 +80,8 @@ def test_cluster_preserving_qat_keeps_16_values_per_channel_in_the_int8_file(clu
 @pytest.mark.slow
 def test_sparsity_and_cluster_preserving_qat_keeps_zeros_and_clusters(clustered_smoke):
     from qlab.qat.training import fine_tune
-    from qlab.conversion.tflite import make_interpreter, operators
+    from qlab.conversion.tflite import make_interpreter
+    from qlab.conversion.tflite_file import operators
 
     model, _, _, x, y = clustered_smoke
     pruned = keras.models.clone_model(model)

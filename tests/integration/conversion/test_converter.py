@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qlab.conversion import converter as qconvert
-from qlab.conversion import tflite
+from qlab.conversion import tflite, tflite_file
 
 
 def test_check_variants_accepts_all_and_comma_lists():
@@ -157,7 +157,7 @@ def four_bit_tflite():
 
 
 def test_weight_tensors_read_the_stored_grid(four_bit_tflite):
-    four, eight = (tflite.weight_tensors(b) for b in four_bit_tflite)
+    four, eight = (tflite_file.weight_tensors(b) for b in four_bit_tflite)
     assert list(four["op"]) == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
     assert set(four["dtype"]) == {"int8"}  # the interpreter unpacks INT4 weights to int8
     assert four["levels"].max() <= 15 and four["min"].min() >= -7 and four["max"].max() <= 7
@@ -182,7 +182,7 @@ def test_weight_storage_reads_the_type_the_file_stores(four_bit_tflite):
 
 
 def test_op_table_lists_ops_and_dtypes(four_bit_tflite):
-    ops = tflite.op_table(four_bit_tflite[0])
+    ops = tflite_file.op_table(four_bit_tflite[0])
     assert ops["op"].iloc[0] == "QUANTIZE" and ops["op"].iloc[-1] == "DEQUANTIZE"
     assert "DELEGATE" not in set(ops["op"])
     assert ops.set_index("op").loc["QUANTIZE", "output dtype"] == "int8"

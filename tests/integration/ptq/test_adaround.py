@@ -11,7 +11,7 @@ from qlab.ptq.batch_norm_folding import fold_batch_norm
 from qlab.zoo.keras2 import keras
 from qlab.zoo.models import build_model, compile_for_training, mnist_for, predict_keras
 from qlab.zoo.seed import set_seed
-from qlab.conversion.tflite import weight_tensors
+from qlab.conversion.tflite_file import weight_tensors
 from qlab.ptq.weight_bits import fake_quantize_weights
 from qlab.numerics.adaround import adaround_scales, initial_rounding_logits, soft_weights
 

@@ -7,7 +7,7 @@ import pytest
 
 from qlab.conversion.converter import convert
 from qlab.zoo.models import load_or_train, mnist_for
-from qlab.conversion.tflite import weight_tensors
+from qlab.conversion.tflite_file import weight_tensors
 from qlab.ptq.weight_bits import fake_quantize_kernel_mse, fake_quantize_weights, fake_quantize_weights_mse
 
 

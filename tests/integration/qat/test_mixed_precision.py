@@ -12,7 +12,8 @@ from qlab.qat.mixed_precision import (float_island_counts, layer_sensitivity, mi
 from qlab.workbook.studies.partial_qat import partial_qat_study
 from qlab.qat.quantize import UnsupportedLayerError, quantize_partial, quantize_whole_model_n_bit
 from qlab.qat.training import fine_tune
-from qlab.conversion.tflite import predict_tflite, weight_tensors
+from qlab.conversion.tflite import predict_tflite
+from qlab.conversion.tflite_file import weight_tensors
 from qlab.numerics.metrics import output_sqnr_db
 
 LAYERS = ["conv1", "conv2", "dense", "logits"]

@@ -124,7 +124,7 @@ def test_zoo_qat_fine_tunes_start_from_the_data_not_from_minus_6_to_6():
 
 @pytest.mark.slow
 def test_smoke_qat_4bit_converts_to_int4_weights_that_tflite_runs_like_keras():
-    from qlab.conversion import tflite
+    from qlab.conversion import tflite, tflite_file
     from qlab.conversion.converter import convert, convert_qat, weight_storage, weight_types_by_op
     from qlab.zoo.models import load_or_train, mnist_for
     from qlab.numerics.metrics import output_sqnr_db
@@ -135,7 +135,7 @@ def test_smoke_qat_4bit_converts_to_int4_weights_that_tflite_runs_like_keras():
     assert weight_types_by_op(model_bytes) == {"CONV_2D": {"INT4": 2}, "FULLY_CONNECTED": {"INT4": 2}}
     storage = weight_storage(model_bytes)
     assert list(storage["file bytes"]) == list(storage["values"] // 2)  # two weights a byte
-    stored = tflite.weight_tensors(model_bytes)  # the interpreter unpacks them to int8
+    stored = tflite_file.weight_tensors(model_bytes)  # the interpreter unpacks them to int8
     assert stored["levels"].max() <= 15 and stored["min"].min() >= -7 and stored["max"].max() <= 7
     int8_file = convert(load_or_train("mnist_cnn", "smoke", verbose=0), "int8_per_channel", x_train, 100)
     assert len(model_bytes) < 0.6 * len(int8_file)

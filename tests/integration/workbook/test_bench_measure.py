@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qlab.conversion.tflite import size_breakdown
+from qlab.conversion.tflite_file import size_breakdown
 from qlab.workbook.bench import measure
 from qlab.workbook.pipeline import zoo_tflite_dir
 
