@@ -21,13 +21,15 @@ run: setup
 # every tier: unit, integration, notebooks (papermill, smoke mode), browser, on two workers
 # (pytest-xdist; each test module stays on one worker, each notebook is a unit of its own)
 XDIST := -n 2 --dist loadgroup
+# more pytest options, e.g. make test PYTEST_ARGS=--durations=30
+PYTEST_ARGS ?=
 
 test: setup
-	$(BIN)/python -m pytest $(XDIST) tests/unit tests/integration tests/notebooks tests/browser
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS) tests/unit tests/integration tests/notebooks tests/browser
 
 # the unit tier only (numpy and small TF ops, no training): the edit-test loop
 test-fast: setup
-	$(BIN)/python -m pytest $(XDIST) tests/unit
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS) tests/unit
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -105,19 +105,29 @@ def load_or_build(label: str, config: dict[str, Any], build: Callable[[], Any],
     from qlab.files.io import exclusive
     from qlab.zoo.shipped import load_shipped
 
+    path = entry_dir(label, config)
+    found = _cached(path, config, build) or load_shipped(label, config, build)
+    if found is not None:
+        return found
     # another process may be building this entry (a second notebook, a parallel test worker):
     # wait for it and read its entry instead of training the same weights twice
-    with exclusive(entry_dir(label, config), waiting=log.warning) as path:
-        if path.exists():
-            try:
-                return _read_entry(path, config, build)
-            except CacheEntryError as exc:
-                log.warning("cache entry %s is %s; rebuilding it", path, exc)
-        shipped = load_shipped(label, config, build)
-        if shipped is not None:
-            return shipped
+    with exclusive(path, waiting=log.warning):
+        found = _cached(path, config, build)
+        if found is not None:
+            return found
         model = build()
         info = train(model)
         manifest = _write_entry(path, config, model, info)
         log.info("cached %s", path)
         return model, manifest
+
+
+def _cached(path: Path, config: dict[str, Any], build: Callable[[], Any]) -> tuple[Any, dict] | None:
+    """The entry at ``path`` if it exists and can be trusted, else None (a bad one is logged)."""
+    if not path.exists():
+        return None
+    try:
+        return _read_entry(path, config, build)
+    except CacheEntryError as exc:
+        log.warning("cache entry %s is %s; rebuilding it", path, exc)
+        return None
