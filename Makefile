@@ -19,8 +19,8 @@ run: setup
 	$(BIN)/qlab run
 
 # every tier: unit, integration, notebooks (papermill, smoke mode), browser, on two workers
-# (pytest-xdist; each test module stays on one worker, each notebook is a unit of its own)
-XDIST := -n 2 --dist loadgroup
+# (pytest-xdist; tests/conftest.py keeps each test module on one worker, each notebook a unit of its own)
+XDIST := -n 2
 # more pytest options, e.g. make test PYTEST_ARGS=--durations=30
 PYTEST_ARGS ?=
 

@@ -19,13 +19,32 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+#: The order work is handed out under pytest-xdist: the longest units first, the unit tier's many
+#: short modules last, where they even out the two workers' finishing times. The pipeline's module
+#: leads its tier: its fixture runs ``qlab compare`` over every model.
+SCHEDULE = ("tests/notebooks/", "tests/integration/workbook/test_pipeline.py", "tests/integration/",
+            "tests/browser/", "tests/")
+
+
 def pytest_collection_modifyitems(config, items):
-    """One xdist group per test module (``--dist loadgroup``): a module's fixtures (a converted
-    model, a smoke comparison) are built on one worker, once. Each notebook is a group of its
-    own, so the notebooks, the longest tests, spread over both workers."""
-    for item in items:
-        notebook = item.callspec.params.get("notebook") if hasattr(item, "callspec") else None
-        item.add_marker(pytest.mark.xdist_group(getattr(notebook, "stem", None) or item.nodeid.split("::")[0]))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker sorts alike: their collections must agree
+        items.sort(key=lambda item: next(i for i, prefix in enumerate(SCHEDULE)
+                                         if item.nodeid.startswith(prefix)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` on two workers: a test module is one unit of work, so its fixtures (a converted
+    model, a smoke comparison) are built once, on one worker; each notebook is a unit of its own, so
+    the notebooks, the longest tests, spread over both. Units go out in :data:`SCHEDULE`'s order."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndNotebooks(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return nodeid if module.startswith("tests/notebooks/") else module
+
+    config.option.loadscopereorder = False  # keep SCHEDULE's order, not "most tests first"
+    return ModulesAndNotebooks(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
