@@ -17,11 +17,6 @@ import pytest
 
 # Quiet TensorFlow's C++ start-up lines in test output; qlab.zoo.keras2 sets the same default.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # two workers already keep both cores busy: one TensorFlow thread pool thread each (inherited by
-    # the notebook kernels and CLI runs they start) instead of two each fighting over the cores
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
 #: The order work is handed out under pytest-xdist: the longest units first, the unit tier's many
