@@ -4,8 +4,10 @@
   weights adapting to the rounding;
 - :func:`load_or_fine_tune`: a zoo model's QAT variant (:data:`QAT_BUILDERS`), its
   activation ranges started from data, fine-tuned and cached like the float models;
-- :func:`qat_run`: the same steps under a ``tf.distribute`` strategy, scored through
-  the converted file (:mod:`qlab.zoo.distribute` explains what replicas change).
+- :func:`n_bit_qat_from_data`: TFMOT's n-bit scheme with every range set from data, ready to
+  fine-tune; :func:`changed_codes` counts the weights whose integer code fine-tuning moved;
+- :func:`quantize_under` and :func:`qat_run`: the same steps under a ``tf.distribute`` strategy,
+  scored through the converted file (:mod:`qlab.zoo.distribute` explains what replicas change).
 
 Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``.
 """
