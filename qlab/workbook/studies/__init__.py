@@ -29,6 +29,9 @@ import pandas as pd
 
 StudyFunction = Callable[[str, str, int, bool], pd.DataFrame]
 
+#: Training images the studies calibrate their int8 files on (activation ranges), per model size.
+CALIBRATION_SAMPLES = {"full": 500, "smoke": 100}
+
 
 @dataclass(frozen=True)
 class StudySpec:

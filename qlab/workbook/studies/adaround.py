@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qlab.workbook.studies import CALIBRATION_SAMPLES
 from qlab.ptq.adaround import ADAROUND_ITERATIONS, adaround_weights
 from qlab.zoo.progress import say
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 STUDY_BITS = {"full": (4, 3, 2), "smoke": (2,)}
 ADAROUND_SAMPLES = {"full": 1024, "smoke": 128}  # the paper's 1024 unlabeled images
-CALIBRATION_SAMPLES = {"full": 500, "smoke": 100}  # the converter's activation ranges
 
 
 def _study_data(model_name: str, size: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

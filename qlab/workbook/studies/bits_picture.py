@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from qlab.workbook.studies import CALIBRATION_SAMPLES
 from qlab.numerics.validate import check_int
 from qlab.ptq.weight_bits import fake_quantize_weights_mse
 from qlab.qat.training import changed_codes, n_bit_qat_from_data
@@ -55,7 +56,6 @@ WEIGHT_BITS: tuple[int, ...] = (8, 4, 3, 2)
 ACTIVATION_BITS: tuple[int, ...] = (8, 4)
 SMOKE_WEIGHT_BITS: tuple[int, ...] = (8, 2)
 SMOKE_ACTIVATION_BITS: tuple[int, ...] = (8,)
-CALIBRATION_SAMPLES = {"full": 500, "smoke": 100}
 PTQ_PER_TENSOR = "PTQ per-tensor"
 BEST_PTQ = "PTQ per-channel MSE"
 CONTROL = "control: float fine-tune + PTQ per-channel MSE"

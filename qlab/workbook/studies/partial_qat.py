@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from qlab.workbook.studies import CALIBRATION_SAMPLES
 from qlab.numerics.validate import check_int
 from qlab.qat.mixed_precision import (check_weight_bits, float_island_counts, layer_sensitivity,
                                       mixed_precision_ptq_model, mixed_precision_qat_model,
@@ -40,7 +41,6 @@ SUMMARY_COLUMNS = {"arm": "arm", "accuracy": "accuracy %", "delta_low": "Δ low 
 SENSITIVITY_SAMPLES = {"full": 2000, "smoke": 128}
 SENSITIVITY_SAMPLES_NOTE = "the last training images (not used by the fine-tunes)"
 #: Images the PTQ rows calibrate their int8 activations on (the first training images).
-CALIBRATION_SAMPLES = {"full": 500, "smoke": 100}
 
 
 def _random_layers(names: Sequence[str], k: int, seed: int, exclude: Sequence[str] = ()) -> list[str]:

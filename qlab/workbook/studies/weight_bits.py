@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from qlab.workbook.studies import CALIBRATION_SAMPLES
 from qlab.numerics.metrics import gain_columns
 from qlab.numerics.validate import check_num_bits
 from qlab.ptq.batch_norm_folding import fold_batch_norm, relu6_to_relu
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 BIT_WIDTHS: tuple[int, ...] = (8, 6, 5, 4, 3, 2)
 SMOKE_BIT_WIDTHS: tuple[int, ...] = (8, 3)  # smoke size: enough to exercise the sweep
-CALIBRATION_SAMPLES = {"full": 500, "smoke": 100}
 
 
 def _data(model_name: str, size: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
