@@ -142,7 +142,7 @@ _SUBMODULES: dict[str, str] = {
     "deep_compression": "qlab.compression.deep_compression",
     "debug": "qlab.ptq.debug", "intsim": "qlab.conversion.intsim",
     "pipeline": "qlab.workbook.pipeline", "notebook": "qlab.workbook.notebook",
-    "studies": "qlab.workbook.studies",
+    "studies": "qlab.workbook.studies", "check": "qlab.workbook.check",
 }
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

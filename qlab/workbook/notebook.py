@@ -35,9 +35,10 @@ def _jsonable(value: Any) -> Any:
 def record(name: str, value: Any) -> Any:
     """Record a number (or small JSON value) in the notebook's output for the tests to read.
 
-    It shows as one line of text in the notebook and is read back from the executed
-    copy with :func:`read_records`. Returns ``value`` unchanged. Taught in ``00_start_here``;
-    every later lesson records the numbers its tests check with it.
+    The value is stored under its own MIME type only, with no ``text/plain`` form, so the
+    learner sees nothing (JupyterLab draws an output it has no renderer for as empty) and
+    the tests read it back from the executed copy with :func:`read_records`. Returns
+    ``value`` unchanged. Each lesson records what its tests check in one cell at its end.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"record name must be a non-empty string, got {name!r}")
@@ -45,8 +46,7 @@ def record(name: str, value: Any) -> Any:
     json.dumps(payload)  # fail here, not in the test, if it cannot be stored
     from IPython.display import display
 
-    display({RECORD_MIMETYPE: {"name": name, "value": payload},
-             "text/plain": f"recorded {name} = {payload!r}"}, raw=True)
+    display({RECORD_MIMETYPE: {"name": name, "value": payload}}, raw=True)
     return value
 
 
@@ -94,10 +94,12 @@ class NotebookRun:
 
 
 def run_notebook(source: str | Path, smoke: bool, output_dir: str | Path | None = None,
-                 parameters: dict[str, Any] | None = None, progress: bool = True) -> NotebookRun:
+                 parameters: dict[str, Any] | None = None, progress: bool = True,
+                 cwd: str | Path | None = None) -> NotebookRun:
     """Execute one notebook in a fresh kernel with papermill; the copy goes to ``artifacts/``.
 
-    The kernel runs in the notebook's own folder, as in Jupyter. The executed copy goes
+    The kernel runs in the notebook's own folder, as in Jupyter, or in ``cwd`` (for a copy
+    of a lesson written elsewhere, such as one with its exercises answered). The executed copy goes
     to ``output_dir``, by default ``notebooks/<smoke|full>/`` under
     :func:`qlab.files.paths.artifacts_dir`. The source notebook is never modified.
     ``SMOKE`` is injected into its ``parameters`` cell together with any other ``parameters``.
@@ -122,7 +124,7 @@ def run_notebook(source: str | Path, smoke: bool, output_dir: str | Path | None 
         with harmless_lines_filtered(_print_kernel_line) as kernel_stderr:
             papermill.execute_notebook(
                 str(source), str(running), parameters=params, kernel_name="python3",
-                cwd=str(source.parent), progress_bar=progress,
+                cwd=str(cwd or source.parent), progress_bar=progress,
                 kernel_manager_class=_kernel_manager_class(kernel_stderr, progress_lines=progress))
     except Exception as exc:
         # Keep the executed copy: it shows the failing cell and its traceback.

@@ -10,11 +10,20 @@ minute per notebook on 2 cores.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
+from qlab.workbook.exercise_cells import exercise_ids, filled_notebook, read_answers, solutions_path
 from qlab.workbook.notebook import notebook_paths, run_notebook
+
+# exercise id -> a deliberately wrong answer (a mistake learners really make) and a piece of the hint it
+# must get; the hint names the mistake without giving the answer
+WRONG_ANSWERS = {
+    "01.quantize": ("q = np.round(x / scale) + zero_point", "outside int8"),  # forgot to clip
+    "01.scale_zero_point": ("relu6_scale = 6.0 / 256\nrelu6_zero_point = -128", "255, not 256"),
+}
 
 # notebook name -> {record name: predicate on its value}
 CHECKS = {
@@ -437,3 +446,43 @@ def test_notebook_runs_and_records_sane_numbers(notebook, smoke_dir, monkeypatch
     assert not missing, f"{notebook.name} did not record {missing}"
     failed = {name: run.records[name] for name, ok in checks.items() if not ok(run.records[name])}
     assert not failed, f"{notebook.name}: implausible recorded values {failed}"
+    # the blanks as committed: every check says "not done yet", and the lesson still ran to the end
+    assert attempts(run.records) == {i: ["not done"] for i in exercise_ids(json.loads(notebook.read_text()))}
+
+
+def attempts(records: dict) -> dict[str, list[str]]:
+    """Exercise id -> the status of each check run, in order (from the records qlab.check.exercise makes)."""
+    found = {}
+    for name, value in records.items():
+        if name.startswith("exercise "):
+            exercise, number = name[len("exercise "):].split(" #")
+            found.setdefault(exercise, {})[int(number)] = value
+    return {exercise: [by[n]["status"] for n in sorted(by)] for exercise, by in found.items()}
+
+
+def hints(records: dict) -> dict[str, str]:
+    """Exercise id -> the message of its first check run."""
+    return {name[len("exercise "):].split(" #")[0]: value["message"] for name, value in records.items()
+            if name.startswith("exercise ") and name.endswith(" #1")}
+
+
+WITH_EXERCISES = [p for p in notebook_paths() if exercise_ids(json.loads(p.read_text()))]
+
+
+@pytest.mark.parametrize("notebook", WITH_EXERCISES, ids=lambda p: p.stem)
+def test_solutions_pass_and_wrong_answers_get_their_hint(notebook, smoke_dir, tmp_path, monkeypatch):
+    """The lesson with its solutions filled in, each after a deliberately wrong answer in a copy of its cell."""
+    if MODE == "full":
+        monkeypatch.setenv("QLAB_ARTIFACTS", str(notebook.parents[1] / "artifacts"))
+    lesson = json.loads(notebook.read_text())
+    ids = exercise_ids(lesson)
+    wrong = {i: WRONG_ANSWERS[i][0] for i in ids if i in WRONG_ANSWERS}
+    assert wrong, f"{notebook.name}: give at least one exercise a wrong answer in wrong_answers.py"
+    solved = tmp_path / notebook.name
+    solved.write_text(json.dumps(filled_notebook(lesson, read_answers(solutions_path(notebook)), before=wrong)))
+    run = run_notebook(solved, smoke=(MODE == "smoke"), output_dir=tmp_path / "out", progress=False,
+                       cwd=notebook.parent)
+    assert attempts(run.records) == {i: ["wrong", "correct"] if i in wrong else ["correct"] for i in ids}
+    got = hints(run.records)
+    for exercise in wrong:
+        assert WRONG_ANSWERS[exercise][1] in got[exercise], (exercise, got[exercise])
