@@ -57,6 +57,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lessons(args: argparse.Namespace) -> int:
+    from qlab.workbook.lessons import (CODE_LINES_PER_MINUTE, MINUTES_PER_EXERCISE, MINUTES_PER_FIGURE,
+                                       MINUTES_PER_WIDGET, SECONDS_PER_OUTPUT, WORDS_PER_MINUTE,
+                                       executed_lessons, lesson_times)
+
+    table = lesson_times(executed_lessons("smoke" if args.smoke else "full"))
+    columns = ["lesson", "core min", "whole min", "core words", "core code_lines", "core outputs", "core figures",
+               "core widgets", "core exercises", "core run_seconds"]
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(f"\ntotal: core {table['core min'].sum():.0f} min, whole {table['whole min'].sum():.0f} min")
+    print(f"rule: {WORDS_PER_MINUTE} words/min, {CODE_LINES_PER_MINUTE} code lines/min, {SECONDS_PER_OUTPUT} s per "
+          f"output, {MINUTES_PER_FIGURE} min per figure, {MINUTES_PER_WIDGET} per widget, {MINUTES_PER_EXERCISE} per "
+          "exercise, plus the measured run time; the core ends at '## Going further'")
+    return 0
+
+
+def _cmd_solutions(args: argparse.Namespace) -> int:
+    from qlab.files.paths import artifacts_dir
+    from qlab.workbook.exercise_cells import write_solved_notebooks
+    from qlab.workbook.notebook import notebook_paths
+
+    written = write_solved_notebooks(notebook_paths(), args.output or artifacts_dir() / "solutions")
+    for path in written:
+        print(path)
+    print(f"{len(written)} lessons with their exercises solved, for instructors (not for the learners' folder)")
+    return 0
+
+
 def _bars_off(quiet: bool) -> ContextManager[None]:
     """With ``--quiet``, qlab's progress bars are off too (``QLAB_PROGRESS=0``) until the command ends."""
     from qlab.files.paths import environment_variable
@@ -321,6 +349,19 @@ def build_parser() -> argparse.ArgumentParser:
     page.add_argument("--output", type=Path, default=None,
                       help="folder for the pages (default artifacts/html/<full|smoke>/)")
     page.set_defaults(func=_cmd_html)
+    lessons = sub.add_parser(
+        "lessons", help="estimate each lesson's time in the room, core and whole (from the last `qlab run`)",
+        description="Learner time per lesson from its executed copy: words, code lines, outputs, figures, "
+                    "widgets and exercises at fixed rates, plus the measured run time. INSTRUCTORS.md "
+                    "takes its slots from it.")
+    lessons.add_argument("--smoke", action="store_true", help="read the smoke run's copies")
+    lessons.set_defaults(func=_cmd_lessons)
+    solutions = sub.add_parser(
+        "solutions", help="write each lesson with its exercises solved, for instructors",
+        description="Fill every exercise of every lesson with its answer from notebooks/solutions/ and write "
+                    "the lessons to artifacts/solutions/ (nothing is executed; notebooks/ is not touched).")
+    solutions.add_argument("--output", type=Path, default=None, help="folder (default artifacts/solutions/)")
+    solutions.set_defaults(func=_cmd_solutions)
     _add_compare(sub)
     _add_train(sub)
     _add_bench(sub)

@@ -6,24 +6,38 @@ failures), checked when the notebooks run in full mode: ``QLAB_NOTEBOOK_MODE=ful
 tests/notebooks`` (about 20 minutes, with the models cached in the
 checkout's ``artifacts/``). ``make test`` runs smoke mode: under a
 minute per notebook on 2 cores.
+
+A lesson with exercises runs twice: as committed, where every check must say "not done yet" and
+the lesson still runs to the end, and with the solutions of ``notebooks/solutions/`` filled in, each
+after a deliberately wrong answer (``wrong_answers/``) whose hint the check must give; that second
+run stops after the last exercise, since no later cell uses an answer.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from qlab.workbook.exercise_cells import exercise_ids, filled_notebook, read_answers, solutions_path
+from qlab.workbook.exercise_cells import exercise_id, exercise_ids, filled_notebook, read_answers, solutions_path
 from qlab.workbook.notebook import notebook_paths, run_notebook
 
-# exercise id -> a deliberately wrong answer (a mistake learners really make) and a piece of the hint it
-# must get; the hint names the mistake without giving the answer
-WRONG_ANSWERS = {
-    "01.quantize": ("q = np.round(x / scale) + zero_point", "outside int8"),  # forgot to clip
-    "01.scale_zero_point": ("relu6_scale = 6.0 / 256\nrelu6_zero_point = -128", "255, not 256"),
-}
+WRONG_ANSWERS_DIR = Path(__file__).with_name("wrong_answers")
+
+
+def wrong_answers(notebook: Path) -> dict[str, tuple[str, str]]:
+    """Exercise id -> (a deliberately wrong answer, a piece of the hint it must get), from
+    ``wrong_answers/<lesson>.py``: each section's first line is ``# expect: <piece of the hint>``."""
+    path = WRONG_ANSWERS_DIR / f"{notebook.stem}.py"
+    result = {}
+    for exercise, code in (read_answers(path).items() if path.exists() else ()):
+        first, answer = code.split("\n", 1)
+        assert first.startswith("# expect: "), f"{path}: {exercise} must start with '# expect: <hint>'"
+        result[exercise] = (answer, first[len("# expect: "):])
+    return result
+
 
 # notebook name -> {record name: predicate on its value}
 CHECKS = {
@@ -476,13 +490,17 @@ def test_solutions_pass_and_wrong_answers_get_their_hint(notebook, smoke_dir, tm
         monkeypatch.setenv("QLAB_ARTIFACTS", str(notebook.parents[1] / "artifacts"))
     lesson = json.loads(notebook.read_text())
     ids = exercise_ids(lesson)
-    wrong = {i: WRONG_ANSWERS[i][0] for i in ids if i in WRONG_ANSWERS}
-    assert wrong, f"{notebook.name}: give at least one exercise a wrong answer in wrong_answers.py"
+    expected = wrong_answers(notebook)
+    wrong = {i: answer for i, (answer, _) in expected.items()}
+    assert wrong, f"{notebook.name}: give at least one exercise a wrong answer in wrong_answers/{notebook.stem}.py"
+    filled = filled_notebook(lesson, read_answers(solutions_path(notebook)), before=wrong)
+    # up to the last exercise: what follows does not see the answers (the blank run executed it)
+    filled["cells"] = filled["cells"][:1 + max(i for i, c in enumerate(filled["cells"]) if exercise_id(c))]
     solved = tmp_path / notebook.name
-    solved.write_text(json.dumps(filled_notebook(lesson, read_answers(solutions_path(notebook)), before=wrong)))
+    solved.write_text(json.dumps(filled))
     run = run_notebook(solved, smoke=(MODE == "smoke"), output_dir=tmp_path / "out", progress=False,
                        cwd=notebook.parent)
     assert attempts(run.records) == {i: ["wrong", "correct"] if i in wrong else ["correct"] for i in ids}
     got = hints(run.records)
     for exercise in wrong:
-        assert WRONG_ANSWERS[exercise][1] in got[exercise], (exercise, got[exercise])
+        assert expected[exercise][1] in got[exercise], (exercise, got[exercise])
