@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     lessons.set_defaults(func=_cmd_lessons)
     solutions = sub.add_parser(
         "solutions", help="write each lesson with its exercises solved, for instructors",
-        description="Fill every exercise of every lesson with its answer from notebooks/solutions/ and write "
+        description="Fill every exercise of every lesson with its answer from solutions/ and write "
                     "the lessons to artifacts/solutions/ (nothing is executed; notebooks/ is not touched).")
     solutions.add_argument("--output", type=Path, default=None, help="folder (default artifacts/solutions/)")
     solutions.set_defaults(func=_cmd_solutions)

@@ -28,7 +28,7 @@ from qlab.numerics.validate import check_bool, check_int
 
 
 @contextlib.contextmanager
-def _debugger(model: Any, dataset: Callable, per_channel: bool = True) -> Iterator[Any]:
+def quantization_debugger(model: Any, dataset: Callable, per_channel: bool = True) -> Iterator[Any]:
     """A ``QuantizationDebugger`` for ``model``, usable inside the ``with`` block.
 
     It calibrates once; to quantize with a denylist, set its ``options``. With
@@ -75,7 +75,7 @@ def layer_error_table(model: Any, x: np.ndarray, num_samples: int = 100,
     per_channel = check_bool(per_channel, "per_channel")
     dataset = representative_dataset(x, num_samples, model.input_shape)
     buffer = io.StringIO()
-    with tflite_chatter_silenced(), _debugger(model, dataset, per_channel) as debugger:
+    with tflite_chatter_silenced(), quantization_debugger(model, dataset, per_channel) as debugger:
         debugger.run()
         debugger.layer_statistics_dump(buffer)
     buffer.seek(0)
@@ -117,7 +117,7 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
     rows = []
     # one calibration for all k: setting the debugger's options re-quantizes the same
     # calibrated model with the new denylist, which is what a fresh debugger would do
-    with tflite_chatter_silenced(), _debugger(model, dataset, per_channel) as debugger:
+    with tflite_chatter_silenced(), quantization_debugger(model, dataset, per_channel) as debugger:
         for k in num_float_layers:
             denylist = list(errors["layer"][:k])
             debugger.options = tf.lite.experimental.QuantizationDebugOptions(
@@ -140,7 +140,7 @@ RECOVERY_ORDERS: dict[str, str] = {
 _WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
-def _quantized(debugger: Any, denylist: Sequence[str]) -> bytes:
+def quantized_with_denylist(debugger: Any, denylist: Sequence[str]) -> bytes:
     """The debugger's calibrated model quantized with ``denylist`` kept in float."""
     from qlab.zoo.keras2 import tf
 
@@ -158,11 +158,11 @@ def _agreement(model_bytes: bytes, x_select: np.ndarray, reference: np.ndarray) 
 def _greedy_next(debugger: Any, denylist: list[str], candidates: Sequence[str],
                  x_select: np.ndarray, reference: np.ndarray, per_kb: bool) -> str:
     """The candidate whose float copy raises top-1 agreement with ``reference`` most (per KB added)."""
-    current = _quantized(debugger, denylist)
+    current = quantized_with_denylist(debugger, denylist)
     base, base_size = _agreement(current, x_select, reference), len(current)
     scores = {}
     for tensor in (c for c in candidates if c not in denylist):
-        trial = _quantized(debugger, [*denylist, tensor])
+        trial = quantized_with_denylist(debugger, [*denylist, tensor])
         gain = _agreement(trial, x_select, reference) - base
         # per KB: a layer that wins nothing is never preferred for being cheap
         kb = max(len(trial) - base_size, 1) / 1024
@@ -252,13 +252,13 @@ def float_layer_recovery(model: Any, x_calib: np.ndarray, x_test: np.ndarray, y_
     reference = predict_tflite(float_bytes, x_select).argmax(1) if order != "debugger" else None
     rows, denylist = [], []
     dataset = representative_dataset(x_calib, num_samples, model.input_shape)
-    with tflite_chatter_silenced(), _debugger(model, dataset, per_channel) as debugger:
+    with tflite_chatter_silenced(), quantization_debugger(model, dataset, per_channel) as debugger:
         for k in range(max_float_layers + 1):
             if k:
                 denylist.append(errors["layer"][k - 1] if order == "debugger" else
                                 _greedy_next(debugger, denylist, candidates, x_select, reference,
                                              per_kb=order == "greedy_per_kb"))
-            model_bytes = _quantized(debugger, denylist)
+            model_bytes = quantized_with_denylist(debugger, denylist)
             rows.append({"order": order, "k": k, "keras_layer": names[denylist[-1]] if k else "",
                          "layer": denylist[-1] if k else "",
                          "accuracy": evaluate_tflite(model_bytes, x_test, y_test),

@@ -7,8 +7,9 @@ part between two marker lines::
     ...
     # YOUR CODE ENDS HERE
 
-The solutions live apart from the lessons, one file per lesson in ``notebooks/solutions/``,
-so Run All in a lesson reveals nothing. A solutions file is Python, one section per
+The solutions live apart from the lessons, one file per lesson in the checkout's ``solutions/``
+folder, beside ``notebooks/`` rather than in it: Run All in a lesson reveals nothing, and a learner
+browsing the folder JupyterLab opens (``make lab``) does not come across them. A solutions file is Python, one section per
 exercise, each headed ``# %% <id>``; sections headed ``# %% question ...`` answer the
 lesson's open questions and are for reading only. ``qlab solutions`` writes each lesson
 with its solutions filled in (:func:`write_solved_notebooks`), for instructors.
@@ -117,9 +118,9 @@ def read_answers(path: str | Path) -> dict[str, str]:
 
 
 def solutions_path(notebook: str | Path) -> Path:
-    """Where the solutions of ``notebook`` live: ``notebooks/solutions/<name>.py``."""
+    """Where the solutions of ``notebook`` (``<checkout>/notebooks/<name>.ipynb``) live: ``<checkout>/solutions/<name>.py``."""
     notebook = Path(notebook)
-    return notebook.parent / "solutions" / f"{notebook.stem}.py"
+    return notebook.parent.parent / "solutions" / f"{notebook.stem}.py"
 
 
 def solved_notebook(notebook: str | Path) -> dict:

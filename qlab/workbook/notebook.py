@@ -32,13 +32,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def record(name: str, value: Any) -> Any:
+def record(name: str, value: Any) -> None:
     """Record a number (or small JSON value) in the notebook's output for the tests to read.
 
     The value is stored under its own MIME type only, with no ``text/plain`` form, so the
     learner sees nothing (JupyterLab draws an output it has no renderer for as empty) and
-    the tests read it back from the executed copy with :func:`read_records`. Returns
-    ``value`` unchanged. Each lesson records what its tests check in one cell at its end.
+    the tests read it back from the executed copy with :func:`read_records`. It returns
+    nothing, so a cell that ends in a record shows nothing either. Each lesson records what
+    its tests check in one hidden cell at its end.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"record name must be a non-empty string, got {name!r}")
@@ -47,7 +48,6 @@ def record(name: str, value: Any) -> Any:
     from IPython.display import display
 
     display({RECORD_MIMETYPE: {"name": name, "value": payload}}, raw=True)
-    return value
 
 
 def read_records(notebook: str | Path) -> dict[str, Any]:

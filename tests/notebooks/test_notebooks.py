@@ -8,7 +8,7 @@ checkout's ``artifacts/``). ``make test`` runs smoke mode: under a
 minute per notebook on 2 cores.
 
 A lesson with exercises runs twice: as committed, where every check must say "not done yet" and
-the lesson still runs to the end, and with the solutions of ``notebooks/solutions/`` filled in, each
+the lesson still runs to the end, and with the solutions of ``solutions/`` filled in, each
 after a deliberately wrong answer (``wrong_answers/``) whose hint the check must give; that second
 run stops after the last exercise, since no later cell uses an answer.
 """
@@ -349,7 +349,7 @@ FULL_CHECKS["08_compare_and_debug.ipynb"] = {
 }
 
 FULL_CHECKS["09_deep_compression.ipynb"] = {
-    # the issue's bars: mnist_cnn >= 12x within 0.3 points, the MobileNets >= 8x within 0.5 points
+    # the Deep Compression bars (DC_BARS): mnist_cnn >= 12x within 0.3 points, the MobileNets >= 8x within 0.5 points
     "best_pipeline": lambda v: len(v) == 3 and all(r["meets bar"] for r in v.values()),
     # the recipe section 5 describes
     "recipe": lambda v: v == {"sparsity": 0.75, "clusters": 8, "prune_epochs": 3, "cluster_epochs": 1,

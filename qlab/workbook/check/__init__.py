@@ -17,11 +17,12 @@ names what is wrong without giving the answer, or ``not done yet`` while the bla
 on to the end, and no later cell of a lesson uses what the learner wrote.
 
 The checks live in one module per lesson (``lesson01``, ``lesson04``, ...); the
-solutions are apart, in ``notebooks/solutions/`` (:mod:`qlab.workbook.exercise_cells`).
+solutions are apart, in ``solutions/`` (:mod:`qlab.workbook.exercise_cells`).
 """
 
 from __future__ import annotations
 
+import dis
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -95,6 +96,16 @@ def get_exercise(exercise_id: str) -> Exercise:
 def is_blank(value: Any) -> bool:
     """Whether ``value`` is still the exercise's blank: ``...`` or None."""
     return value is Ellipsis or value is None
+
+
+def is_blank_function(function: Callable) -> bool:
+    """Whether ``function``'s body is still the exercise's blank (``...``): it does nothing but return None."""
+    allowed = {("RESUME", 0), ("NOP", None), ("LOAD_CONST", None), ("RETURN_VALUE", None), ("RETURN_CONST", None)}
+    try:
+        return all((i.opname, i.argval if i.opname != "RESUME" else 0) in allowed
+                   for i in dis.get_instructions(function))
+    except TypeError:  # not a Python function: something the learner wrote
+        return False
 
 
 def grade(exercise_id: str, *answer: Any, **context: Any) -> Outcome:

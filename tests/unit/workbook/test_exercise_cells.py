@@ -13,10 +13,7 @@ from qlab.workbook.exercise_cells import (END, START, exercise_ids, fill, filled
 from qlab.workbook.notebook import notebook_paths
 
 LESSONS = {p.stem: p for p in notebook_paths()}
-#: Lessons whose exercises are still questions at the end (issue 26 converts them one by one).
-NOT_CONVERTED_YET = {"02_error_accumulation", "03_float_baselines", "05_per_channel",
-                     "06_quantization_aware_training", "07_custom_quantization", "08_compare_and_debug",
-                     "09_deep_compression", "10_litert_quantizer", "11_your_own_model", "04_post_training_quantization"}
+
 
 
 def cell(source: str) -> dict:
@@ -66,9 +63,7 @@ def test_solution_sections_are_exercises_or_questions(tmp_path):
         read_answers(path)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="exercises not converted yet"))
-    if name in NOT_CONVERTED_YET else name for name in sorted(LESSONS) if name != "00_start_here"])
+@pytest.mark.parametrize("name", [name for name in sorted(LESSONS) if name != "00_start_here"])
 def test_each_lesson_has_two_checked_exercises_with_solutions_apart(name):
     notebook = json.loads(LESSONS[name].read_text())
     ids = exercise_ids(notebook)
