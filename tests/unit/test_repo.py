@@ -106,3 +106,34 @@ def test_instructors_guide_covers_every_lesson_with_the_readme_times():
         assert heading in guide
     for problem in ("dead kernel", "No network", "slow laptop", "Chromium missing"):
         assert problem in guide
+
+
+def _track(guide: str, heading: str) -> list[tuple[int, int, str, str]]:
+    """``[(start, end, lesson number, part)]`` of a track table: rows ``| 0-9 | `00_start_here` | core | ...``."""
+    section = guide.split(heading, 1)[1].split("\n## ", 1)[0]
+    return [(int(a), int(b), lesson, part) for a, b, lesson, part in
+            re.findall(r"^\| (\d+)-(\d+) \| `(\d\d)_\w+` \| (core|whole) \|", section, re.MULTILINE)]
+
+
+def _estimates(guide: str) -> dict[str, dict[str, float]]:
+    """``{lesson number: {"core": min, "whole": min}}`` from the lesson table's last two columns."""
+    rows = re.findall(r"^\| `(\d\d)_\w+` \| \d+ s \| \d+ s \| ([\d.]+) \| ([\d.]+) \|", guide, re.MULTILINE)
+    return {lesson: {"core": float(core), "whole": float(whole)} for lesson, core, whole in rows}
+
+
+@pytest.mark.parametrize("heading, total", [("A 90-minute track", 90), ("A half-day track", 255)])
+def test_each_track_adds_up_fits_its_lessons_and_skips_nothing_they_need(heading, total):
+    """Slots follow each other, end within the stated time, are at least each part's `qlab lessons` estimate,
+    and no lesson in the track names (in its core) a lesson the track skips."""
+    from qlab.workbook.lessons import lesson_needs, track_problems
+
+    guide = (REPO_ROOT / "INSTRUCTORS.md").read_text()
+    rows, estimates = _track(guide, heading), _estimates(guide)
+    assert rows and len(estimates) == 12
+    assert rows[0][0] == 0 and all(end == nxt for (_, end, _, _), (nxt, _, _, _) in zip(rows, rows[1:]))
+    assert rows[-1][1] <= total
+    for start, end, lesson, part in rows:
+        assert end - start >= estimates[lesson][part], (heading, lesson, part, end - start)
+    needs = {p.stem[:2]: lesson_needs(json.loads(p.read_text()), p.stem[:2])
+             for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    assert track_problems([lesson for _, _, lesson, _ in rows], needs) == []
