@@ -58,6 +58,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "11": ("04", "06"),
 }
 
+_PROGRESS = re.compile(r"\d+%\|")
 _FIGURE = "image/png"
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 _VISIBLE = ("text/plain", "text/html", "text/markdown", "text/latex")
@@ -104,7 +105,9 @@ def cell_reading(cell: dict) -> Reading:
     seconds = float(cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
     outputs = cell.get("outputs", [])
     figures = sum(_FIGURE in o.get("data", {}) for o in outputs)
-    widgets = sum(_WIDGET in o.get("data", {}) for o in outputs)
+    # a progress bar is a widget too (tqdm in a notebook), but there is nothing to play with: the run time covers it
+    widgets = sum(_WIDGET in o.get("data", {}) and not _PROGRESS.search(str(o["data"].get("text/plain", "")))
+                  for o in outputs)
     shows = any(o.get("output_type") == "stream" and o.get("name") == "stdout"
                 or (set(o.get("data", {})) & set(_VISIBLE) and not set(o.get("data", {})) & {_FIGURE, _WIDGET})
                 for o in outputs)

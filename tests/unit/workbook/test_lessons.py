@@ -23,6 +23,8 @@ def code(text, outputs=(), seconds=0.0, tags=()):
 TEXT = {"output_type": "stream", "name": "stdout", "text": "hi\n"}
 FIGURE = {"output_type": "display_data", "data": {"image/png": "...", "text/plain": "<Figure>"}}
 WIDGET = {"output_type": "display_data", "data": {"application/vnd.jupyter.widget-view+json": {}, "text/plain": "W"}}
+BAR = {"output_type": "display_data",
+       "data": {"application/vnd.jupyter.widget-view+json": {}, "text/plain": "QAT fine-tuning:   0%|   | 0/16"}}
 RECORD = {"output_type": "display_data", "data": {"application/vnd.qlab.record+json": {"name": "a", "value": 1}}}
 PROGRESS = {"output_type": "stream", "name": "stderr", "text": "10%|#"}
 
@@ -38,6 +40,7 @@ def test_the_rule_adds_reading_running_and_writing():
     (code("a = 1\n\nprint(a)", [TEXT], 2.5), Reading(code_lines=2, outputs=1, run_seconds=2.5)),
     (code("plot()", [FIGURE]), Reading(code_lines=1, figures=1)),  # a figure is not also an output
     (code("W()", [WIDGET]), Reading(code_lines=1, widgets=1)),
+    (code("fit()", [BAR], 20.0), Reading(code_lines=1, run_seconds=20.0)),  # a progress bar: nothing to play with
     (code("train()", [PROGRESS, RECORD], 9.0), Reading(code_lines=1, run_seconds=9.0)),  # nothing to read
     (code("x = ...\ncheck()", [TEXT], tags=["exercise"]), Reading(code_lines=2, exercises=1)),
     (code("qlab.record('a', 1)", [RECORD], 1.0, tags=["records"]), Reading()),  # the tests' cell
