@@ -460,8 +460,21 @@ def test_notebook_runs_and_records_sane_numbers(notebook, smoke_dir, monkeypatch
     assert not missing, f"{notebook.name} did not record {missing}"
     failed = {name: run.records[name] for name, ok in checks.items() if not ok(run.records[name])}
     assert not failed, f"{notebook.name}: implausible recorded values {failed}"
+    # nothing the tests record shows: no output of the lesson mentions a record
+    shown = [text for text in output_texts(run.output) if "recorded" in text]
+    assert not shown, f"{notebook.name}: outputs mention records: {shown[:3]}"
     # the blanks as committed: every check says "not done yet", and the lesson still ran to the end
     assert attempts(run.records) == {i: ["not done"] for i in exercise_ids(json.loads(notebook.read_text()))}
+
+
+def output_texts(executed: Path) -> list[str]:
+    """The text of every output of an executed notebook (stdout, stderr and text/plain)."""
+    texts = []
+    for cell in json.loads(Path(executed).read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") or output.get("data", {}).get("text/plain", "")
+            texts.append(text if isinstance(text, str) else "".join(text))
+    return texts
 
 
 def attempts(records: dict) -> dict[str, list[str]]:

@@ -109,11 +109,11 @@ class Study:
 
     def provenance(self) -> str:
         """One sentence: where this table comes from."""
-        how = {"recorded": "recorded by `qlab bench` and committed",
+        how = {"recorded": "measured by `qlab bench` and committed with the workbook",
                "cached": "computed earlier on this machine",
                "computed": "computed just now"}[self.source]
         return (f"{self.name} on {self.model_name} ({self.size}, seed {self.seed}): {how}, "
-                f"measured {self.measured_at} in {self.seconds:.0f} s, for these exact weights "
+                f"on {self.measured_at} in {self.seconds:.0f} s, for these exact weights "
                 f"(sha256 {self.fingerprint}).")
 
     def __repr__(self) -> str:
@@ -206,7 +206,7 @@ def run_study(name: str, model_name: str, size: str = "full", seed: int = 0, ver
                 print(study.provenance(), flush=True)
             return study
     if verbose:
-        print(f"{name} on {model_name}: no recorded table for these weights, measuring now", flush=True)
+        print(f"{name} on {model_name}: no committed table for these weights, measuring now", flush=True)
     start = time.perf_counter()
     table = spec.function()(model_name, size, seed, verbose)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
