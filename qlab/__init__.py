@@ -24,7 +24,8 @@ others (``tests/unit/test_layers.py`` checks both):
   function on a matplotlib ``Figure`` (no pyplot, no TensorFlow);
 - ``qlab.widgets``: thin ipywidgets wrappers around the plots;
 - ``qlab.workbook``: the comparison pipeline, the notebook runner and records,
-  the lessons' recorded studies (``qlab.workbook.studies``), the benchmark.
+  the lessons' recorded studies (``qlab.workbook.studies``), the exercises' checks
+  (``qlab.check``) and the lessons' time estimates, the benchmark.
 
 Importing qlab is quick and has no side effects: it seeds nothing, prints nothing
 and does not import TensorFlow. Everything below is loaded on first use, and the

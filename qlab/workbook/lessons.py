@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from qlab.workbook.exercise_cells import cell_source
+
 WORDS_PER_MINUTE = 200
 CODE_LINES_PER_MINUTE = 10
 SECONDS_PER_OUTPUT = 45
@@ -87,16 +89,12 @@ class Reading:
         return Reading(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values())))
 
 
-def _source(cell: dict) -> str:
-    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-
-
 def cell_reading(cell: dict) -> Reading:
     """The reading of one executed cell."""
     tags = cell.get("metadata", {}).get("tags", [])
     if "records" in tags:
         return Reading()
-    text = _source(cell)
+    text = cell_source(cell)
     if cell["cell_type"] == "markdown":
         return Reading(words=len(re.findall(r"\S+", text)))
     if cell["cell_type"] != "code":
@@ -119,7 +117,7 @@ def cell_reading(cell: dict) -> Reading:
 def core_cells(notebook: dict) -> list[dict]:
     """The cells before the lesson's ``## Going further`` heading (all of them if it has none)."""
     for i, cell in enumerate(notebook["cells"]):
-        if cell["cell_type"] == "markdown" and _source(cell).lstrip().startswith(GOING_FURTHER):
+        if cell["cell_type"] == "markdown" and cell_source(cell).lstrip().startswith(GOING_FURTHER):
             return notebook["cells"][:i]
     return notebook["cells"]
 
@@ -132,7 +130,7 @@ def lesson_reading(notebook: dict) -> tuple[Reading, Reading]:
 
 def lesson_needs(notebook: dict, number: str) -> set[str]:
     """The earlier lessons (numbers) that the core of lesson ``number`` names."""
-    text = "\n".join(_source(c) for c in core_cells(notebook) if c["cell_type"] == "markdown")
+    text = "\n".join(cell_source(c) for c in core_cells(notebook) if c["cell_type"] == "markdown")
     return {a or b for a, b in _LESSON_REFERENCE.findall(text)} & {f"{n:02d}" for n in range(int(number))}
 
 
