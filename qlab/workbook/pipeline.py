@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from qlab.conversion.converter import (AEQ_VARIANTS, DC_VARIANTS, DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS,
-                                  check_variants, convert, convert_qat)
+                                  check_variants, convert, convert_qat, export_once)
 from qlab.numerics.compression import gzip_size
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
@@ -135,8 +136,9 @@ def zoo_tflite_dir(name: str, size: str, seed: int) -> Path:
 
 def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarray, size: str,
                    seed: int, calibration_samples: int, verbose: Any,
-                   float_file: Callable[[], bytes]) -> tuple[bytes, Any]:
-    """``(tflite bytes, the Keras QAT model or None)`` for one variant (``float_file``: the float32 file, made once)."""
+                   float_file: Callable[[], bytes], exported: Callable[[], str | None]) -> tuple[bytes, Any]:
+    """``(tflite bytes, the Keras QAT model or None)`` for one variant (``float_file``: the float32 file, made
+    once; ``exported``: the float model's export, shared by its post-training variants)."""
     from qlab.qat.training import load_or_fine_tune
 
     if variant == "float32":
@@ -149,7 +151,7 @@ def _variant_model(name: str, variant: str, float_model: Any, x_calib: np.ndarra
         return _dc_variant(variant, load_stage(name, VARIANT_STAGES[variant], size, seed, verbose),
                            x_calib, calibration_samples)
     if variant not in QAT_VARIANTS:
-        return convert(float_model, variant, x_calib, calibration_samples), None
+        return convert(float_model, variant, x_calib, calibration_samples, exported=exported()), None
     return _qat_variant(variant, load_or_fine_tune(name, variant, size, seed, verbose))
 
 
@@ -161,9 +163,9 @@ def _aeq_variant(variant: str, float_file: bytes, x_calib: np.ndarray, calibrati
     return quantize_variant(float_file, variant, x_calib, calibration_samples)
 
 
-def _float_file_once(model: Any) -> Callable[[], bytes]:
+def _float_file_once(model: Any, exported: Callable[[], str | None]) -> Callable[[], bytes]:
     """``model``'s float32 file, converted on the first call: the baseline and every LiteRT Quantizer variant."""
-    return functools.cache(lambda: convert(model, "float32"))
+    return functools.cache(lambda: convert(model, "float32", exported=exported()))
 
 
 def _qat_variant(variant: str, qat_model: Any) -> tuple[bytes, Any]:
@@ -288,13 +290,15 @@ def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: 
     float_model = load_or_train(name, size, seed, verbose)
     data = mnist_for(name, size)
     x_train = data[0][0]
-    return measure_variants(
-        float_model, name, variants, data,
-        functools.partial(_variant_model, name, float_model=float_model, x_calib=x_train, size=size, seed=seed,
-                          calibration_samples=calibration_samples, verbose=verbose,
-                          float_file=_float_file_once(float_model)),
-        LATENCY_RUNS[size] if latency else None,
-        zoo_tflite_dir(name, size, seed) if save_tflite else None, verbose)
+    with tempfile.TemporaryDirectory(prefix="qlab-export-") as directory:
+        exported = export_once(float_model, directory)
+        return measure_variants(
+            float_model, name, variants, data,
+            functools.partial(_variant_model, name, float_model=float_model, x_calib=x_train, size=size,
+                              seed=seed, calibration_samples=calibration_samples, verbose=verbose,
+                              float_file=_float_file_once(float_model, exported), exported=exported),
+            LATENCY_RUNS[size] if latency else None,
+            zoo_tflite_dir(name, size, seed) if save_tflite else None, verbose)
 
 
 def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "all",
@@ -341,11 +345,12 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
     variants = check_variants(variants)
     data = check_dataset(model, data, input_range)
     qat_model, rebuild = _model_for_qat(model, variants, data[0][0])
-    variant_model = _user_variant_model(model, qat_model, data, calibration_samples,
-                                        fine_tune_samples, seed, verbose)
     name = name or model.name
-    rows = measure_variants(model, name, variants, data, variant_model,
-                            LATENCY_RUNS["full"] if latency else None, None, verbose)
+    with tempfile.TemporaryDirectory(prefix="qlab-export-") as directory:
+        variant_model = _user_variant_model(model, qat_model, data, calibration_samples,
+                                            fine_tune_samples, seed, verbose, export_once(model, directory))
+        rows = measure_variants(model, name, variants, data, variant_model,
+                                LATENCY_RUNS["full"] if latency else None, None, verbose)
     config = {"models": [name], "variants": variants, "size": "custom", "seed": seed,
               "latency": latency, "calibration_samples": calibration_samples,
               "fine_tune_samples": fine_tune_samples, "num_threads": 1,
@@ -391,15 +396,15 @@ def _model_for_qat(model: Any, variants: Sequence[str], x_train: np.ndarray) -> 
 
 
 def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_samples: int,
-                        fine_tune_samples: int, seed: int,
-                        verbose: Any) -> Callable[[str], tuple[bytes, Any]]:
+                        fine_tune_samples: int, seed: int, verbose: Any,
+                        exported: Callable[[], str | None]) -> Callable[[str], tuple[bytes, Any]]:
     """``variant -> (tflite bytes, QAT model or None)`` for :func:`compare_keras_model`."""
     from qlab.compression.deep_compression import VARIANT_STAGES, stage_runner, user_budget
     from qlab.qat.training import CALIBRATED_START, QAT_BUILDERS, fine_tune
     from qlab.qat.ranges import start_from_data
 
     (x_train, y_train), _ = data
-    float_file = _float_file_once(model)
+    float_file = _float_file_once(model, exported)
     stages = stage_runner(qat_base, x_train, y_train, budget=user_budget(fine_tune_samples), seed=seed,
                           verbose=verbose)
 
@@ -411,7 +416,7 @@ def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_sample
         if variant in AEQ_VARIANTS:
             return _aeq_variant(variant, float_file(), x_train, calibration_samples), None
         if variant not in QAT_VARIANTS:
-            return convert(model, variant, x_train, calibration_samples), None
+            return convert(model, variant, x_train, calibration_samples, exported=exported()), None
         qat_model = QAT_BUILDERS[variant](qat_base)
         if variant in CALIBRATED_START:  # as the zoo's fine-tunes: from the data's ranges
             start_from_data(qat_model, qat_base, x_train[:CALIBRATED_START[variant]])

@@ -119,6 +119,19 @@ def test_lean_export_converts_like_from_keras_model(smoke_cnn, variant):
                                   tflite.predict_tflite(reference, x_test[:200]))
 
 
+@pytest.mark.slow
+def test_one_export_serves_every_post_training_variant_with_the_same_bytes(smoke_cnn, tmp_path):
+    """A comparison exports a float model once for all its variants: the files must not change."""
+    model, x_train, _, _ = smoke_cnn
+    exported = qconvert.export_once(model, str(tmp_path))
+    assert exported() == str(tmp_path) and (tmp_path / "saved_model.pb").exists()
+    stamp = (tmp_path / "saved_model.pb").stat().st_mtime_ns
+    for variant in qconvert.PTQ_VARIANTS:
+        shared = qconvert.convert(model, variant, x_train, 32, exported=exported())
+        assert shared == qconvert.convert(model, variant, x_train, 32), variant
+    assert (tmp_path / "saved_model.pb").stat().st_mtime_ns == stamp  # exported once, not per variant
+
+
 def test_keras_converter_removes_its_export_and_rejects_keras3_models(tmp_path, monkeypatch):
     import tempfile
 
