@@ -101,7 +101,6 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
     reference. ``k = 0`` is the fully quantized model (float input and output).
     The fixed-count form of :func:`float_layer_recovery`, which ``08_compare_and_debug`` teaches.
     """
-    from qlab.zoo.keras2 import tf
     from qlab.conversion.converter import convert
     from qlab.conversion.tflite import evaluate_tflite
 
@@ -120,9 +119,7 @@ def selective_quantization(model: Any, x_calib: np.ndarray, x_test: np.ndarray,
     with tflite_chatter_silenced(), quantization_debugger(model, dataset, per_channel) as debugger:
         for k in num_float_layers:
             denylist = list(errors["layer"][:k])
-            debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_nodes=denylist or None)
-            model_bytes = debugger.get_nondebug_quantized_model()
+            model_bytes = quantized_with_denylist(debugger, denylist)
             rows.append({"num_float_layers": k, "denylist": denylist,
                          "accuracy": evaluate_tflite(model_bytes, x_test, y_test),
                          "size_bytes": len(model_bytes), "float32_accuracy": float_accuracy,

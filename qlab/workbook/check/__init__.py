@@ -23,10 +23,13 @@ solutions are apart, in ``solutions/`` (:mod:`qlab.workbook.exercise_cells`).
 from __future__ import annotations
 
 import dis
+import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import numpy as np
 
 #: What a check returns for a correct answer; anything else it returns is the hint.
 CORRECT = None
@@ -36,6 +39,10 @@ STATUSES = ("not done", "correct", "wrong")
 
 class NotDone(Exception):
     """Raised by a check when the learner's answer is still the blank."""
+
+
+class Hint(Exception):
+    """Raised from deep inside a check: its message is the hint, as if the check had returned it."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +84,17 @@ def exercise_check(exercise_id: str, title: str) -> Callable[[Callable], Callabl
     return register
 
 
-def exercises() -> dict[str, Exercise]:
-    """Every registered exercise by id, in lesson order."""
+@functools.cache
+def _import_lessons() -> None:
+    """Import every ``lessonNN`` module once: importing registers its checks."""
     for module in pkgutil.iter_modules(__path__):
         if module.name.startswith("lesson"):
             importlib.import_module(f"{__name__}.{module.name}")
+
+
+def exercises() -> dict[str, Exercise]:
+    """Every registered exercise by id, in lesson order."""
+    _import_lessons()
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -91,6 +104,17 @@ def get_exercise(exercise_id: str) -> Exercise:
     if exercise_id not in known:
         raise ValueError(f"no exercise {exercise_id!r}; the exercises are: {', '.join(known)}")
     return known[exercise_id]
+
+
+def one_number(value: Any, name: str) -> float:
+    """``value`` as one finite float; a TypeError or ValueError that names ``name`` otherwise."""
+    try:
+        number = float(np.asarray(value).item())
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be one number, got {value!r}") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
 
 
 def is_blank(value: Any) -> bool:
@@ -116,6 +140,8 @@ def grade(exercise_id: str, *answer: Any, **context: Any) -> Outcome:
         if any(is_blank(a) for a in answer):
             raise NotDone
         hint = item.check(*answer, **context)
+    except Hint as found:
+        hint = str(found)
     except NotDone:
         return Outcome(exercise_id, "not done",
                        f"{label}: not done yet. Write your code between YOUR CODE STARTS HERE and "

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from qlab.workbook.check import CORRECT, exercise_check
+from qlab.workbook.check import CORRECT, exercise_check, one_number
 
 QMIN, QMAX = -128, 127
 
@@ -17,16 +17,6 @@ def _tf_fake_quant(x: np.ndarray, low: float, high: float) -> np.ndarray:
 
     return tf.quantization.fake_quant_with_min_max_vars(
         np.asarray(x, np.float32), float(low), float(high), num_bits=8).numpy()
-
-
-def _number(value: Any, name: str) -> float:
-    try:
-        number = float(np.asarray(value).item())
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be one number, got {value!r}") from None
-    if not np.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {number}")
-    return number
 
 
 @exercise_check("01.quantize", "the int8 codes q of x for a given scale and zero point")
@@ -62,7 +52,7 @@ def check_quantize(q: Any, *, x: np.ndarray, scale: float, zero_point: int) -> s
 @exercise_check("01.scale_zero_point", "scale and zero point of a ReLU6 output, [0, 6], in int8")
 def check_scale_zero_point(scale: Any, zero_point: Any, *, low: float = 0.0, high: float = 6.0) -> str | None:
     """The 256 levels ``scale * (q - zero_point)`` against the levels TensorFlow's fake-quant produces."""
-    scale, zero_point = _number(scale, "scale"), _number(zero_point, "zero_point")
+    scale, zero_point = one_number(scale, "scale"), one_number(zero_point, "zero_point")
     if scale <= 0:
         return "the scale is the width of one bucket: a positive number."
     width = high - low

@@ -18,7 +18,7 @@ import numpy as np
 
 from qlab.numerics.fixedpoint import multiply_by_quantized_multiplier
 from qlab.numerics.intkernels import multiply_by_quantized_multiplier_single_round
-from qlab.workbook.check import CORRECT, NotDone, exercise_check, is_blank_function
+from qlab.workbook.check import CORRECT, Hint, NotDone, exercise_check, is_blank_function
 
 INT8_MIN, INT8_MAX = -128, 127
 #: The Dense layer converted for the checks: inputs, output units, and int8 rows run through LiteRT.
@@ -30,23 +30,8 @@ def _returned(function: Callable, result: Any) -> Any:
     if result is None:
         if is_blank_function(function):
             raise NotDone
-        raise _Hint(f"{function.__name__} returns None: end it with a return statement.")
+        raise Hint(f"{function.__name__} returns None: end it with a return statement.")
     return result
-
-
-class _Hint(Exception):
-    """A hint found deep in a check, carried up to the check's return."""
-
-
-def _hinted(check: Callable) -> Callable:
-    @functools.wraps(check)
-    def graded(*answer: Any, **context: Any) -> str | None:
-        try:
-            return check(*answer, **context)
-        except _Hint as hint:
-            return str(hint)
-
-    return graded
 
 
 # --- the reference layer: TensorFlow's converter and LiteRT's interpreter ---------------------------
@@ -119,11 +104,11 @@ def fully_connected_requantize(acc: Any, M0: Any, shift: int, zero_point: int) -
 def _one_integer(value: Any, inputs: int) -> int:
     array = np.asarray(value)
     if array.shape == (inputs,):
-        raise _Hint(f"your function returns {inputs} numbers, one product per input: the accumulator is their sum.")
+        raise Hint(f"your function returns {inputs} numbers, one product per input: the accumulator is their sum.")
     if array.shape != () or array.dtype.kind not in "iuf":
-        raise _Hint(f"return one number, the accumulator; yours is {type(value).__name__} {array.shape}.")
+        raise Hint(f"return one number, the accumulator; yours is {type(value).__name__} {array.shape}.")
     if not np.isfinite(array) or array != np.round(array):
-        raise _Hint(f"the accumulator is a sum of integer products: an integer, not {array.item()!r}.")
+        raise Hint(f"the accumulator is a sum of integer products: an integer, not {array.item()!r}.")
     return int(array)
 
 
@@ -162,7 +147,6 @@ def _accumulate_cases(q_a: np.ndarray, z_a: int, q_w: np.ndarray) -> list[tuple[
 
 
 @exercise_check("02.accumulate", "the int32 accumulator of one output of an int8 dense layer")
-@_hinted
 def check_accumulate(accumulate: Callable, *, q_a: np.ndarray, z_a: int, q_w: np.ndarray) -> str | None:
     """The lesson's vectors and two harder pairs against the exact sum, then a LiteRT FULLY_CONNECTED op."""
     for a, z, w in _accumulate_cases(q_a, z_a, q_w):
@@ -197,13 +181,13 @@ HALVES = (np.array([2, 6, 10, -2, -6, -10, 1, -1, 3, -3], np.int32), np.int32(2*
 def _codes(result: Any, shape: tuple[int, ...]) -> np.ndarray:
     codes = np.asarray(result)
     if codes.dtype.kind not in "iuf":
-        raise _Hint(f"return a numpy array of int8 codes; yours holds {codes.dtype}.")
+        raise Hint(f"return a numpy array of int8 codes; yours holds {codes.dtype}.")
     if codes.shape != shape:
-        raise _Hint(f"return one code per accumulator, shape {shape}; yours has shape {codes.shape}.")
+        raise Hint(f"return one code per accumulator, shape {shape}; yours has shape {codes.shape}.")
     if not np.all(np.isfinite(codes)) or np.any(codes != np.round(codes)):
-        raise _Hint("the codes are integers: no fractions may be left after the shift.")
+        raise Hint("the codes are integers: no fractions may be left after the shift.")
     if codes.min() < INT8_MIN or codes.max() > INT8_MAX:
-        raise _Hint(f"some codes fall outside int8 [{INT8_MIN}, {INT8_MAX}]: clamp after adding the zero point.")
+        raise Hint(f"some codes fall outside int8 [{INT8_MIN}, {INT8_MAX}]: clamp after adding the zero point.")
     return codes.astype(np.int64)
 
 
@@ -245,12 +229,11 @@ def _run_requantize(requantize: Callable, acc: np.ndarray, M0: Any, shift: int, 
     try:
         result = requantize(acc.copy(), M0, shift, zero_point)
     except OverflowError as error:
-        raise _Hint(f"{error}: acc * M0 needs up to 62 bits, more than an int32 holds; compute it in int64.") from None
+        raise Hint(f"{error}: acc * M0 needs up to 62 bits, more than an int32 holds; compute it in int64.") from None
     return _codes(_returned(requantize, result), acc.shape)
 
 
 @exercise_check("02.requantize", "int32 accumulators to int8 codes with a fixed-point multiplier, as LiteRT does")
-@_hinted
 def check_requantize(requantize: Callable, *, accumulators: np.ndarray, M0: Any, shift: int,
                      zero_point: int) -> str | None:
     """The lesson's accumulators and exact halves against LiteRT's kernel (qlab's port), then a LiteRT run."""

@@ -6,19 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from qlab.workbook.check import CORRECT, exercise_check
+from qlab.workbook.check import CORRECT, exercise_check, one_number
 
 #: Test images the learner's selective file and the debugger's own are both run on.
 COMPARE_IMAGES = 500
 #: Ops the debugger's *debug* model has beside each quantized layer (its float twins' comparisons).
 DEBUG_OPS = ("NUMERIC_VERIFY", "CUSTOM")
-
-
-def _number(value: Any, name: str) -> float:
-    try:
-        return float(np.asarray(value).item())
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be one number, got {value!r}") from None
 
 
 def _top1(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
@@ -60,7 +53,7 @@ def _newly_wrong_problem(count: float, float_right: np.ndarray, int8_right: np.n
 def check_agreement(agreement: Any, newly_wrong: Any, *, files: dict[str, bytes], x_test: np.ndarray,
                     y_test: np.ndarray) -> str | None:
     """Both numbers against the classes LiteRT gives the float32 and per-tensor files on the test images."""
-    agreement, newly_wrong = _number(agreement, "my_agreement"), _number(newly_wrong, "my_newly_wrong")
+    agreement, newly_wrong = one_number(agreement, "my_agreement"), one_number(newly_wrong, "my_newly_wrong")
     float_top1, int8_top1 = _top1(files["float32"], x_test), _top1(files["int8_per_tensor"], x_test)
     labels = np.asarray(y_test)
     problem = _agreement_problem(agreement, float(np.mean(float_top1 == int8_top1)),
