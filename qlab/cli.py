@@ -275,14 +275,18 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from qlab.qat.low_bit import SHIPPED_LOW_BIT
     from qlab.workbook.pipeline import check_models
     from qlab.workbook.train import train_zoo
 
     models = check_models(",".join(args.model) if args.model else "all")
-    variants, stages = ([name for name in (text or "").split(",") if name] for text in (args.qat, args.dc))
+    variants, stages, low_bit = ([name for name in (text or "").split(",") if name]
+                                 for text in (args.qat, args.dc, args.low_bit))
     with _bars_off(args.quiet):
         table = train_zoo(models, variants, "smoke" if args.smoke else "full", args.seed,
-                          args.output, stages=stages)
+                          args.output, stages=stages,
+                          low_bit={m: SHIPPED_LOW_BIT.get(m, (3,)) for m in check_models(",".join(low_bit))}
+                          if low_bit else {})
     print(table.to_string())
     differ = table["same as shipped"].eq(False)
     if differ.any():
@@ -293,6 +297,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from qlab.qat.low_bit import SHIPPED_LOW_BIT
     from qlab.workbook.train import SHIPPED_DC_STAGES, SHIPPED_QAT_VARIANTS
 
     parser = sub.add_parser(
@@ -311,6 +316,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dc", default=",".join(SHIPPED_DC_STAGES), metavar="LIST",
                         help="comma list of Deep Compression stages to make for each model; '' for "
                              f"none (default {','.join(SHIPPED_DC_STAGES)})")
+    parser.add_argument("--low-bit", default=",".join(SHIPPED_LOW_BIT), metavar="LIST",
+                        help="comma list of models whose 3-bit-weight QAT fine-tune (lesson 06's "
+                             "recovery) to make too; '' for none "
+                             f"(default {','.join(SHIPPED_LOW_BIT)})")
     parser.add_argument("--smoke", action="store_true",
                         help="the smoke budget (seconds) instead of the full one (tens of minutes)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")

@@ -82,6 +82,8 @@ DC_BARS: dict[str, tuple[float, float]] = {"mnist_cnn": (12.0, 0.3), "mobilenet_
 #: Variants whose conversion needs a representative dataset.
 NEEDS_CALIBRATION = ("int8_per_channel", "int8_per_tensor", "int16x8")
 DEFAULT_CALIBRATION_SAMPLES = 500
+#: Training images a zoo model's int8 files are calibrated on, per model size.
+CALIBRATION_SAMPLES = {"full": DEFAULT_CALIBRATION_SAMPLES, "smoke": 100}
 
 
 def check_variants(variants: str | Sequence[str]) -> list[str]:

@@ -31,8 +31,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from qlab.conversion.converter import (AEQ_VARIANTS, DC_VARIANTS, DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS,
-                                  check_variants, convert, convert_qat, export_once)
+from qlab.conversion.converter import (AEQ_VARIANTS, CALIBRATION_SAMPLES, DC_VARIANTS,
+                                      DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
+                                      convert_qat, export_once)
 from qlab.numerics.compression import gzip_size
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
@@ -458,7 +459,7 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     models, variants = check_models(models), check_variants(variants)
     check_size(size)
     if calibration_samples is None:
-        calibration_samples = DEFAULT_CALIBRATION_SAMPLES if size == "full" else 100
+        calibration_samples = CALIBRATION_SAMPLES[size]
     rows = []
     for name in progress_iter(models, "compare: models", unit="model"):
         if verbose:

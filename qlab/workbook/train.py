@@ -13,11 +13,12 @@ import os
 import tempfile
 from pathlib import Path
 from functools import partial
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 
 from qlab.files.paths import ARTIFACTS_ENV, environment_variable
+from qlab.qat.low_bit import SHIPPED_LOW_BIT
 from qlab.zoo.shipped import (find_entry, ship_entry, shipped_dir, shipped_models_ignored,
                                values_sha256)
 
@@ -36,9 +37,11 @@ def _fresh_cache(folder: Path) -> Iterator[None]:
 
 
 def _entries(models: Sequence[str], variants: Sequence[str], stages: Sequence[str], size: str, seed: int,
-             verbose: int | str) -> list[tuple[str, dict, Callable[[], Any]]]:
-    """``(label, config, load)`` of every entry to train: float models, QAT fine-tunes, Deep Compression."""
+             verbose: int | str, low_bit: Mapping[str, Sequence[int]]) -> list[tuple[str, dict, Callable[[], Any]]]:
+    """``(label, config, load)`` of every entry to train: float models, QAT fine-tunes, Deep Compression,
+    and the low-bit QAT fine-tunes of ``low_bit``'s models (model -> weight bit widths)."""
     from qlab.compression import deep_compression as dc
+    from qlab.qat import low_bit as lb
     from qlab.zoo.models import load_or_train, training_config
     from qlab.qat.training import load_or_fine_tune, qat_config
 
@@ -48,13 +51,19 @@ def _entries(models: Sequence[str], variants: Sequence[str], stages: Sequence[st
              partial(load_or_fine_tune, m, v, size, seed, verbose)) for m in models for v in variants]
     dcs = [(dc.stage_label(m, s, size, seed), dc.stage_config(m, s, size, seed),
             partial(dc.load_stage, m, s, size, seed, verbose)) for m in models for s in stages]
-    return floats + qats + dcs
+    lows = [(lb.low_bit_label(m, bits, kind, size, seed), lb.low_bit_config(m, bits, kind, size, seed),
+             partial(lb.load_or_fine_tune_low_bit, m, bits, kind, size, seed, verbose))
+            for m in models for kind in ("qat",) for bits in low_bit.get(m, ())]
+    return floats + qats + dcs + lows
 
 
 def train_zoo(models: Sequence[str], variants: Sequence[str] = SHIPPED_QAT_VARIANTS,
               size: str = "full", seed: int = 0, output: str | os.PathLike | None = None,
-              verbose: int | str = 0, stages: Sequence[str] = SHIPPED_DC_STAGES) -> pd.DataFrame:
+              verbose: int | str = 0, stages: Sequence[str] = SHIPPED_DC_STAGES,
+              low_bit: Mapping[str, Sequence[int]] | None = None) -> pd.DataFrame:
     """Train ``models``, their QAT ``variants`` and Deep Compression ``stages`` from scratch into ``output``.
+
+    ``low_bit``: model -> weight bit widths of the low-bit QAT fine-tunes to make for it (:mod:`qlab.qat.low_bit`; default :data:`~qlab.qat.low_bit.SHIPPED_LOW_BIT`).
 
     Returns one row per entry: the sha256 of its weight values, the compressed size, and
     whether those values are identical to the shipped ones (None when it is not shipped).
@@ -74,7 +83,8 @@ def train_zoo(models: Sequence[str], variants: Sequence[str] = SHIPPED_QAT_VARIA
     reference = shipped_dir()
     rows = []
     with tempfile.TemporaryDirectory(prefix="qlab-train-") as tmp, _fresh_cache(Path(tmp)):
-        for label, config, load in _entries(models, variants, stages, size, seed, verbose):
+        low_bit = SHIPPED_LOW_BIT if low_bit is None else low_bit
+        for label, config, load in _entries(models, variants, stages, size, seed, verbose, low_bit):
             entry = ship_entry(label, entry_dir(label, config), output, values_sha256(load()))
             rows.append(_row(label, entry, reference, config))
     return pd.DataFrame(rows).set_index("entry")

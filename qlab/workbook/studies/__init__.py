@@ -27,10 +27,11 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
+# the training images the studies calibrate their int8 files on, per model size
+from qlab.conversion.converter import CALIBRATION_SAMPLES  # noqa: F401
+
 StudyFunction = Callable[[str, str, int, bool], pd.DataFrame]
 
-#: Training images the studies calibrate their int8 files on (activation ranges), per model size.
-CALIBRATION_SAMPLES = {"full": 500, "smoke": 100}
 
 
 @dataclass(frozen=True)

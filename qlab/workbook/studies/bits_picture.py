@@ -10,7 +10,7 @@ measured on the same 10,000 test images, each against the original float model:
   activation ranges at 8 bits (the converter's), MSE-optimal ones below;
 - ``control: float fine-tune + PTQ per-channel MSE``: the float model fine-tuned in
   float with exactly QAT's steps, images, batch size, optimizer, schedule and seed
-  (:func:`float_fine_tune`), then the best PTQ. The QAT gain is measured against this,
+  (:func:`qlab.qat.low_bit.float_fine_tune`), then the best PTQ. The QAT gain is measured against this,
   so "more training helped" is not counted as "QAT helped";
 - ``QAT``: TFMOT's ``DefaultNBitQuantizeScheme(num_bits_weight=N, num_bits_activation=A)``
   (:func:`qlab.qat.quantize.quantize_whole_model_n_bit`), every activation range started
@@ -44,13 +44,15 @@ import numpy as np
 from qlab.workbook.studies import CALIBRATION_SAMPLES
 from qlab.numerics.validate import check_int
 from qlab.ptq.weight_bits import fake_quantize_weights_mse
+from qlab.qat.low_bit import (BATCH_SIZE, FINE_TUNE_SETTINGS, SETTINGS_DEFAULT, fine_tune_data,
+                              float_fine_tune)
 from qlab.qat.training import changed_codes, n_bit_qat_from_data
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["WEIGHT_BITS", "ACTIVATION_BITS", "METHODS", "FINE_TUNE_SETTINGS", "float_fine_tune",
-           "bits_picture_table", "bits_picture_study", "qat_verdict"]
+__all__ = ["WEIGHT_BITS", "ACTIVATION_BITS", "METHODS", "bits_picture_table", "bits_picture_study",
+           "low_bit_contrast", "qat_verdict"]
 
 WEIGHT_BITS: tuple[int, ...] = (8, 4, 3, 2)
 ACTIVATION_BITS: tuple[int, ...] = (8, 4)
@@ -65,32 +67,6 @@ CONTROL_FLOAT = "float (control fine-tune)"
 #: Row methods, in table order.
 METHODS: tuple[str, ...] = (FLOAT, CONTROL_FLOAT, PTQ_PER_TENSOR, BEST_PTQ, CONTROL, QAT)
 FILE, KERAS, FLOAT_KERAS = "LiteRT file", "fake-quant Keras", "float Keras"
-#: Model -> (learning rate, epochs over QAT_BUDGETS' 30,000 images) for QAT AND the control.
-#: Measured on mnist_cnn, 2-bit weights, 235 steps: at qat.QAT_LEARNING_RATE (1e-4) QAT reached
-#: 37.5% (below min-max per-channel PTQ's 45%), at 1e-3 94.8%, and the float control kept its
-#: accuracy (99.22% against 99.25%). 1e-3 is a third of the MobileNets' training rate.
-FINE_TUNE_SETTINGS: dict[str, tuple[float, int]] = {
-    "mnist_cnn": (1e-3, 1), "mobilenet_v1": (1e-3, 1), "mobilenet_v2": (1e-3, 1)}
-_SETTINGS_DEFAULT = (1e-4, 1)
-_BATCH_SIZE = 128
-
-
-def float_fine_tune(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float,
-                    seed: int) -> tuple[Any, dict[str, Any]]:
-    """A copy of the float ``model`` fine-tuned exactly as :func:`qlab.qat.training.fine_tune` tunes QAT.
-
-    Same images, batch size, Adam, cosine schedule and seed: the control that separates
-    "QAT helped" from "more training helped". Returns (model, fine_tune's info).
-    Taught in ``06_quantization_aware_training``.
-    """
-    from qlab.zoo.models import copy_model
-    from qlab.qat.training import fine_tune
-
-    copy = copy_model(model)
-    info = fine_tune(copy, x, y, epochs, _BATCH_SIZE, learning_rate, seed, verbose=0)
-    return copy, info
-
-
 def _check_bits(values: Any, argument: str) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"{argument} must be a sequence of bit widths in 2..8, got {values!r}")
@@ -205,8 +181,12 @@ def _say(verbose: bool, row: dict[str, Any]) -> None:
 
 def _configuration_rows(ctx: _Scorer, data: dict[str, np.ndarray], model: Any, control: Any,
                         weight_bits: int, activation_bits: int, epochs: int, seed: int,
-                        verbose: bool) -> list[dict[str, Any]]:
-    """The four rows (PTQ per-tensor, best PTQ, control, QAT) of one configuration."""
+                        verbose: bool, tuned_qat: Any = None) -> list[dict[str, Any]]:
+    """The four rows (PTQ per-tensor, best PTQ, control, QAT) of one configuration.
+
+    ``tuned_qat``: a QAT model already fine-tuned with this budget (the cached one of
+    :func:`qlab.qat.low_bit.load_or_fine_tune_low_bit`); None fine-tunes one here.
+    """
     from qlab.qat.training import fine_tune
     from qlab.ptq.weight_bits import fake_quantize_weights
 
@@ -214,7 +194,8 @@ def _configuration_rows(ctx: _Scorer, data: dict[str, np.ndarray], model: Any, c
     range_method = "minmax" if activation_bits == 8 else "mse"
     rows, scores = [], {}
     start = time.perf_counter()
-    qat_model = n_bit_qat_from_data(model, x_calib, weight_bits, activation_bits, range_method, seed)
+    qat_model = tuned_qat if tuned_qat is not None else \
+        n_bit_qat_from_data(model, x_calib, weight_bits, activation_bits, range_method, seed)
     control_codes = _code_columns(*changed_codes(qat_model, model, control))
     for method, source in ((PTQ_PER_TENSOR, model), (BEST_PTQ, model), (CONTROL, control)):
         start = time.perf_counter()
@@ -224,7 +205,7 @@ def _configuration_rows(ctx: _Scorer, data: dict[str, np.ndarray], model: Any, c
         scores[method], evaluated, extra = _ptq_scores(
             weights_model, per_channel, activation_bits, "mse" if per_channel else "minmax",
             x_calib, x_test, seed)
-        if method == BEST_PTQ and activation_bits == 8:
+        if method == BEST_PTQ and activation_bits == 8 and tuned_qat is None:
             extra["Keras stand-in agreement with file"] = _simulation_agreement(
                 weights_model, scores[method], x_calib, x_test, seed)
         if method == CONTROL:
@@ -233,15 +214,17 @@ def _configuration_rows(ctx: _Scorer, data: dict[str, np.ndarray], model: Any, c
                             **extra))
         _say(verbose, rows[-1])
     start = time.perf_counter()
-    info = fine_tune(qat_model, data["x_train"], data["y_train"], epochs, _BATCH_SIZE,
-                     ctx.learning_rate, seed, verbose=0)
-    if info["steps"] != ctx.steps:
-        raise RuntimeError(f"QAT ran {info['steps']} steps, the control {ctx.steps}")
+    tuned = {}
+    if tuned_qat is None:
+        info = fine_tune(qat_model, data["x_train"], data["y_train"], epochs, BATCH_SIZE,
+                         ctx.learning_rate, seed, verbose=0)
+        if info["steps"] != ctx.steps:
+            raise RuntimeError(f"QAT ran {info['steps']} steps, the control {ctx.steps}")
+        tuned["fine-tune seconds"] = info["fine_tune_seconds"]
     qat_codes = _code_columns(*changed_codes(qat_model, model))
     qat_scores, evaluated, extra = _qat_scores(qat_model, activation_bits, x_test)
     rows.append(ctx.row(qat_scores, weight_bits, activation_bits, QAT, evaluated, start,
-                        **ctx.gain(qat_scores, scores[CONTROL]), **qat_codes, **extra,
-                        **{"fine-tune seconds": info["fine_tune_seconds"]}))
+                        **ctx.gain(qat_scores, scores[CONTROL]), **qat_codes, **extra, **tuned))
     _say(verbose, rows[-1])
     return rows
 
@@ -281,19 +264,13 @@ def bits_picture_table(model_name: str, size: str = "full", seed: int = 0, verbo
     weight_bits = _check_bits(weight_bits or (SMOKE_WEIGHT_BITS if smoke else WEIGHT_BITS), "weight_bits")
     activation_bits = _check_bits(activation_bits or (SMOKE_ACTIVATION_BITS if smoke else ACTIVATION_BITS),
                                   "activation_bits")
-    default_rate, default_epochs = FINE_TUNE_SETTINGS.get(model_name, _SETTINGS_DEFAULT)
+    default_rate, default_epochs = FINE_TUNE_SETTINGS.get(model_name, SETTINGS_DEFAULT)
     learning_rate = _check_learning_rate(default_rate if learning_rate is None else learning_rate)
     epochs = check_int(default_epochs if epochs is None else epochs, "epochs", 1, 100)
     model = load_or_train(model_name, size, seed, verbose=0)
-    (x_train, y_train), (x_test, y_test) = mnist_for(model_name, size)
-    samples = QAT_BUDGETS[size][1]
-    data = {"x_calib": x_train[:CALIBRATION_SAMPLES[size]], "x_test": x_test,
-            "x_train": x_train[:samples], "y_train": y_train[:samples]}
-    start = time.perf_counter()
-    reference = predict_keras(model, x_test)
-    steps = epochs * math.ceil(len(data["x_train"]) / _BATCH_SIZE)
-    ctx = _Scorer(model_name, reference, np.asarray(y_test), steps, learning_rate)
-    rows = [ctx.row(reference, 32, 32, FLOAT, FLOAT_KERAS, start)]
+    data = fine_tune_data(model_name, size)
+    ctx, rows = _float_row(model_name, model, data, epochs, learning_rate)
+    x_test = data["x_test"]
     start = time.perf_counter()
     control, info = float_fine_tune(model, data["x_train"], data["y_train"], epochs, learning_rate, seed)
     rows.append(ctx.row(predict_keras(control, x_test), 32, 32, CONTROL_FLOAT, FLOAT_KERAS, start,
@@ -303,6 +280,49 @@ def bits_picture_table(model_name: str, size: str = "full", seed: int = 0, verbo
     for bits_a in activation_bits:
         for bits_w in weight_bits:
             rows += _configuration_rows(ctx, data, model, control, bits_w, bits_a, epochs, seed, verbose)
+    return pd.DataFrame(rows)
+
+
+def _float_row(model_name: str, model: Any, data: dict[str, np.ndarray], epochs: int,
+               learning_rate: float) -> tuple[_Scorer, list[dict[str, Any]]]:
+    """The scorer against the float model's test scores, and the float row."""
+    from qlab.zoo.models import predict_keras
+
+    start = time.perf_counter()
+    reference = predict_keras(model, data["x_test"])
+    steps = epochs * math.ceil(len(data["x_train"]) / BATCH_SIZE)
+    ctx = _Scorer(model_name, reference, np.asarray(data["y_test"]), steps, learning_rate)
+    return ctx, [ctx.row(reference, 32, 32, FLOAT, FLOAT_KERAS, start)]
+
+
+def low_bit_contrast(model_name: str = "mobilenet_v1", weight_bits: int = 3, size: str = "full",
+                     seed: int = 0, verbose: bool = False) -> "pd.DataFrame":
+    """One configuration of the picture, live: ``weight_bits``-bit weights, 8-bit activations.
+
+    The float rows (the original and the control's float fine-tune), then PTQ per-tensor, the best PTQ, the control and QAT as in
+    :func:`bits_picture_table`, every one a LiteRT file run on all test images. The two
+    fine-tunes are the cached ones of :func:`qlab.qat.low_bit.load_or_fine_tune_low_bit` (the
+    QAT one shipped for ``mobilenet_v1``): seconds once they are cached.
+    Taught in ``06_quantization_aware_training`` (the break, the repair and the control).
+    """
+    import pandas as pd
+
+    from qlab.qat.low_bit import load_or_fine_tune_low_bit
+    from qlab.zoo.models import check_size, get_spec, load_or_train, predict_keras
+
+    get_spec(model_name)
+    size = check_size(size)
+    weight_bits = check_int(weight_bits, "weight_bits", 2, 8)
+    learning_rate, epochs = FINE_TUNE_SETTINGS.get(model_name, SETTINGS_DEFAULT)
+    model = load_or_train(model_name, size, seed, verbose=0)
+    control, qat = (load_or_fine_tune_low_bit(model_name, weight_bits, kind, size, seed, verbose=0)
+                    for kind in ("control", "qat"))
+    data = fine_tune_data(model_name, size)
+    ctx, rows = _float_row(model_name, model, data, epochs, learning_rate)
+    start = time.perf_counter()
+    rows.append(ctx.row(predict_keras(control, data["x_test"]), 32, 32, CONTROL_FLOAT, FLOAT_KERAS, start))
+    rows += _configuration_rows(ctx, data, model, control, weight_bits, 8, epochs, seed, verbose,
+                                tuned_qat=qat)
     return pd.DataFrame(rows)
 
 

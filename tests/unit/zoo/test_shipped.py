@@ -34,6 +34,7 @@ def test_every_shipped_file_matches_its_sha256_and_the_total_is_within_budget():
 def test_the_shipped_models_are_the_ones_todays_code_asks_for():
     """A change to a budget or a recipe must ship new files (qlab train), not fall back to training."""
     from qlab.compression.deep_compression import stage_config, stage_label
+    from qlab.qat.low_bit import SHIPPED_LOW_BIT, low_bit_config, low_bit_label
     from qlab.zoo.models import MODELS, training_config
     from qlab.qat.training import qat_config
     from qlab.workbook.train import SHIPPED_DC_STAGES, SHIPPED_QAT_VARIANTS
@@ -43,6 +44,8 @@ def test_the_shipped_models_are_the_ones_todays_code_asks_for():
         wanted.update({f"{name}-full-s0-{v}": qat_config(name, v, "full", 0)
                        for v in SHIPPED_QAT_VARIANTS})
         wanted.update({stage_label(name, s): stage_config(name, s) for s in SHIPPED_DC_STAGES})
+        wanted.update({low_bit_label(name, bits, kind): low_bit_config(name, bits, kind)
+                       for bits in SHIPPED_LOW_BIT.get(name, ()) for kind in ("qat",)})
         for label, config in wanted.items():
             assert shipped.find_entry(label, config, SHIPPED) is not None, f"{label} is not shipped"
 

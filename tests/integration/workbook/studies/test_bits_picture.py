@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qlab.workbook.studies.bits_picture import (BEST_PTQ, CONTROL, CONTROL_FLOAT, FLOAT, PTQ_PER_TENSOR, QAT, bits_picture_table, qat_verdict)
+from qlab.workbook.studies.bits_picture import (BEST_PTQ, CONTROL, CONTROL_FLOAT, FLOAT, PTQ_PER_TENSOR, QAT,
+                                                 bits_picture_table, low_bit_contrast, qat_verdict)
 
 QUANTIZED = [PTQ_PER_TENSOR, BEST_PTQ, CONTROL, QAT]
 
@@ -56,6 +57,23 @@ def test_8_bit_activations_go_through_files_with_n_bit_levels(smoke_table):
     assert (two_bit["max levels per channel"] <= 3).all()
     assert two_bit.loc[QAT, "stored weights"] == "INT4"
     assert two_bit.loc[BEST_PTQ, "stored weights"] == "INT8"
+
+
+def test_the_live_contrast_with_cached_fine_tunes_is_the_studys_configuration(smoke_table, artifacts):
+    """Lesson 06's live break and recovery: the cached QAT and control give the study's numbers."""
+    from qlab.qat.low_bit import load_or_fine_tune_low_bit
+
+    live = low_bit_contrast("mnist_cnn", 2, "smoke", 0)
+    assert list(live["method"]) == [FLOAT, CONTROL_FLOAT, *QUANTIZED]
+    assert (live[live["weight_bits"] == 2]["evaluated"] == "LiteRT file").all()
+    study = smoke_table[smoke_table["weight_bits"].isin([2, 32])].set_index("method")
+    columns = ["accuracy", "top1_agreement", "QAT gain vs control (points)", "stored weights", "file bytes"]
+    pd.testing.assert_frame_equal(live.set_index("method")[columns], study.loc[live["method"], columns],
+                                  check_dtype=False)
+    # the second call loads both fine-tunes from the cache: the same weights
+    control = load_or_fine_tune_low_bit("mnist_cnn", 2, "control", "smoke", 0, verbose=0)
+    again = load_or_fine_tune_low_bit("mnist_cnn", 2, "control", "smoke", 0, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(control.get_weights(), again.get_weights()))
 
 
 def test_4_bit_activations_are_evaluated_in_keras_and_say_so():
