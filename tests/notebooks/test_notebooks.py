@@ -118,6 +118,13 @@ CHECKS = {
     },
     "06_quantization_aware_training.ipynb": {
         "written_out_matches_shortcut_ops": lambda v: v is True,
+        "low_bit_scheme_bits": lambda v: v == ["3"],  # the written-out scheme puts 3-bit kernel quantizers in
+        # section 2's four methods, every one a file; QAT's 3-bit weights stored as INT4
+        "low_bit_contrast": lambda v: set(v) == {"float (original)", "float (control fine-tune)", "PTQ per-tensor",
+                                                 "PTQ per-channel MSE", "control: float fine-tune + PTQ per-channel MSE",
+                                                 "QAT"}
+        and v["QAT"]["stored weights"] == "INT4"
+        and v["QAT"]["gain low"] <= v["QAT"]["QAT gain vs control (points)"] <= v["QAT"]["gain high"],
         "wrapped_layers": lambda v: v == 7,  # 2 conv, 2 pool, flatten, 2 dense
         "conv1_by_hand_equal_fraction": lambda v: v > 0.99,  # fake_quant + float conv == the QAT layer
         "conv1_by_hand_max_steps_off": lambda v: v <= 1.0,
@@ -282,6 +289,14 @@ FULL_CHECKS: dict[str, dict] = {
 
 
 FULL_CHECKS["06_quantization_aware_training.ipynb"] = {
+    # section 2's text: per-tensor ruins the model, the best PTQ loses several points, the control's float model stays
+    # good but its PTQ is no better, QAT comes back to within about a point of float, beyond the control
+    "low_bit_contrast": lambda v: v["PTQ per-tensor"]["loss vs float (points)"] > 20
+    and v["PTQ per-channel MSE"]["loss low"] >= 3
+    and v["control: float fine-tune + PTQ per-channel MSE"]["loss vs float (points)"]
+    >= v["PTQ per-channel MSE"]["loss vs float (points)"] - 0.5
+    and v["float (control fine-tune)"]["loss vs float (points)"] < 0.5
+    and v["QAT"]["loss vs float (points)"] < 1.5 and v["QAT"]["gain low"] > 3,
     # TFMOT's [-6, 6] start is still far from the data after the section-1 fine-tune ...
     "qat_range_mismatch": lambda v: v["matching"] < v["quantizers"],
     # ... and costs little at 8 bits (the lesson: "small"), with the same steps

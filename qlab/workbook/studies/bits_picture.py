@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["WEIGHT_BITS", "ACTIVATION_BITS", "METHODS", "bits_picture_table", "bits_picture_study",
-           "low_bit_contrast", "qat_verdict"]
+           "low_bit_contrast", "describe_contrast", "contrast_view", "qat_verdict"]
 
 WEIGHT_BITS: tuple[int, ...] = (8, 4, 3, 2)
 ACTIVATION_BITS: tuple[int, ...] = (8, 4)
@@ -324,6 +324,37 @@ def low_bit_contrast(model_name: str = "mobilenet_v1", weight_bits: int = 3, siz
     rows += _configuration_rows(ctx, data, model, control, weight_bits, 8, epochs, seed, verbose,
                                 tuned_qat=qat)
     return pd.DataFrame(rows)
+
+
+def describe_contrast(table: "pd.DataFrame") -> str:
+    """One sentence on a :func:`low_bit_contrast` table: the break, the control, QAT's gain beyond it."""
+    rows = table.set_index("method")
+    missing = {BEST_PTQ, CONTROL, QAT} - set(rows.index)
+    if missing:
+        raise ValueError(f"table must be a low_bit_contrast table; it lacks the rows {sorted(missing)}")
+    best, control, qat = rows.loc[BEST_PTQ], rows.loc[CONTROL], rows.loc[QAT]
+    loss, gain = best["loss vs float (points)"], qat["QAT gain vs control (points)"]
+    beyond_both = 100 * (qat["accuracy"] - max(control["accuracy"], best["accuracy"]))
+    won_back = (f"Counted from the better of the control and the best PTQ, QAT wins back {beyond_both / loss:.0%} "
+                f"of the best PTQ's loss." if loss > 0 else "The best PTQ lost nothing: there was nothing to win back.")
+    return (f"{best['model']}, {int(best['weight_bits'])}-bit weights: the best PTQ loses {loss:.1f} points "
+            f"(95% interval {best['loss low']:.1f} to {best['loss high']:.1f}), the control "
+            f"{control['loss vs float (points)']:.1f}, QAT {qat['loss vs float (points)']:.1f}. QAT - control = "
+            f"{gain:+.1f} points (95% interval {qat['gain low']:+.1f} to {qat['gain high']:+.1f}). {won_back}")
+
+
+def contrast_view(table: "pd.DataFrame") -> "pd.DataFrame":
+    """A :func:`low_bit_contrast` table to read: accuracy in %, the loss with its interval, the file."""
+    import pandas as pd
+
+    rows = table.set_index("method")
+    view = pd.DataFrame({"accuracy (%)": (100 * rows["accuracy"]).round(2),
+                         "loss vs float (points)": rows["loss vs float (points)"].round(2),
+                         "95% interval": [f"{low:.2f} to {high:.2f}" for low, high in
+                                          zip(rows["loss low"], rows["loss high"])],
+                         "weights stored as": rows.get("stored weights"),
+                         "file bytes": rows.get("file bytes")})
+    return view.fillna({"weights stored as": "float32 (Keras)", "file bytes": 0}).astype({"file bytes": int})
 
 
 def bits_picture_study(model_name: str, size: str = "full", seed: int = 0, verbose: bool = True

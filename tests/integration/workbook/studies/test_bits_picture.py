@@ -130,3 +130,18 @@ def test_qat_verdict_picks_the_first_collapse_and_the_share():
     assert row["weight_bits"] == 4 and not row["collapses"] and row["meets bar"] is None
     with pytest.raises(ValueError, match="accuracy"):
         qat_verdict(pd.DataFrame({"model": ["m"]}))
+
+
+def test_the_contrast_is_described_from_its_own_rows(artifacts):
+    from qlab.workbook.studies.bits_picture import contrast_view, describe_contrast
+
+    live = low_bit_contrast("mnist_cnn", 2, "smoke", 0)
+    qat = live.set_index("method").loc[QAT]
+    sentence = describe_contrast(live)
+    assert sentence.startswith("mnist_cnn, 2-bit weights: the best PTQ loses")
+    assert f"QAT - control = {qat['QAT gain vs control (points)']:+.1f} points" in sentence
+    view = contrast_view(live)
+    assert list(view.index) == list(live["method"]) and view["accuracy (%)"].between(0, 100).all()
+    assert view.loc[QAT, "weights stored as"] == "INT4" and view.loc[FLOAT, "file bytes"] == 0
+    with pytest.raises(ValueError, match="lacks the rows"):
+        describe_contrast(live[live["method"] != QAT])
