@@ -105,24 +105,24 @@ def load_or_fine_tune_low_bit(name: str, weight_bits: int = 3, kind: str = "qat"
     """
     from qlab.zoo.cache import load_or_build
     from qlab.zoo.models import compile_for_training, copy_model, load_or_train
+    from qlab.qat.quantize import quantize_whole_model_n_bit
     from qlab.qat.ranges import start_from_data
     from qlab.qat.training import fine_tune
 
     config = low_bit_config(name, weight_bits, kind, size, seed)
     learning_rate, epochs = config["fine_tune"]["learning_rate"], config["fine_tune"]["epochs"]
-    data = {}
+    made_from = {}  # the float model build() started from: train() calibrates against it
 
     def build() -> Any:
-        data["float"] = load_or_train(name, size, seed, verbose)
+        made_from["float"] = load_or_train(name, size, seed, verbose)
         if kind == "control":
-            return copy_model(data["float"])
-        from qlab.qat.quantize import quantize_whole_model_n_bit
-        return quantize_whole_model_n_bit(data["float"], weight_bits, 8)
+            return copy_model(made_from["float"])
+        return quantize_whole_model_n_bit(made_from["float"], weight_bits, 8)
 
     def train(model: Any) -> dict[str, Any]:
         images = fine_tune_data(name, size)
         if kind == "qat":  # what qlab.qat.training.n_bit_qat_from_data does, on the model build() made
-            start_from_data(model, data["float"], images["x_calib"], "minmax", 8, seed)
+            start_from_data(model, made_from["float"], images["x_calib"], "minmax", 8, seed)
         what = f"QAT {weight_bits}-bit weights" if kind == "qat" else "float control"
         return fine_tune(model, images["x_train"], images["y_train"], epochs, BATCH_SIZE, learning_rate,
                          seed, verbose=verbose, description=f"fine-tuning {name} ({what}, {size})")

@@ -51,9 +51,9 @@ def _entries(models: Sequence[str], variants: Sequence[str], stages: Sequence[st
              partial(load_or_fine_tune, m, v, size, seed, verbose)) for m in models for v in variants]
     dcs = [(dc.stage_label(m, s, size, seed), dc.stage_config(m, s, size, seed),
             partial(dc.load_stage, m, s, size, seed, verbose)) for m in models for s in stages]
-    lows = [(lb.low_bit_label(m, bits, kind, size, seed), lb.low_bit_config(m, bits, kind, size, seed),
-             partial(lb.load_or_fine_tune_low_bit, m, bits, kind, size, seed, verbose))
-            for m in models for kind in ("qat",) for bits in low_bit.get(m, ())]
+    lows = [(lb.low_bit_label(m, bits, "qat", size, seed), lb.low_bit_config(m, bits, "qat", size, seed),
+             partial(lb.load_or_fine_tune_low_bit, m, bits, "qat", size, seed, verbose))
+            for m in models for bits in low_bit.get(m, ())]
     return floats + qats + dcs + lows
 
 
