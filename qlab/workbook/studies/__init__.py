@@ -35,6 +35,24 @@ StudyFunction = Callable[[str, str, int, bool], pd.DataFrame]
 
 
 @dataclass(frozen=True)
+class View:
+    """How a study's table reads best: one value column, ``index`` rows by ``columns`` columns."""
+
+    index: tuple[str, ...]
+    columns: tuple[str, ...]
+    values: str
+    percent: bool = False  # show ``values`` x 100 (accuracies)
+
+    def show(self, table: pd.DataFrame, values: str | None = None) -> pd.DataFrame:
+        """``table`` pivoted to this view; ``values`` another column of it (not scaled)."""
+        column = self.values if values is None else values
+        if column not in table.columns:
+            raise ValueError(f"the study's table has no column {column!r}; it has {', '.join(table.columns)}")
+        shown = table.pivot_table(index=list(self.index), columns=list(self.columns), values=column, sort=False)
+        return (100 * shown if self.percent and values is None else shown).round(2)
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A registered study: where its function lives and the version of its code."""
 
@@ -43,6 +61,7 @@ class StudySpec:
     version: int = 1
     description: str = ""
     models: tuple[str, ...] | None = None  # the zoo models it applies to (None: all)
+    view: View | None = None  # how show() lays its table out (None: as measured)
 
     def function(self) -> StudyFunction:
         """The study's compute function."""
@@ -57,7 +76,8 @@ STUDIES: dict[str, StudySpec] = {}
 
 
 def register_study(name: str, target: str | StudyFunction, version: int = 1,
-                   description: str = "", models: Sequence[str] | None = None) -> StudySpec:
+                   description: str = "", models: Sequence[str] | None = None,
+                   view: View | None = None) -> StudySpec:
     """Register ``target`` (a function or ``"module:function"``) as the study ``name``.
 
     Bump ``version`` whenever the study's code changes what it measures: older
@@ -70,7 +90,7 @@ def register_study(name: str, target: str | StudyFunction, version: int = 1,
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive integer, got {version!r}")
     STUDIES[name] = StudySpec(name, target, version, description,
-                              None if models is None else tuple(models))
+                              None if models is None else tuple(models), view)
     return STUDIES[name]
 
 
@@ -117,12 +137,47 @@ class Study:
                 f"on {self.measured_at} in {self.seconds:.0f} s, for these exact weights "
                 f"(sha256 {self.fingerprint}).")
 
+    def show(self, values: str | None = None) -> pd.DataFrame:
+        """The table laid out to read (the study's :class:`View`), or as measured if it has none."""
+        return show_table(self.name, self.table, values)
+
     def __repr__(self) -> str:
         with pd.option_context("display.width", 200, "display.max_columns", 30):
             return f"{self.table.to_string(index=False)}\n{self.provenance()}"
 
     def _repr_html_(self) -> str:
         return f"{self.table.to_html(index=False, na_rep='-')}<p>{self.provenance()}</p>"
+
+
+def show_table(name: str, table: pd.DataFrame, values: str | None = None) -> pd.DataFrame:
+    """Study ``name``'s ``table`` through its registered :class:`View` (``values``: another column)."""
+    view = get_study(name).view
+    if view is None:
+        if values is not None:
+            raise ValueError(f"study {name!r} has no view to show {values!r} in; read its table instead")
+        return table
+    return view.show(table, values)
+
+
+@dataclass
+class Studies:
+    """One study's tables for several models (:func:`run_studies`), read together."""
+
+    name: str
+    studies: list[Study]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Every model's table, one after another."""
+        return pd.concat([study.table for study in self.studies], ignore_index=True)
+
+    def show(self, values: str | None = None) -> pd.DataFrame:
+        """The joint table laid out to read, as :meth:`Study.show`."""
+        return show_table(self.name, self.table, values)
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<li>{study.provenance()}</li>" for study in self.studies)
+        return f"{self.show().to_html(na_rep='-')}<ul>{notes}</ul>"
 
 
 def _key(spec: StudySpec, model_name: str, size: str, seed: int, fingerprint: str) -> str:
@@ -172,6 +227,14 @@ def _read(path: Path, source: str, expected: dict[str, Any]) -> Study | None:
     except (ValueError, KeyError, TypeError) as exc:
         logging.getLogger(__name__).warning("ignoring study file %s (%s); recomputing", path, exc)
         return None
+
+
+def run_studies(name: str, models: Sequence[str], size: str = "full", seed: int = 0,
+                verbose: bool = False) -> Studies:
+    """:func:`run_study` for each of ``models``; ``show()`` lays the joint table out to read."""
+    if isinstance(models, str) or not models:
+        raise ValueError(f"models must be a non-empty list of zoo model names, got {models!r}")
+    return Studies(name, [run_study(name, model, size, seed, verbose) for model in models])
 
 
 def run_study(name: str, model_name: str, size: str = "full", seed: int = 0, verbose: bool = True,
@@ -257,21 +320,27 @@ def record_all(models: str | Sequence[str] = "all", seed: int = 0, verbose: bool
 # (qlab.ptq, qlab.qat, ...) and nothing there imports them. Targets are import paths, so
 # importing this package loads no TensorFlow.
 register_study("weight_bits", "qlab.workbook.studies.weight_bits:weight_bits_study",
-               description="per-tensor vs per-channel weights (and CLE) at 8..2 weight bits, 05")
+               description="per-tensor vs per-channel weights (and CLE) at 8..2 weight bits, 05",
+               view=View(("num_bits",), ("model", "scheme"), "accuracy", percent=True))
 register_study("equalization", "qlab.workbook.studies.weight_bits:equalization_study", models=("mnist_cnn",),
-               description="the constructed 8-bit collapse: per-channel, 16x8 and CLE, 05")
+               description="the constructed 8-bit collapse: per-channel, 16x8 and CLE, 05",
+               view=View(("variant",), ("version",), "accuracy", percent=True))
 register_study("calibration_failures", "qlab.workbook.studies.calibration_failures:calibration_failure_study",
-               description="int8 with wrong representative data sets, 04")
+               description="int8 with wrong representative data sets, 04",
+               view=View(("representative set",), ("model",), "accuracy", percent=True))
 register_study("range_estimators", "qlab.workbook.studies.range_estimators:estimator_study",
-               description="min-max, percentile and MSE activation ranges at 8..4 bits, 04")
+               description="min-max, percentile and MSE activation ranges at 8..4 bits, 04",
+               view=View(("num_bits", "evaluated_with"), ("model", "method"), "accuracy", percent=True))
 register_study("partial_qat", "qlab.workbook.studies.partial_qat:partial_qat_study", models=("mnist_cnn", "mobilenet_v2"),
                description="the all-Conv2D partial QAT (float islands) and mixed precision chosen by "
                            "per-layer sensitivity, 07")
 register_study("adaround", "qlab.workbook.studies.adaround:adaround_study",
-               description="nearest rounding vs AdaRound at 4, 3 and 2 weight bits, 06")
+               description="nearest rounding vs AdaRound at 4, 3 and 2 weight bits, 06",
+               view=View(("num_bits", "scheme"), ("rounding",), "accuracy", percent=True))
 register_study("bits_picture", "qlab.workbook.studies.bits_picture:bits_picture_study",
                description="accuracy vs weight (8..2) and activation (8, 4) bits: PTQ per-tensor, best PTQ, "
-                           "a float fine-tune control and QAT, 06")
+                           "a float fine-tune control and QAT, 06",
+               view=View(("model", "activation_bits", "weight_bits"), ("method",), "accuracy", percent=True))
 register_study("litert_quantizer_routes", "qlab.workbook.studies.litert_quantizer:routes_study",
                description="the LiteRT Quantizer's static int8 beside the converter's: moving-average and min-max "
                            "calibration, identical outputs, the first differing tensor, 10")

@@ -128,3 +128,30 @@ def test_seed_must_be_a_non_negative_integer(world):
     for seed in (-1, True, 1.5):
         with pytest.raises(ValueError, match="seed must be an integer"):
             studies.run_study("toy", "mnist_cnn", "smoke", seed, verbose=False)
+
+
+def test_show_lays_several_models_out_through_the_studys_view(world, monkeypatch):
+    view = studies.View(("bits",), ("model", "label"), "accuracy", percent=True)
+    compute = studies.STUDIES["toy"].target
+    monkeypatch.setitem(studies.STUDIES, "toy", studies.StudySpec(
+        "toy", lambda model, *rest: compute(model, *rest).assign(model=model), 1, view=view))
+    joint = studies.run_studies("toy", ["mnist_cnn", "mobilenet_v1"], "smoke", 0)
+    assert joint.table["model"].tolist() == ["mnist_cnn"] * 2 + ["mobilenet_v1"] * 2
+    shown = joint.show()
+    assert list(shown.index) == [8, 3]  # the order measured, not sorted
+    assert shown.loc[3, ("mnist_cnn", "per-channel")] == 41.0  # accuracy in percent
+    assert np.isnan(shown.loc[8, ("mnist_cnn", "per-channel")])
+    assert joint.show("bits").loc[8, ("mobilenet_v1", "per-tensor")] == 8  # another column: not scaled
+    assert "mobilenet_v1" in joint._repr_html_() and "computed just now" in joint._repr_html_()
+    with pytest.raises(ValueError, match="no column 'sqnr'"):
+        joint.show("sqnr")
+
+
+def test_show_without_a_view_is_the_table_and_bad_model_lists_are_named(world):
+    study = studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False)
+    pd.testing.assert_frame_equal(study.show(), study.table)
+    with pytest.raises(ValueError, match="no view"):
+        study.show("accuracy")
+    for models in ("mnist_cnn", []):
+        with pytest.raises(ValueError, match="non-empty list"):
+            studies.run_studies("toy", models, "smoke", 0)
