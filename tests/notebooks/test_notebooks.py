@@ -289,6 +289,35 @@ FULL_CHECKS: dict[str, dict] = {
 }
 
 
+FULL_CHECKS["01_buckets.ipynb"] = {
+    # section 2's text: min/max about 31.8 dB, percentile 32.1, MSE 32.2, a gain of only 0.4 dB at 8 bits ...
+    "sqnr_db_by_range_method": lambda v: [round(v[k], 1) for k in ("min/max", "99.99th percentile", "min MSE")]
+    == [31.8, 32.1, 32.2] and round(v["min MSE"] - v["min/max"], 1) == 0.4,
+    # ... and 7.2 -> 12.6 dB at 4 bits, about 3.5x less error, the best range about a third of min/max
+    "sqnr_db_4_bit": lambda v: (round(v["minmax"], 1), round(v["mse"], 1)) == (7.2, 12.6),
+    "clipping_curve": lambda v: 0.9 <= v["8"]["best ratio"] <= 1.0 and 1.05 <= v["8"]["error ratio"] <= 1.2
+    and 0.28 <= v["4"]["best ratio"] <= 0.4 and 3.2 <= v["4"]["error ratio"] <= 3.8,
+    # section 4: a quarter of the values clipped, about 21 dB slid against 55 dB widened
+    "range_shift": lambda v: 0.24 < v["clipped_fraction"]["requested [2, 10], slid by TensorFlow"] < 0.26
+    and round(v["sqnr_db"]["requested [2, 10], slid by TensorFlow"]) == 21 and round(v["sqnr_db"]["widened to [0, 10]"]) == 55,
+    # section 5: symmetric costs a fraction of a dB on weights, about 6 dB (one bit) on ReLU outputs
+    "sqnr_db_by_scheme": lambda v: abs(v["weights (around 0)"]["asymmetric"] - v["weights (around 0)"]["symmetric"]) < 1
+    and 5.5 < v["ReLU outputs (>= 0)"]["asymmetric"] - v["ReLU outputs (>= 0)"]["symmetric"] < 6.5,
+}
+
+
+FULL_CHECKS["02_error_accumulation.ipynb"] = {
+    # about 32 dB after one layer, about 22 dB after 8 per-tensor; per-channel about 36 and 27, 3-5 dB better
+    "chain_sqnr_db_per_tensor": lambda v: (round(v[0]), round(v[-1])) == (32, 22),
+    "chain_sqnr_db_per_channel": lambda v: (round(v[0]), round(v[-1])) == (36, 27),
+    "per_channel_gain_db": lambda v: 3 <= min(v) and max(v) <= 5.1,
+    # int4 about 0 dB, int16 above 70; the 32-bit accumulator: 32 dB instead of 72; requantization 22.4 vs 23.9
+    "what_if_sqnr_last_layer": lambda v: abs(v["int4"]) < 1 and v["int16 (int64 accumulator)"] > 70
+    and (round(v["int16, int32 accumulator"]), round(v["int16 (int64 accumulator)"])) == (32, 72)
+    and (round(v["int8, int32 accumulator (TFLite)"], 1), round(v["int8, activations not requantized"], 1)) == (22.4, 23.9),
+}
+
+
 FULL_CHECKS["06_quantization_aware_training.ipynb"] = {
     # section 2's text: per-tensor ruins the model, the best PTQ loses several points, the control's float model stays
     # good but its PTQ is no better, QAT comes back to within about a point of float, beyond the control
