@@ -53,6 +53,35 @@ def entry_dir(label: str, config: dict[str, Any]) -> Path:
     return artifacts_dir() / "models" / f"{label}-{cache_key(config)}"
 
 
+def save_weights(model: Any, path: Path) -> None:
+    """``model.save_weights`` to ``path``, for tf_keras and Keras 3 models alike.
+
+    Keras 3 insists on a ``.weights.h5`` name; the file is written under one and renamed,
+    so every entry keeps the one name ``weights.h5``.
+    """
+    from qlab.zoo.keras3 import is_keras3_model
+
+    if not is_keras3_model(model):
+        model.save_weights(str(path))
+        return
+    named = path.with_name(path.name + ".weights.h5")
+    model.save_weights(str(named))
+    os.replace(named, path)
+
+
+def load_weights(model: Any, path: Path) -> None:
+    """``model.load_weights(path)`` for tf_keras and Keras 3 models (see :func:`save_weights`)."""
+    from qlab.zoo.keras3 import is_keras3_model
+
+    if not is_keras3_model(model):
+        model.load_weights(str(path))
+        return
+    with tempfile.TemporaryDirectory(prefix="qlab-weights-") as tmp:
+        named = Path(tmp) / "model.weights.h5"
+        named.symlink_to(Path(path).resolve())
+        model.load_weights(str(named))
+
+
 def _read_entry(path: Path, config: dict[str, Any], build: Callable[[], Any]) -> tuple[Any, dict]:
     try:
         manifest = json.loads((path / MANIFEST).read_text())
@@ -65,7 +94,7 @@ def _read_entry(path: Path, config: dict[str, Any], build: Callable[[], Any]) ->
         raise CacheEntryError("corrupted: weights missing or sha256 mismatch")
     model = build()
     try:
-        model.load_weights(str(weights))
+        load_weights(model, weights)
     except Exception as exc:  # h5py/keras raise many types for a bad file
         raise CacheEntryError(f"weights do not load ({type(exc).__name__}: {exc})") from exc
     return model, manifest
@@ -75,7 +104,7 @@ def _write_entry(path: Path, config: dict[str, Any], model: Any, info: dict[str,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        model.save_weights(str(tmp / WEIGHTS))
+        save_weights(model, tmp / WEIGHTS)
         manifest = {"config": config, "sha256": {WEIGHTS: sha256_of(tmp / WEIGHTS)}, **info}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         if path.exists():  # a bad entry: move it aside first, os.replace needs an empty target

@@ -101,13 +101,15 @@ def load_entry(directory: Path, entry: dict[str, Any], build: Callable[[], Any])
     if actual != entry["sha256"]:
         raise ShippedModelError(f"{path} is corrupted: sha256 {actual}, the manifest says "
                                 f"{entry['sha256']}")
+    from qlab.zoo.cache import load_weights
+
     with tempfile.TemporaryDirectory(prefix="qlab-shipped-") as tmp:
         weights = Path(tmp) / "weights.h5"
         with gzip.open(path, "rb") as src, open(weights, "wb") as dst:
             shutil.copyfileobj(src, dst)
         model = build()
         try:
-            model.load_weights(str(weights))
+            load_weights(model, weights)
         except Exception as exc:  # h5py/keras raise many types for a file that does not fit
             raise ShippedModelError(f"{path} does not load ({type(exc).__name__}: {exc})") from exc
     return model

@@ -144,3 +144,24 @@ def test_a_manifest_of_another_format_is_a_clear_error(tmp_path):
     (tmp_path / shipped.MANIFEST).write_text(json.dumps({"format": 99, "entries": {}}))
     with pytest.raises(shipped.ShippedModelError, match="format 99"):
         shipped.read_manifest(tmp_path)
+
+
+def test_a_keras3_model_is_cached_and_shipped_under_the_same_weights_name(store, artifacts):
+    """Keras 3 insists on '.weights.h5' names; entries and shipped files keep 'weights.h5' and load back."""
+    import keras
+
+    from qlab.zoo.cache import load_or_build
+
+    def build():
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.LayerNormalization()])
+
+    trained, manifest = load_or_build("k3", {"model": "k3"}, build, lambda model: {"train_seconds": 0.1})
+    entry = next(artifacts.glob("models/k3-*"))
+    assert sorted(p.name for p in entry.iterdir()) == ["manifest.json", "weights.h5"]
+    again, _ = load_or_build("k3", {"model": "k3"}, lambda: keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3), keras.layers.LayerNormalization()]), lambda model: {})
+    assert all(np.array_equal(a, b) for a, b in zip(trained.get_weights(), again.get_weights()))
+    shipped.ship_entry("k3", entry, store, shipped.values_sha256(trained))
+    loaded = shipped.load_entry(store, shipped.read_manifest(store)["entries"]["k3"], build)
+    assert shipped.values_sha256(loaded) == shipped.values_sha256(trained)
