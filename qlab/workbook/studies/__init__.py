@@ -42,13 +42,15 @@ class View:
     columns: tuple[str, ...]
     values: str
     percent: bool = False  # show ``values`` x 100 (accuracies)
+    rows: str | None = None  # a ``DataFrame.query`` keeping the rows worth reading, e.g. "num_bits < 32"
 
     def show(self, table: pd.DataFrame, values: str | None = None) -> pd.DataFrame:
         """``table`` pivoted to this view; ``values`` another column of it (not scaled)."""
         column = self.values if values is None else values
         if column not in table.columns:
             raise ValueError(f"the study's table has no column {column!r}; it has {', '.join(table.columns)}")
-        shown = table.pivot_table(index=list(self.index), columns=list(self.columns), values=column, sort=False)
+        kept = table if self.rows is None else table.query(self.rows)
+        shown = kept.pivot_table(index=list(self.index), columns=list(self.columns), values=column, sort=False)
         return (100 * shown if self.percent and values is None else shown).round(2)
 
 
@@ -321,7 +323,7 @@ def record_all(models: str | Sequence[str] = "all", seed: int = 0, verbose: bool
 # importing this package loads no TensorFlow.
 register_study("weight_bits", "qlab.workbook.studies.weight_bits:weight_bits_study",
                description="per-tensor vs per-channel weights (and CLE) at 8..2 weight bits, 05",
-               view=View(("num_bits",), ("model", "scheme"), "accuracy", percent=True))
+               view=View(("num_bits",), ("model", "scheme"), "accuracy", percent=True, rows="num_bits < 32"))
 register_study("equalization", "qlab.workbook.studies.weight_bits:equalization_study", models=("mnist_cnn",),
                description="the constructed 8-bit collapse: per-channel, 16x8 and CLE, 05",
                view=View(("variant",), ("version",), "accuracy", percent=True))

@@ -145,6 +145,8 @@ def test_show_lays_several_models_out_through_the_studys_view(world, monkeypatch
     assert "mobilenet_v1" in joint._repr_html_() and "computed just now" in joint._repr_html_()
     with pytest.raises(ValueError, match="no column 'sqnr'"):
         joint.show("sqnr")
+    only_low = studies.View(("bits",), ("model", "label"), "accuracy", rows="bits < 8").show(joint.table)
+    assert list(only_low.index) == [3]
 
 
 def test_show_without_a_view_is_the_table_and_bad_model_lists_are_named(world):
