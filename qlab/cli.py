@@ -275,11 +275,14 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from qlab.numerics.validate import check_names
     from qlab.qat.low_bit import SHIPPED_LOW_BIT
     from qlab.workbook.pipeline import check_models
     from qlab.workbook.train import train_zoo
+    from qlab.zoo.models import MODELS
+    from qlab.zoo.transformer import NAME as ENCODER
 
-    models = check_models(",".join(args.model) if args.model else "all")
+    models = check_names(",".join(args.model) if args.model else "all", [*MODELS, ENCODER], "models")
     variants, stages, low_bit = ([name for name in (text or "").split(",") if name]
                                  for text in (args.qat, args.dc, args.low_bit))
     with _bars_off(args.quiet):
@@ -309,7 +312,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                     "bit for bit the ones shipped in data/models/; exit code 1 if any differ. "
                     "To ship new models: --output data/models.")
     parser.add_argument("--model", action="append", metavar="NAME",
-                        help="zoo model(s) (repeat or comma list); default all")
+                        help="zoo model(s) (repeat or comma list); default all, the Keras 3 transformer "
+                             "patch_encoder included")
     parser.add_argument("--qat", default=",".join(SHIPPED_QAT_VARIANTS), metavar="LIST",
                         help="comma list of QAT fine-tunes to make for each model; '' for none "
                              f"(default {','.join(SHIPPED_QAT_VARIANTS)})")

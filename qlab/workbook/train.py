@@ -42,8 +42,14 @@ def _entries(models: Sequence[str], variants: Sequence[str], stages: Sequence[st
     and the low-bit QAT fine-tunes of ``low_bit``'s models (model -> weight bit widths)."""
     from qlab.compression import deep_compression as dc
     from qlab.qat import low_bit as lb
+    from qlab.zoo import transformer
     from qlab.zoo.models import load_or_train, training_config
     from qlab.qat.training import load_or_fine_tune, qat_config
+
+    encoders = [(f"{transformer.NAME}-{size}-s{seed}", transformer.encoder_config(size, seed),
+                 partial(transformer.load_or_train_encoder, size, seed, verbose))
+                for m in models if m == transformer.NAME]
+    models = [m for m in models if m != transformer.NAME]  # TFMOT's fine-tunes need tf_keras models
 
     floats = [(f"{m}-{size}-s{seed}", training_config(m, size, seed),
                partial(load_or_train, m, size, seed, verbose)) for m in models]
@@ -54,7 +60,7 @@ def _entries(models: Sequence[str], variants: Sequence[str], stages: Sequence[st
     lows = [(lb.low_bit_label(m, bits, "qat", size, seed), lb.low_bit_config(m, bits, "qat", size, seed),
              partial(lb.load_or_fine_tune_low_bit, m, bits, "qat", size, seed, verbose))
             for m in models for bits in low_bit.get(m, ())]
-    return floats + qats + dcs + lows
+    return floats + encoders + qats + dcs + lows
 
 
 def train_zoo(models: Sequence[str], variants: Sequence[str] = SHIPPED_QAT_VARIANTS,
@@ -71,11 +77,13 @@ def train_zoo(models: Sequence[str], variants: Sequence[str] = SHIPPED_QAT_VARIA
     from qlab.files.paths import artifacts_dir
     from qlab.zoo.cache import entry_dir
     from qlab.compression.deep_compression import check_stage
+    from qlab.zoo import transformer
     from qlab.zoo.models import check_size, get_spec
 
     check_size(size)
     for name in models:
-        get_spec(name)
+        if name != transformer.NAME:
+            get_spec(name)
     for stage in stages:
         check_stage(stage)
     output = Path(output) if output else artifacts_dir() / "trained" / size

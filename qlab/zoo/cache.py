@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from qlab.files.data import sha256_of
+from qlab.zoo.weights_file import load_weights, save_weights
 from qlab.zoo.environment import package_version
 from qlab.files.paths import artifacts_dir
 
@@ -51,35 +52,6 @@ def cache_key(config: dict[str, Any]) -> str:
 def entry_dir(label: str, config: dict[str, Any]) -> Path:
     """Where the cache entry for ``config`` lives."""
     return artifacts_dir() / "models" / f"{label}-{cache_key(config)}"
-
-
-def save_weights(model: Any, path: Path) -> None:
-    """``model.save_weights`` to ``path``, for tf_keras and Keras 3 models alike.
-
-    Keras 3 insists on a ``.weights.h5`` name; the file is written under one and renamed,
-    so every entry keeps the one name ``weights.h5``.
-    """
-    from qlab.zoo.keras3 import is_keras3_model
-
-    if not is_keras3_model(model):
-        model.save_weights(str(path))
-        return
-    named = path.with_name(path.name + ".weights.h5")
-    model.save_weights(str(named))
-    os.replace(named, path)
-
-
-def load_weights(model: Any, path: Path) -> None:
-    """``model.load_weights(path)`` for tf_keras and Keras 3 models (see :func:`save_weights`)."""
-    from qlab.zoo.keras3 import is_keras3_model
-
-    if not is_keras3_model(model):
-        model.load_weights(str(path))
-        return
-    with tempfile.TemporaryDirectory(prefix="qlab-weights-") as tmp:
-        named = Path(tmp) / "model.weights.h5"
-        named.symlink_to(Path(path).resolve())
-        model.load_weights(str(named))
 
 
 def _read_entry(path: Path, config: dict[str, Any], build: Callable[[], Any]) -> tuple[Any, dict]:

@@ -101,7 +101,7 @@ def load_entry(directory: Path, entry: dict[str, Any], build: Callable[[], Any])
     if actual != entry["sha256"]:
         raise ShippedModelError(f"{path} is corrupted: sha256 {actual}, the manifest says "
                                 f"{entry['sha256']}")
-    from qlab.zoo.cache import load_weights
+    from qlab.zoo.weights_file import load_weights
 
     with tempfile.TemporaryDirectory(prefix="qlab-shipped-") as tmp:
         weights = Path(tmp) / "weights.h5"

@@ -35,6 +35,7 @@ def test_the_shipped_models_are_the_ones_todays_code_asks_for():
     """A change to a budget or a recipe must ship new files (qlab train), not fall back to training."""
     from qlab.compression.deep_compression import stage_config, stage_label
     from qlab.qat.low_bit import SHIPPED_LOW_BIT, low_bit_config, low_bit_label
+    from qlab.zoo import transformer
     from qlab.zoo.models import MODELS, training_config
     from qlab.qat.training import qat_config
     from qlab.workbook.train import SHIPPED_DC_STAGES, SHIPPED_QAT_VARIANTS
@@ -48,6 +49,8 @@ def test_the_shipped_models_are_the_ones_todays_code_asks_for():
                        for bits in SHIPPED_LOW_BIT.get(name, ()) for kind in ("qat",)})
         for label, config in wanted.items():
             assert shipped.find_entry(label, config, SHIPPED) is not None, f"{label} is not shipped"
+    encoder = f"{transformer.NAME}-full-s0"
+    assert shipped.find_entry(encoder, transformer.encoder_config("full", 0), SHIPPED) is not None
 
 
 def _tiny_model(seed: int = 0):
