@@ -295,10 +295,31 @@ def try_convert_qat(qat_model: Any, int8_io: bool = False) -> tuple[bytes | None
     try:
         return convert_qat(qat_model, int8_io), ""
     except Exception as exc:  # TFLite's ConverterError; qlab imports TensorFlow only in _keras
-        if type(exc).__name__ != "ConverterError":
+        reason = converter_refusal(exc)
+        if reason is None:
             raise
-        lines = [line for line in str(exc).splitlines() if "error:" in line]
-        return None, (lines[0].split("error:", 1)[1].strip() if lines else str(exc))
+        return None, reason
+
+
+#: How the post-training calibrator says it has no quantized kernel for an op (a RuntimeError).
+_CALIBRATOR_REFUSALS = ("not yet supported for op", "Quantization not yet supported")
+
+
+def converter_refusal(exc: BaseException) -> str | None:
+    """The TFLite converter's own reason when ``exc`` is it refusing a model, else None.
+
+    Two kinds count: a ``ConverterError`` (MLIR legalization; its first ``error:`` line is
+    the reason) and the post-training calibrator's RuntimeError for an op it cannot quantize,
+    e.g. "Quantization to 16x8-bit not yet supported for op: 'NEG'." Any other exception is a
+    bug, not a refusal, and gets None.
+    """
+    text = str(exc)
+    if type(exc).__name__ == "ConverterError":
+        lines = [line for line in text.splitlines() if "error:" in line]
+        return lines[0].split("error:", 1)[1].strip() if lines else text.strip()
+    if isinstance(exc, RuntimeError) and any(marker in text for marker in _CALIBRATOR_REFUSALS):
+        return next(line.strip() for line in text.splitlines() if any(m in line for m in _CALIBRATOR_REFUSALS))
+    return None
 
 
 def weight_storage(model_bytes: bytes) -> pd.DataFrame:

@@ -33,7 +33,7 @@ import pandas as pd
 
 from qlab.conversion.converter import (AEQ_VARIANTS, CALIBRATION_SAMPLES, DC_VARIANTS,
                                       DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
-                                      convert_qat, export_once)
+                                      convert_qat, converter_refusal, export_once)
 from qlab.numerics.compression import gzip_size
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
@@ -103,16 +103,24 @@ class ComparisonResult:
             "evaluated with": t["evaluated_with"],
         })
 
+    def notes(self) -> list[str]:
+        """``"model variant: note"`` for each row with a note (a variant the converter refused, ...)."""
+        noted = self.table[self.table["note"].notna() & (self.table["note"] != "")]
+        return [f"{r.model} {r.variant}: {r.note}" for r in noted.itertuples()]
+
     def __repr__(self) -> str:
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             text = self.display_table().to_string(index=False, na_rep="-")
         where = f"\nsaved to {self.path}" if self.path else ""
-        return f"{text}\n({self.config['size']} size, seed {self.config['seed']}){where}"
+        notes = "".join(f"\n{note}" for note in self.notes())
+        return f"{text}{notes}\n({self.config['size']} size, seed {self.config['seed']}){where}"
 
     def _repr_html_(self) -> str:
         html = self.display_table().to_html(index=False, na_rep="-")
+        notes = "".join(f"<li>{note}</li>" for note in self.notes())
         where = f"<p>saved to <code>{self.path}</code></p>" if self.path else ""
-        return f"{html}<p>{self.config['size']} size, seed {self.config['seed']}</p>{where}"
+        return (f"{html}{f'<ul>{notes}</ul>' if notes else ''}<p>{self.config['size']} size, "
+                f"seed {self.config['seed']}</p>{where}")
 
 
 def _json_value(value: Any) -> Any:
@@ -229,6 +237,8 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
                                                pool, tflite_dir, verbose)
         reference, _ = predictions["float32"].result()
         for variant, row in rows.items():
+            if variant not in predictions:  # refused: no file to measure
+                continue
             scores, seconds = predictions[variant].result()
             row["seconds"] += seconds
             row.update(fine_metrics(reference, scores, y_test))
@@ -265,7 +275,16 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
         start = time.perf_counter()
         model_bytes, keras_model = files.get(variant), None
         if model_bytes is None:
-            model_bytes, keras_model = variant_model(variant)
+            try:
+                model_bytes, keras_model = variant_model(variant)
+            except Exception as exc:  # the converter refusing this model is a result, not a failure
+                reason = converter_refusal(exc)
+                if reason is None:
+                    raise
+                rows[variant] = {"model": name, "variant": variant, "evaluated_with": "refused",
+                                 "note": f"the converter refused: {reason}",
+                                 "seconds": time.perf_counter() - start}
+                continue
         row = {"model": name, "variant": variant, "evaluated_with": "litert"}
         if keras_model is not None:
             keras_scores[variant] = predict_keras(keras_model, x_test)

@@ -1,0 +1,24 @@
+"""The Keras 3 transformer through compare_keras_model: a variant the converter refuses is a row that says why."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import qlab
+from qlab.zoo import transformer
+
+
+def test_the_refused_16x8_variant_is_reported_and_the_others_measured(artifacts):
+    model = transformer.load_or_train_encoder("smoke", 0, verbose=0)
+    result = qlab.compare_keras_model(model, transformer.encoder_data("smoke"),
+                                      variants=["float32", "int8_per_channel", "int16x8"], latency=False,
+                                      save=False, calibration_samples=50, input_range=(0, 1))
+    rows = result.table.set_index("variant")
+    assert rows.loc["int16x8", "evaluated_with"] == "refused" and np.isnan(rows.loc["int16x8", "accuracy"])
+    assert "16x8-bit not yet supported for op: 'NEG'" in rows.loc["int16x8", "note"]
+    assert result.notes() == [f"patch_encoder int16x8: {rows.loc['int16x8', 'note']}"]
+    assert "the converter refused" in repr(result) and "the converter refused" in result._repr_html_()
+    measured = rows.loc[["float32", "int8_per_channel"]]
+    assert (measured["evaluated_with"] == "litert").all() and measured["accuracy"].between(0, 1).all()
+    # the LayerNorm's NEG stays float between a DEQUANTIZE and a QUANTIZE: not integer-only
+    assert rows.loc["int8_per_channel", "non_integer_ops"] > 0

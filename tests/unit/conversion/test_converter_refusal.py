@@ -1,0 +1,29 @@
+"""Which exceptions are the TFLite converter refusing a model (a result), and which are bugs."""
+
+from __future__ import annotations
+
+import pytest
+
+from qlab.conversion.converter import converter_refusal
+
+
+class ConverterError(Exception):
+    """Named like TFLite's: the check goes by the class name, as qlab imports TensorFlow lazily."""
+
+
+def test_a_converter_error_gives_its_first_error_line():
+    exc = ConverterError("<unknown>:0: error: loc(...): 'tfl.fully_connected' op operand #0 must be ...\n"
+                         "<unknown>:0: note: see current operation\n<unknown>:0: error: second")
+    assert converter_refusal(exc) == "loc(...): 'tfl.fully_connected' op operand #0 must be ..."
+
+
+def test_the_calibrators_refusal_is_one_line():
+    exc = RuntimeError("Quantization to 16x8-bit not yet supported for op: 'NEG'.\n"
+                       "Quantization to 16x8-bit not yet supported for op: 'NEG'.")
+    assert converter_refusal(exc) == "Quantization to 16x8-bit not yet supported for op: 'NEG'."
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("shape mismatch"), ValueError("not yet supported for op"),
+                                 KeyError("x")])
+def test_anything_else_is_not_a_refusal(exc):
+    assert converter_refusal(exc) is None
