@@ -38,6 +38,7 @@ from qlab.numerics.compression import gzip_size
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
 from qlab.zoo.models import MODELS, check_size, get_spec, predict_keras
+from qlab.zoo.transformer import NAME as ENCODER
 from qlab.workbook.user_data import check_dataset
 
 #: Columns of the results table, in display order.
@@ -53,8 +54,14 @@ LATENCY_RUNS = {"full": (400, 50), "smoke": (20, 5)}
 
 
 def check_models(models: str | Sequence[str]) -> list[str]:
-    """Normalise ``"all"``, a comma list or a sequence of zoo names; raise on unknown names."""
-    return check_names(models, MODELS, "models")
+    """Normalise ``"all"``, a comma list or a sequence of zoo names; raise on unknown names.
+
+    ``"all"`` is the three CNNs every lesson uses; the Keras 3 transformer
+    (:data:`qlab.zoo.transformer.NAME`) is compared when it is named.
+    """
+    from qlab.zoo.transformer import NAME
+
+    return list(MODELS) if models == "all" else check_names(models, [*MODELS, NAME], "models")
 
 
 @dataclass
@@ -104,9 +111,10 @@ class ComparisonResult:
         })
 
     def notes(self) -> list[str]:
-        """``"model variant: note"`` for each row with a note (a variant the converter refused, ...)."""
+        """``"model variant, variant: note"`` for the rows with a note (a variant the converter refused, ...)."""
         noted = self.table[self.table["note"].notna() & (self.table["note"] != "")]
-        return [f"{r.model} {r.variant}: {r.note}" for r in noted.itertuples()]
+        grouped = noted.groupby(["model", "note"], sort=False)["variant"].agg(", ".join)
+        return [f"{model} {variants}: {note}" for (model, note), variants in grouped.items()]
 
     def __repr__(self) -> str:
         with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -301,6 +309,40 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
     return rows, keras_scores
 
 
+#: Why the transformer has no QAT or Deep Compression rows: the table's note.
+ENCODER_NOT_APPLICABLE = ("not applicable: TFMOT's quantization-aware training, pruning and clustering need a "
+                          "tf_keras model, and this transformer is Keras 3 (TFMOT has no QuantizeConfig for "
+                          "MultiHeadAttention or LayerNormalization either)")
+
+
+def compare_encoder(variants: Sequence[str], size: str = "full", seed: int = 0, latency: bool = True,
+                    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, verbose: Any = 0
+                    ) -> list[dict[str, Any]]:
+    """Rows of the results table for the zoo's Keras 3 transformer (:mod:`qlab.zoo.transformer`).
+
+    The post-training and LiteRT Quantizer variants are measured as for any Keras 3 model
+    (:func:`compare_keras_model`); the QAT and Deep Compression ones get a row that says why
+    they do not apply.
+    """
+    from qlab.zoo import transformer
+
+    if verbose:
+        print(f"{ENCODER} (a 2-block BERT-style encoder in Keras 3, MNIST as 16 patch tokens)", flush=True)
+    model = transformer.load_or_train_encoder(size, seed, verbose)
+    data = transformer.encoder_data(size)
+    applicable = [v for v in variants if v not in (*QAT_VARIANTS, *DC_VARIANTS)]  # no fine-tunes: 1 sample
+    rows = {}
+    if applicable:
+        with tempfile.TemporaryDirectory(prefix="qlab-export-") as directory:
+            variant_model = _user_variant_model(model, model, data, calibration_samples, 1, seed, verbose,
+                                                export_once(model, directory))
+            measured = measure_variants(model, ENCODER, applicable, data, variant_model,
+                                        LATENCY_RUNS[size] if latency else None, None, verbose)
+        rows = {row["variant"]: row for row in measured}
+    return [rows.get(v) or {"model": ENCODER, "variant": v, "evaluated_with": "not applicable",
+                            "note": ENCODER_NOT_APPLICABLE} for v in variants]
+
+
 def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: int = 0,
                   latency: bool = True, calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
                   verbose: Any = 0, save_tflite: bool = True) -> list[dict[str, Any]]:
@@ -481,6 +523,9 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
         calibration_samples = CALIBRATION_SAMPLES[size]
     rows = []
     for name in progress_iter(models, "compare: models", unit="model"):
+        if name == ENCODER:
+            rows += compare_encoder(variants, size, seed, latency, calibration_samples, verbose)
+            continue
         if verbose:
             print(f"{name} ({get_spec(name).description})", flush=True)
         rows += compare_model(name, variants, size, seed, latency, calibration_samples, verbose)

@@ -22,3 +22,16 @@ def test_the_refused_16x8_variant_is_reported_and_the_others_measured(artifacts)
     assert (measured["evaluated_with"] == "litert").all() and measured["accuracy"].between(0, 1).all()
     # the LayerNorm's NEG stays float between a DEQUANTIZE and a QUANTIZE: not integer-only
     assert rows.loc["int8_per_channel", "non_integer_ops"] > 0
+
+
+def test_the_zoo_comparison_takes_the_transformer_by_name(artifacts):
+    from qlab.workbook.pipeline import ENCODER_NOT_APPLICABLE, check_models
+
+    assert transformer.NAME not in check_models("all") and check_models(transformer.NAME) == [transformer.NAME]
+    result = qlab.compare(transformer.NAME, ["float32", "dynamic_int8", "qat_int8", "pcqat_int8"], size="smoke",
+                          latency=False, save=False)
+    rows = result.table.set_index("variant")
+    assert list(rows.index) == ["float32", "dynamic_int8", "qat_int8", "pcqat_int8"]
+    assert rows.loc[["float32", "dynamic_int8"], "accuracy"].between(0, 1).all()
+    assert (rows.loc[["qat_int8", "pcqat_int8"], "evaluated_with"] == "not applicable").all()
+    assert result.notes() == [f"{transformer.NAME} qat_int8, pcqat_int8: {ENCODER_NOT_APPLICABLE}"]
