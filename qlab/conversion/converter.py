@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -316,7 +317,9 @@ def converter_refusal(exc: BaseException) -> str | None:
     text = str(exc)
     if type(exc).__name__ == "ConverterError":
         lines = [line for line in text.splitlines() if "error:" in line]
-        return lines[0].split("error:", 1)[1].strip() if lines else text.strip()
+        reason = lines[0].split("error:", 1)[1].strip() if lines else text.strip()
+        op_message = re.search(r"'[\w.]+' op .*", reason)  # without MLIR's long loc(...) prefix
+        return op_message.group(0) if op_message else reason
     if isinstance(exc, RuntimeError) and any(marker in text for marker in _CALIBRATOR_REFUSALS):
         return next(line.strip() for line in text.splitlines() if any(m in line for m in _CALIBRATOR_REFUSALS))
     return None

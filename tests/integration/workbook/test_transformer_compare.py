@@ -35,3 +35,19 @@ def test_the_zoo_comparison_takes_the_transformer_by_name(artifacts):
     assert rows.loc[["float32", "dynamic_int8"], "accuracy"].between(0, 1).all()
     assert (rows.loc[["qat_int8", "pcqat_int8"], "evaluated_with"] == "not applicable").all()
     assert result.notes() == [f"{transformer.NAME} qat_int8, pcqat_int8: {ENCODER_NOT_APPLICABLE}"]
+
+
+def test_keras3_quantization_is_measured_in_keras_and_through_the_file(artifacts):
+    from qlab.ptq.keras3_quantize import keras3_quantization_table
+
+    model = transformer.load_or_train_encoder("smoke", 0, verbose=0)
+    _, (x_test, y_test) = transformer.encoder_data("smoke")
+    table = keras3_quantization_table(model, x_test[:200], y_test[:200], modes=[("int8", None), ("int4", None)])
+    rows = table.set_index("mode")
+    assert list(rows.index) == ["float32", "int8", "int4"]
+    assert rows.loc["int8", "weight bytes in memory"] < rows.loc["float32", "weight bytes in memory"] / 3
+    # int8: the converter cannot take Keras's int8 matmul; int4: converts, but dequantizes in float
+    assert not rows.loc["int8", "converted"] and "'tfl.fully_connected' op" in rows.loc["int8", "note"]
+    assert rows.loc["int4", "converted"] and rows.loc["int4", "BATCH_MATMUL"] > rows.loc["float32", "BATCH_MATMUL"]
+    assert rows.loc["int4", "dequantize ops (CAST, DEQUANTIZE)"] > 0 and rows.loc["int4", "ops not integer-only"] > 0
+    assert rows.loc["int4", "LiteRT accuracy"] == rows.loc["int4", "Keras accuracy"]

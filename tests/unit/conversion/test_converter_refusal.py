@@ -11,10 +11,11 @@ class ConverterError(Exception):
     """Named like TFLite's: the check goes by the class name, as qlab imports TensorFlow lazily."""
 
 
-def test_a_converter_error_gives_its_first_error_line():
-    exc = ConverterError("<unknown>:0: error: loc(...): 'tfl.fully_connected' op operand #0 must be ...\n"
-                         "<unknown>:0: note: see current operation\n<unknown>:0: error: second")
-    assert converter_refusal(exc) == "loc(...): 'tfl.fully_connected' op operand #0 must be ..."
+def test_a_converter_error_gives_its_first_error_line_without_the_location():
+    exc = ConverterError("<unknown>:0: error: loc(callsite(fused[\"x\"])): 'tfl.fully_connected' op operand #0 "
+                         "must be ...\n<unknown>:0: note: see current operation\n<unknown>:0: error: second")
+    assert converter_refusal(exc) == "'tfl.fully_connected' op operand #0 must be ..."
+    assert converter_refusal(ConverterError("x: error: a plain reason")) == "a plain reason"
 
 
 def test_the_calibrators_refusal_is_one_line():
