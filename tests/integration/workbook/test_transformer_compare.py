@@ -51,3 +51,24 @@ def test_keras3_quantization_is_measured_in_keras_and_through_the_file(artifacts
     assert rows.loc["int4", "converted"] and rows.loc["int4", "BATCH_MATMUL"] > rows.loc["float32", "BATCH_MATMUL"]
     assert rows.loc["int4", "dequantize ops (CAST, DEQUANTIZE)"] > 0 and rows.loc["int4", "ops not integer-only"] > 0
     assert rows.loc["int4", "LiteRT accuracy"] == rows.loc["int4", "Keras accuracy"]
+
+
+def test_lowering_one_group_of_layers_at_a_time_measures_what_keeping_the_rest_at_8_bits_recovers(artifacts):
+    import pytest
+
+    from qlab.conversion.converter import convert
+    from qlab.ptq.layer_bits import ENCODER_GROUPS, layer_bits_table, mixed_weight_recipe
+
+    model = transformer.load_or_train_encoder("smoke", 0, verbose=0)
+    _, (x_test, y_test) = transformer.encoder_data("smoke")
+    table = layer_bits_table(model, x_test, y_test, low_bits=2)
+    assert list(table["weights"]) == ["8-bit weights", "all groups at 2 bits",
+                                      *(f"{name} at 2 bits, the rest 8" for name in ENCODER_GROUPS)]
+    sizes = table["file bytes"].tolist()
+    assert sizes[1] < sizes[2] == sizes[3] < sizes[0]  # 2-bit weights take a quarter of int8's bytes
+    if table.attrs["break (points)"] > 0:
+        assert table.loc[0, "recovered"] == pytest.approx(1) and table.loc[1, "recovered"] == 0
+    with pytest.raises(ValueError, match="no FULLY_CONNECTED op"):
+        mixed_weight_recipe(convert(model, "float32"), 2, r".*nothing_like_this.*")
+    with pytest.raises(ValueError, match="low_bits"):
+        mixed_weight_recipe(convert(model, "float32"), 1, None)
