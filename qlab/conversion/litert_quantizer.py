@@ -32,6 +32,7 @@ from qlab.conversion.converter import AEQ_VARIANTS
 from qlab.zoo.quiet import tflite_chatter_silenced
 from qlab.conversion.file_diff import first_difference, stored_outputs, weight_rounding
 from qlab.conversion.tflite_file import count_non_integer_ops, file_ops, integer_only_ops, read_flatbuffer
+from qlab.numerics.validate import check_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AEQ_VARIANTS", "ALGORITHMS", "BLOCK_SIZE", "CALIBRATIONS", "calibrate", "calibration_data",
     "check_algorithm", "check_float_tflite", "check_recipe", "count_non_integer_ops", "file_ops",
-    "first_difference", "integer_only_ops", "model_signature", "quantize", "quantize_variant", "read_flatbuffer",
+    "first_difference", "integer_only_ops", "mixed_weight_recipe", "model_signature", "quantize", "quantize_variant", "read_flatbuffer",
     "static_4bit_recipe", "stored_outputs", "validate", "variant_recipe", "weight_rounding",
 ]
 
@@ -348,4 +349,26 @@ def static_4bit_recipe(model_bytes: bytes, per_tensor: bool, algorithm: str) -> 
     for op in (ops.CONV_2D, ops.FULLY_CONNECTED):
         if op.value in present:
             manager.add_static_config(".*", op, 8, 4, weight_granularity=weights, algorithm_key=key)
+    return manager.get_quantization_recipe()
+
+
+def mixed_weight_recipe(model_bytes: bytes, low_bits: int, low_scopes: str | None) -> list[dict[str, Any]]:
+    """A dynamic-range recipe: 8-bit weights, ``low_bits`` for the FULLY_CONNECTED ops whose scope matches.
+
+    ``low_scopes`` None lowers nothing (8 bits everywhere). Weights have one scale per output
+    channel; activations stay float (quantized on the fly), so only the weights' bit width varies.
+    """
+    low_bits = check_int(low_bits, "low_bits", 2, 8)
+    model_bytes = check_float_tflite(model_bytes)
+    aeq = _aeq()
+    ops, granularity = aeq.qtyping.TFLOperationName, aeq.qtyping.QuantGranularity
+    manager = aeq.recipe_manager.RecipeManager()
+    manager.add_dynamic_config(".*", ops.FULLY_CONNECTED, 8)
+    if low_scopes is not None:
+        matched = [op for op in file_ops(model_bytes) if op["op"] == "FULLY_CONNECTED"
+                   and re.fullmatch(low_scopes, op["scope"])]
+        if not matched:
+            raise ValueError(f"no FULLY_CONNECTED op of the model has a scope matching {low_scopes!r}")
+        manager.add_dynamic_config(low_scopes, ops.FULLY_CONNECTED, low_bits,
+                                   granularity=granularity.CHANNELWISE)
     return manager.get_quantization_recipe()

@@ -11,43 +11,15 @@ sensitive part at 8 bits; :func:`layer_bits_table` reports the share of the brea
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 import numpy as np
-
-from qlab.numerics.validate import check_int
 
 #: The encoder's layer groups, as regular expressions over the float file's op scopes.
 ENCODER_GROUPS: dict[str, str] = {
     "attention (query, key, value, output)": r".*_attention_1/.*",
     "feed-forward": r".*_ff[12]_1/.*",
 }
-
-
-def mixed_weight_recipe(model_bytes: bytes, low_bits: int, low_scopes: str | None) -> list[dict[str, Any]]:
-    """A dynamic-range recipe: 8-bit weights, ``low_bits`` for the FULLY_CONNECTED ops whose scope matches.
-
-    ``low_scopes`` None lowers nothing (8 bits everywhere). Weights have one scale per output
-    channel; activations stay float (quantized on the fly), so only the weights' bit width varies.
-    """
-    from qlab.conversion.litert_quantizer import _aeq, check_float_tflite
-    from qlab.conversion.tflite_file import file_ops
-
-    low_bits = check_int(low_bits, "low_bits", 2, 8)
-    model_bytes = check_float_tflite(model_bytes)
-    aeq = _aeq()
-    ops, granularity = aeq.qtyping.TFLOperationName, aeq.qtyping.QuantGranularity
-    manager = aeq.recipe_manager.RecipeManager()
-    manager.add_dynamic_config(".*", ops.FULLY_CONNECTED, 8)
-    if low_scopes is not None:
-        matched = [op for op in file_ops(model_bytes) if op["op"] == "FULLY_CONNECTED"
-                   and re.fullmatch(low_scopes, op["scope"])]
-        if not matched:
-            raise ValueError(f"no FULLY_CONNECTED op of the model has a scope matching {low_scopes!r}")
-        manager.add_dynamic_config(low_scopes, ops.FULLY_CONNECTED, low_bits,
-                                   granularity=granularity.CHANNELWISE)
-    return manager.get_quantization_recipe()
 
 
 def layer_bits_table(model: Any, x_test: np.ndarray, y_test: np.ndarray, low_bits: int = 2,
@@ -64,7 +36,7 @@ def layer_bits_table(model: Any, x_test: np.ndarray, y_test: np.ndarray, low_bit
     import pandas as pd
 
     from qlab.conversion.converter import convert
-    from qlab.conversion.litert_quantizer import quantize
+    from qlab.conversion.litert_quantizer import mixed_weight_recipe, quantize
     from qlab.conversion.tflite import predict_tflite
     from qlab.numerics.metrics import fine_metrics, gain_columns
 

@@ -57,7 +57,8 @@ def test_lowering_one_group_of_layers_at_a_time_measures_what_keeping_the_rest_a
     import pytest
 
     from qlab.conversion.converter import convert
-    from qlab.ptq.layer_bits import ENCODER_GROUPS, layer_bits_table, mixed_weight_recipe
+    from qlab.conversion.litert_quantizer import mixed_weight_recipe
+    from qlab.ptq.layer_bits import ENCODER_GROUPS, layer_bits_table
 
     model = transformer.load_or_train_encoder("smoke", 0, verbose=0)
     _, (x_test, y_test) = transformer.encoder_data("smoke")
