@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AEQ_VARIANTS", "ALGORITHMS", "BLOCK_SIZE", "CALIBRATIONS", "calibrate", "calibration_data",
     "check_algorithm", "check_float_tflite", "check_recipe", "count_non_integer_ops", "file_ops",
-    "first_difference", "integer_only_ops", "mixed_weight_recipe", "model_signature", "quantize", "quantize_variant", "read_flatbuffer",
+    "first_difference", "integer_only_ops", "mixed_weight_recipe", "model_signature", "quantize",
+    "quantize_variant", "read_flatbuffer",
     "static_4bit_recipe", "stored_outputs", "validate", "variant_recipe", "weight_rounding",
 ]
 
