@@ -15,6 +15,7 @@ through LiteRT - or the converter's refusal.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -60,10 +61,12 @@ def quantized_copy(model: Any, mode: str, block_size: int | None = None) -> Any:
                         f"not {type(model).__module__}.{type(model).__name__}")
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    if mode == "int8":
-        copy.quantize("int8")
-    else:
-        copy.quantize(config=keras.quantizers.Int4QuantizationConfig(block_size=block_size))
+    with warnings.catch_warnings():  # only Dense, EinsumDense and Embedding take part: that is the point
+        warnings.filterwarnings("ignore", message="Layer .* does not have a `quantize` method")
+        if mode == "int8":
+            copy.quantize("int8")
+        else:
+            copy.quantize(config=keras.quantizers.Int4QuantizationConfig(block_size=block_size))
     return copy
 
 

@@ -50,10 +50,13 @@ def to_patches(images: Any) -> np.ndarray:
         x = x[..., 0]
     if x.ndim != 3 or x.shape[1:] != (28, 28):
         raise ValueError(f"images must have shape (n, 28, 28) or (n, 28, 28, 1), got {np.shape(images)}")
-    if not np.issubdtype(x.dtype, np.floating) or x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1):
-        raise ValueError("images must be floats in [0, 1] (MNIST pixels divided by 255)")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"images must be floats in [0, 1] (MNIST pixels divided by 255), got dtype {x.dtype}")
     if np.isnan(x).any():
         raise ValueError("images contain NaN")
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"images must be floats in [0, 1] (MNIST pixels divided by 255), got values in "
+                         f"[{x.min():g}, {x.max():g}]")
     n = len(x)
     return (x.astype(np.float32).reshape(n, 4, PATCH, 4, PATCH).transpose(0, 1, 3, 2, 4)
             .reshape(n, TOKENS, TOKEN_FEATURES))
