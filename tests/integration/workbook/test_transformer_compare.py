@@ -73,3 +73,16 @@ def test_lowering_one_group_of_layers_at_a_time_measures_what_keeping_the_rest_a
         mixed_weight_recipe(convert(model, "float32"), 2, r".*nothing_like_this.*")
     with pytest.raises(ValueError, match="low_bits"):
         mixed_weight_recipe(convert(model, "float32"), 1, None)
+
+
+def test_keras3_qat_beats_its_control_in_the_file_it_implies(artifacts):
+    from qlab.qat.keras3_qat import keras3_qat_contrast
+
+    model = transformer.load_or_train_encoder("smoke", 0, verbose=0)
+    table = keras3_qat_contrast(model, transformer.encoder_data("smoke"), num_bits=2, epochs=1, samples=256)
+    rows = table.set_index("method")
+    qat = rows.loc["QAT (Keras 3, fake-quantized kernels)"]
+    assert list(rows["steps"]) == [0, 2, 2]  # the control and QAT: the same 2 steps
+    assert qat["Keras-file agreement"] >= 0.95  # the file computes what the fake-quantized model trained
+    assert qat["gain low"] <= qat["QAT gain vs control (points)"] <= qat["gain high"]
+    assert rows["accuracy"].between(0, 1).all() and rows["Keras accuracy"].between(0, 1).all()
