@@ -26,15 +26,6 @@ DEFAULT_MODES: tuple[tuple[str, int | None], ...] = (("int8", None), ("int4", 12
 MODES = ("int8", "int4")
 
 
-def _keras() -> Any:
-    from qlab.zoo.keras3 import keras3_module
-
-    keras = keras3_module()
-    if keras is None:
-        raise RuntimeError("Keras 3 (`import keras`, version 3.x) is not installed; `make setup` installs it")
-    return keras
-
-
 def check_mode(mode: Any, block_size: Any = None) -> tuple[str, int | None]:
     """A valid ``(mode, block_size)``: ``int8`` has no blocks, ``int4`` a positive block size or None."""
     if mode not in MODES:
@@ -52,15 +43,14 @@ def quantized_copy(model: Any, mode: str, block_size: int | None = None) -> Any:
 
     ``int4`` with ``block_size`` None uses one scale per output channel.
     """
-    from qlab.zoo.keras3 import is_keras3_model
+    from qlab.zoo.keras3 import copy_keras3_model, is_keras3_model, require_keras3
 
-    keras = _keras()
+    keras = require_keras3()
     mode, block_size = check_mode(mode, block_size)
     if not is_keras3_model(model):
         raise TypeError("model.quantize is Keras 3's API: give a Keras 3 model (`import keras`), "
                         f"not {type(model).__module__}.{type(model).__name__}")
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = copy_keras3_model(model)
     with warnings.catch_warnings():  # only Dense, EinsumDense and Embedding take part: that is the point
         warnings.filterwarnings("ignore", message="Layer .* does not have a `quantize` method")
         if mode == "int8":

@@ -17,6 +17,7 @@ post-training quantization and against a float fine-tune of the same length (the
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from typing import Any
@@ -24,18 +25,7 @@ from typing import Any
 import numpy as np
 
 from qlab.numerics.validate import check_int
-
-_FAKE_QUANT_CLASSES: dict[type, type] = {}
-
-
-def _keras() -> Any:
-    from qlab.zoo.keras3 import keras3_module
-
-    keras = keras3_module()
-    if keras is None:
-        raise RuntimeError("Keras 3 (`import keras`, version 3.x) is not installed; `make setup` installs it")
-    return keras
-
+from qlab.zoo.keras3 import copy_keras3_model, require_keras3
 
 def reduced_axes(layer: Any) -> list[int]:
     """The kernel axes a layer sums over (the rest are its output channels).
@@ -51,11 +41,10 @@ def reduced_axes(layer: Any) -> list[int]:
     return [i for i, letter in enumerate(kernel) if letter not in output]
 
 
+@functools.cache
 def _fake_quant_class(base: type) -> type:
     """``base`` (Dense or EinsumDense) whose ``kernel`` is fake-quantized per output channel."""
-    if base in _FAKE_QUANT_CLASSES:
-        return _FAKE_QUANT_CLASSES[base]
-    keras = _keras()
+    keras = require_keras3()
     ops = keras.ops
 
     class FakeQuantKernel(base):
@@ -74,7 +63,6 @@ def _fake_quant_class(base: type) -> type:
             return ops.transpose(ops.reshape(rounded, ops.shape(moved)), np.argsort(order).tolist())
 
     FakeQuantKernel.__name__ = f"FakeQuant{base.__name__}"
-    _FAKE_QUANT_CLASSES[base] = FakeQuantKernel
     return FakeQuantKernel
 
 
@@ -87,12 +75,11 @@ def fake_quant_kernels(model: Any, pattern: str, num_bits: int) -> tuple[Any, li
     """
     from qlab.zoo.keras3 import is_keras3_model
 
-    keras = _keras()
+    keras = require_keras3()
     num_bits = check_int(num_bits, "num_bits", 2, 8)
     if not is_keras3_model(model):
         raise TypeError("fake_quant_kernels works on a Keras 3 model (`import keras`); for tf_keras use TFMOT")
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = copy_keras3_model(model)
     chosen = []
     for layer in copy._flatten_layers():
         if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)) and re.fullmatch(pattern, layer.path):
@@ -135,7 +122,7 @@ def keras3_qat_contrast(model: Any, data: Any, num_bits: int = 2, epochs: int = 
     from qlab.zoo.models import predict_keras
     from qlab.zoo.transformer import compile_encoder
 
-    keras = _keras()
+    keras = require_keras3()
     (x_train, y_train), (x_test, y_test) = data
     x_train, y_train, y_test = x_train[:samples], np.asarray(y_train[:samples]), np.asarray(y_test)
     float_file = convert(model, "float32")
@@ -143,9 +130,13 @@ def keras3_qat_contrast(model: Any, data: Any, num_bits: int = 2, epochs: int = 
     steps = epochs * int(np.ceil(len(x_train) / 128))
 
     def file_scores(trained: Any) -> np.ndarray:
-        plain = keras.models.clone_model(model)
-        plain.set_weights(trained.get_weights())
-        weights_file = convert(plain, "float32")
+        """The scores of the integer file made from ``trained``'s float weights (the model's own file for PTQ)."""
+        if trained is model:
+            weights_file = float_file
+        else:  # the plain model with the trained weights: no fake-quant wrappers in the graph
+            plain = copy_keras3_model(model)
+            plain.set_weights(trained.get_weights())
+            weights_file = convert(plain, "float32")
         return predict_tflite(quantize(weights_file, mixed_weight_recipe(weights_file, num_bits, file_scopes)),
                               x_test)
 
@@ -156,8 +147,7 @@ def keras3_qat_contrast(model: Any, data: Any, num_bits: int = 2, epochs: int = 
         start.fit(x_train, y_train, batch_size=128, epochs=epochs, shuffle=True, verbose=0)
         return start, round(time.perf_counter() - began, 1)
 
-    control_start = keras.models.clone_model(model)
-    control_start.set_weights(model.get_weights())
+    control_start = copy_keras3_model(model)
     qat_start, _ = fake_quant_kernels(model, layer_paths, num_bits)
     runs = {"PTQ": (model, 0.0), "control: float fine-tune, then PTQ": fine_tuned(control_start),
             "QAT (Keras 3, fake-quantized kernels)": fine_tuned(qat_start)}

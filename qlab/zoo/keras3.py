@@ -66,6 +66,23 @@ def keras3_module() -> Any | None:
     return keras if str(getattr(keras, "__version__", "")).startswith("3.") else None
 
 
+def require_keras3() -> Any:
+    """The Keras 3 ``keras`` package, or a RuntimeError saying how to install it."""
+    keras = keras3_module()
+    if keras is None:
+        raise RuntimeError("this needs Keras 3 (`import keras`, version 3.x), which is not installed; "
+                           "`make setup` installs it")
+    return keras
+
+
+def copy_keras3_model(model: Any) -> Any:
+    """An uncompiled copy of a Keras 3 model with the same weights (the Keras 3 side of
+    :func:`qlab.zoo.models.copy_model`): quantizing, fine-tuning or saving it leaves ``model`` as it is."""
+    copy = require_keras3().models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def is_keras3_model(model: Any) -> bool:
     """Whether ``model`` is a Keras 3 model (``import keras``), not a tf_keras one."""
     if isinstance(model, tf_keras.Model) or "keras" not in sys.modules:

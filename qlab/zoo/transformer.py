@@ -14,11 +14,14 @@ cached like the other zoo models and shipped in ``data/models/`` at the full bud
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from qlab.zoo.keras3 import require_keras3
 
 NAME = "patch_encoder"
 TOKENS, PATCH = 16, 7  # 4 x 4 patches of 7 x 7 pixels
@@ -75,18 +78,9 @@ def encoder_data(size: str = "full") -> tuple[tuple[np.ndarray, np.ndarray], tup
     return (to_patches(x_train[:samples]), y_train[:samples]), (to_patches(x_test), y_test)
 
 
-def _layers() -> Any:
-    from qlab.zoo.keras3 import keras3_module
-
-    keras = keras3_module()
-    if keras is None:
-        raise RuntimeError("the zoo's transformer needs Keras 3 (`import keras`, version 3.x), which is "
-                           "not installed; `make setup` installs it")
-    return keras
-
-
+@functools.cache
 def _position_embedding_class() -> type:
-    keras = _layers()
+    keras = require_keras3()
 
     @keras.saving.register_keras_serializable(package="qlab")
     class PositionEmbedding(keras.layers.Layer):
@@ -109,19 +103,14 @@ def _position_embedding_class() -> type:
     return PositionEmbedding
 
 
-_POSITION_EMBEDDING: list[type] = []
-
-
 def position_embedding(tokens: int, width: int, **kwargs: Any) -> Any:
     """A :class:`PositionEmbedding` layer (the class is made once, on first use, with Keras 3)."""
-    if not _POSITION_EMBEDDING:
-        _POSITION_EMBEDDING.append(_position_embedding_class())
-    return _POSITION_EMBEDDING[0](tokens, width, **kwargs)
+    return _position_embedding_class()(tokens, width, **kwargs)
 
 
 def build_encoder(seed: int = 0) -> Any:
     """A freshly initialised (untrained) encoder: (n, 16, 49) patch tokens -> 10 logits."""
-    keras = _layers()
+    keras = require_keras3()
     layers = keras.layers
     keras.utils.set_random_seed(seed)
     tokens = keras.Input((TOKENS, TOKEN_FEATURES), name="patches")
@@ -156,7 +145,7 @@ def encoder_config(size: str = "full", seed: int = 0) -> dict[str, Any]:
 
 def compile_encoder(model: Any, learning_rate: float, decay_steps: int | None = None) -> Any:
     """Adam (cosine-decayed over ``decay_steps`` when given) and sparse cross-entropy on logits."""
-    keras = _layers()
+    keras = require_keras3()
     rate = learning_rate if decay_steps is None else keras.optimizers.schedules.CosineDecay(
         learning_rate, decay_steps=decay_steps)
     model.compile(optimizer=keras.optimizers.Adam(rate),
@@ -168,7 +157,7 @@ def train_encoder(model: Any, size: str = "full", seed: int = 0, verbose: int | 
     """Train ``model`` (from :func:`build_encoder`) in place with :data:`BUDGETS`; return timing and accuracy."""
     from qlab.zoo.progress import keras3_fit_progress
 
-    keras = _layers()
+    keras = require_keras3()
     budget = BUDGETS[size]
     (x_train, y_train), (x_test, y_test) = encoder_data(size)
     steps = budget.epochs * int(np.ceil(len(x_train) / budget.batch_size))

@@ -15,13 +15,12 @@ def save_weights(model: Any, path: Path) -> None:
     so every entry keeps the one name ``weights.h5``. Keras 3 also saves a compiled model's
     optimizer state with its weights; an uncompiled copy is saved instead, weights only.
     """
-    from qlab.zoo.keras3 import is_keras3_model, keras3_module
+    from qlab.zoo.keras3 import copy_keras3_model, is_keras3_model
 
     if not is_keras3_model(model):
         model.save_weights(str(path))
         return
-    weights_only = keras3_module().models.clone_model(model)
-    weights_only.set_weights(model.get_weights())
+    weights_only = copy_keras3_model(model)
     named = path.with_name(path.name + ".weights.h5")
     weights_only.save_weights(str(named))
     os.replace(named, path)
