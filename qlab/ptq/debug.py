@@ -57,7 +57,7 @@ def layer_error_table(model: Any, x: np.ndarray, num_samples: int = 100,
                       per_channel: bool = True) -> pd.DataFrame:
     """Per-layer error of full-integer quantization, worst first.
 
-    Taught in ``08_compare_and_debug``; used again in ``11_your_own_model``.
+    Taught in ``08_compare_and_debug``; used again in ``12_your_own_model``.
 
     Args:
         model: a float Keras 2 model.

@@ -42,7 +42,7 @@ qkeras = tfmot.quantization.keras
 class UnsupportedLayerError(ValueError):
     """TFMOT's default scheme has no QuantizeConfig for a layer of the model.
 
-    Raised by :func:`quantize_whole_model`. Taught in ``11_your_own_model``.
+    Raised by :func:`quantize_whole_model`. Taught in ``12_your_own_model``.
     """
 
 
@@ -64,7 +64,7 @@ def _explain_tfmot_error(exc: Exception, model: Any) -> Exception:
 def quantize_whole_model(model: Any) -> Any:
     """``tfmot.quantization.keras.quantize_model(model)`` with clear errors.
 
-    Taught in ``06_quantization_aware_training``; used again in ``11_your_own_model``
+    Taught in ``06_quantization_aware_training``; used again in ``12_your_own_model``
     (a layer it cannot quantize).
 
     Raises:
@@ -110,7 +110,7 @@ def quantize_partial(model: Any, predicate: Callable[[Any], bool] = is_conv_or_d
     """Annotate the layers ``predicate`` picks, then ``quantize_apply``; the rest stays float.
 
     Taught in ``06_quantization_aware_training``; used again in ``07_custom_quantization``
-    (a custom ``quantize_config``) and ``11_your_own_model``.
+    (a custom ``quantize_config``) and ``12_your_own_model``.
 
     Args:
         model: a float Keras 2 model.
@@ -250,7 +250,7 @@ def layer_support_table(model: Any) -> "pd.DataFrame":
     One row per layer: its name, class, and ``supported`` (TFMOT's default registry
     has a QuantizeConfig for it). Layers marked False make :func:`quantize_whole_model`
     fail; keep them in float with :func:`quantize_partial` or give them a QuantizeConfig.
-    Taught in ``11_your_own_model``.
+    Taught in ``12_your_own_model``.
     """
     import pandas as pd
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (

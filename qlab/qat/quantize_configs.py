@@ -11,7 +11,7 @@ will quantize.
 :func:`annotate_extra_layers` annotates every layer of a model that
 :data:`EXTRA_CONFIGS` knows; :mod:`qlab.qat.quantize` calls it before
 ``quantize_annotate_model``, so ``qat_int8``, ``qat_4bit`` and the other whole-model
-helpers accept these layers without being asked. Taught in ``11_your_own_model``.
+helpers accept these layers without being asked. Taught in ``12_your_own_model``.
 
 :class:`LowBitWeightsQuantizeConfig` is the QuantizeConfig ``07_custom_quantization``
 writes out: ``num_bits`` weights and 8-bit outputs for a Conv2D, DepthwiseConv2D or Dense.

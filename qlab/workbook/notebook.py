@@ -180,7 +180,7 @@ def expect_error(function: Any, *args: Any, **kwargs: Any) -> CaughtError:
     """Call ``function`` and return the error it raises, for a lesson that shows an error message.
 
     The notebook keeps running (so "Run All" never stops on a demonstration), and an
-    AssertionError is raised if the call unexpectedly succeeds. Taught in ``11_your_own_model``.
+    AssertionError is raised if the call unexpectedly succeeds. Taught in ``12_your_own_model``.
     """
     try:
         function(*args, **kwargs)

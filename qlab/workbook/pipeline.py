@@ -371,7 +371,7 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
                         input_range: tuple[float, float] | None = None) -> ComparisonResult:
     """:func:`compare` for a model you bring: every variant of one trained Keras model.
 
-    Taught in ``11_your_own_model``.
+    Taught in ``12_your_own_model``.
 
     Args:
         model: a trained float classifier that outputs class scores: a Keras 3 model

@@ -11,7 +11,7 @@ and checks that the rebuilt model's outputs match the original's on sample input
 
 A layer with no tf_keras counterpart - a custom layer class, a ``Lambda`` - raises
 :class:`Keras3RebuildError`, which names the layer and says what still works.
-Taught in ``11_your_own_model``.
+Taught in ``12_your_own_model``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Keras3RebuildError(ValueError):
     """A Keras 3 model cannot be rebuilt in tf_keras, or the rebuild does not match it.
 
     The message names the layer (or the largest output difference) and says what still works.
-    Taught in ``11_your_own_model``.
+    Taught in ``12_your_own_model``.
     """
 
 
@@ -111,7 +111,7 @@ def load_keras3_model(path: str | Path) -> Any:
     """Load a ``.keras`` file saved by Keras 3 with Keras 3 (``keras.models.load_model``, not compiled).
 
     A file with a custom layer class that Keras cannot find raises a :class:`Keras3RebuildError`
-    saying how to load it yourself. Taught in ``11_your_own_model``.
+    saying how to load it yourself. Taught in ``12_your_own_model``.
     """
     keras = keras3_module()
     if keras is None:
@@ -130,7 +130,7 @@ def load_keras3_model(path: str | Path) -> Any:
 class Keras3Rebuild:
     """A tf_keras copy of a Keras 3 model and how closely its outputs match the original's.
 
-    Returned by :func:`rebuild_in_tf_keras`. Taught in ``11_your_own_model``.
+    Returned by :func:`rebuild_in_tf_keras`. Taught in ``12_your_own_model``.
     """
 
     model: Any

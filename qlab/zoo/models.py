@@ -299,7 +299,7 @@ def load_keras_model(path: str | os.PathLike) -> Any:
     every post-training variant converts it as it is, and :func:`qlab.compare_keras_model`
     rebuilds it in tf_keras for the QAT variants (:mod:`qlab.zoo.keras3`). Anything else is
     loaded with tf_keras. A missing or unreadable file raises a one-line error. Taught in
-    ``11_your_own_model``.
+    ``12_your_own_model``.
     """
     from qlab.zoo.keras2 import keras, require_keras2_model
 
@@ -324,7 +324,7 @@ def load_keras_model(path: str | os.PathLike) -> Any:
 
 
 def example_user_model(size: str = "full", seed: int = 0) -> Path:
-    """Path of a saved ``.h5`` model that stands in for "your model" in ``11_your_own_model``.
+    """Path of a saved ``.h5`` model that stands in for "your model" in ``12_your_own_model``.
 
     A small CNN that is *not* in the zoo (batch norm, global average pooling), trained
     on MNIST (60,000 images, 3 epochs; smoke: 512 images, 1 epoch) and saved once under

@@ -221,7 +221,7 @@ def keras3_fit_progress(description: str, progress: bool | None = None) -> list[
     """:func:`fit_progress` for a Keras 3 model (``import keras``): the same bar on Keras 3's ``Callback``.
 
     Keras 3 refuses tf_keras callbacks, so a model made with ``import keras`` needs this one.
-    Taught in ``11_your_own_model``.
+    Taught in ``12_your_own_model``.
     """
     if not isinstance(description, str):
         raise TypeError(f"description must be a string, got {description!r}")

@@ -242,7 +242,7 @@ CHECKS = {
                                                          "aeq_int4_blockwise")),
         "zoo_accuracy": lambda v: len(v) == 12 and all(0 <= a <= 1 for a in v.values()),
     },
-    "11_your_own_model.ipynb": {
+    "12_your_own_model.ipynb": {
         "unsupported_layers": lambda v: v == [],
         "accuracy": lambda v: len(v) == 6 and all(0 <= a <= 1 for a in v.values()),
         "size_ratio": lambda v: v["int8_per_channel"] > 2 and 1.5 < v["float16"] < 2,
@@ -430,7 +430,7 @@ FULL_CHECKS["10_litert_quantizer.ipynb"] = {
     "debugger_rmse_per_step": lambda v: max(v.values()) < 2 * 12 ** -0.5,
 }
 
-FULL_CHECKS["11_your_own_model.ipynb"] = {
+FULL_CHECKS["12_your_own_model.ipynb"] = {
     # the example CNN: post-training int8 loses hardly anything, qat_int8 (more training) beats float
     "accuracy": lambda v: len(v) == 6 and v["qat_int8"] > v["float32"]
     and v["float32"] - min(v["int8_per_channel"], v["int8_per_tensor"]) < 0.002,

@@ -1,13 +1,13 @@
-"""Solutions to 11_your_own_model, for instructors: each section fills the blank of the exercise it names.
+"""Solutions to 12_your_own_model, for instructors: each section fills the blank of the exercise it names.
 
-`qlab solutions` writes the lesson with these filled in (artifacts/solutions/11_your_own_model.ipynb).
+`qlab solutions` writes the lesson with these filled in (artifacts/solutions/12_your_own_model.ipynb).
 """
 
-# %% 11.dataset
+# %% 12.dataset
 my_x_train = raw_images[..., None].astype(np.float32) / 255  # the channel axis, float32, [0, 1] as in training
 my_y_train = raw_labels.argmax(axis=1)  # one class index per image
 
-# %% 11.keep_in_float
+# %% 12.keep_in_float
 def my_predicate(layer):
     return not isinstance(layer, qlab.keras.layers.LayerNormalization)  # every other layer
 

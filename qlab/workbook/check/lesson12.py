@@ -1,4 +1,4 @@
-"""Checks for ``11_your_own_model``: data graded by qlab's own data checks, a partial QAT model by TFMOT's own.
+"""Checks for ``12_your_own_model``: data graded by qlab's own data checks, a partial QAT model by TFMOT's own.
 
 The prepared images and labels go through :func:`qlab.workbook.user_data.check_dataset`, what
 ``compare_keras_model`` runs before any work, and are then set beside the lesson's training data.
@@ -18,7 +18,7 @@ from qlab.workbook.check import CORRECT, exercise_check
 PIXEL_TOLERANCE = 1e-6
 
 
-@exercise_check("11.dataset", "images and labels as a photo library stores them, prepared for the model")
+@exercise_check("12.dataset", "images and labels as a photo library stores them, prepared for the model")
 def check_dataset_prepared(x_train: Any, y_train: Any, *, model: Any, test: tuple, x_expected: np.ndarray,
                            y_expected: np.ndarray) -> str | None:
     """``check_dataset``'s verdict on the prepared arrays, then the arrays against the lesson's training data."""
@@ -62,7 +62,7 @@ def _quantized_layers(qat_model: Any) -> list[str]:
     return [layer.layer.name for layer in qat_model.layers if type(layer).__name__.startswith("QuantizeWrapper")]
 
 
-@exercise_check("11.keep_in_float", "a predicate that trains every layer TFMOT can quantize, the rest left in float")
+@exercise_check("12.keep_in_float", "a predicate that trains every layer TFMOT can quantize, the rest left in float")
 def check_keep_in_float(predicate: Any, *, model: Any) -> str | None:
     """``quantize_partial(model, predicate)`` against TFMOT's own model: the same layers wrapped, the same outputs."""
     from qlab.qat.quantize import quantize_partial

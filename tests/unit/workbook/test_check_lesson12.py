@@ -1,4 +1,4 @@
-"""Lesson 11's checks: prepared data judged by qlab's own data checks, a predicate by the model TFMOT's calls make."""
+"""Lesson 12's checks: prepared data judged by qlab's own data checks, a predicate by the model TFMOT's calls make."""
 
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ def example_cnn():
 
 
 def dataset(model, x, y):
-    return grade("11.dataset", x, y, model=model, test=(X_EXPECTED[:8], Y_EXPECTED[:8]), x_expected=X_EXPECTED,
+    return grade("12.dataset", x, y, model=model, test=(X_EXPECTED[:8], Y_EXPECTED[:8]), x_expected=X_EXPECTED,
                  y_expected=Y_EXPECTED)
 
 
 def test_the_blank_is_not_done(example_cnn):
     assert dataset(example_cnn, ..., ...).status == "not done"
-    assert grade("11.keep_in_float", ..., model=example_cnn).status == "not done"
+    assert grade("12.keep_in_float", ..., model=example_cnn).status == "not done"
 
 
 def test_prepared_data_is_correct(example_cnn):
@@ -68,7 +68,7 @@ def with_layer_norm():
 
 
 def keep(model, predicate):
-    return grade("11.keep_in_float", predicate, model=model)
+    return grade("12.keep_in_float", predicate, model=model)
 
 
 def test_every_layer_but_the_layer_normalization_is_correct(with_layer_norm):
