@@ -187,6 +187,14 @@ def file_ops(model_bytes: bytes) -> list[dict[str, Any]]:
 FLOAT_TYPES = ("FLOAT32", "FLOAT16", "BFLOAT16", "FLOAT64")
 
 
+def op_counts(model_bytes: bytes) -> dict[str, int]:
+    """``{op: how many times the main graph has it}``, most frequent first (from :func:`file_ops`)."""
+    counts: dict[str, int] = {}
+    for op in file_ops(model_bytes):
+        counts[op["op"]] = counts.get(op["op"], 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def integer_only_ops(model_bytes: bytes) -> "pd.DataFrame":
     """Every op of a ``.tflite`` that is not integer-only, read from the file's own op table.
 

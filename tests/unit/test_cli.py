@@ -100,7 +100,7 @@ def test_train_with_a_bad_name_is_a_clear_error_before_any_training(argv, messag
 def test_solutions_writes_every_lesson_with_exercises_solved(tmp_path, capsys):
     assert main(["solutions", "--output", str(tmp_path)]) == 0
     written = sorted(p.name for p in tmp_path.glob("*.ipynb"))
-    assert len(written) == 11 and "00_start_here.ipynb" not in written  # 00 has questions, no exercises
-    assert "11 lessons with their exercises solved" in capsys.readouterr().out
+    assert len(written) == 12 and "00_start_here.ipynb" not in written  # 00 has questions, no exercises
+    assert "12 lessons with their exercises solved" in capsys.readouterr().out
     solved = (tmp_path / "01_buckets.ipynb").read_text()
     assert "np.clip(np.round(x / scale)" in solved and "q = ...\\n" not in solved
