@@ -82,6 +82,7 @@ _LAZY: dict[str, str] = {
     "load_or_train": "qlab.zoo.models",
     "mnist_for": "qlab.zoo.models",
     "VARIANTS": "qlab.conversion.converter",
+    "KERAS3_VARIANTS": "qlab.conversion.converter",
     "convert": "qlab.conversion.converter",
     "convert_qat": "qlab.conversion.converter",
     "representative_dataset": "qlab.conversion.converter",

@@ -111,13 +111,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if model_file is None and args.data:
         raise ValueError("--data goes with a model file: --model my_model.keras --data my_data.npz "
                          "(the zoo models bring their own MNIST)")
-    variants = check_variants(args.variants)  # fail on a bad name before any training
+    check_variants(args.variants, keras3=True)  # fail on a bad name before any training
     if model_file is not None:
-        result = _compare_file(args, model_file, variants)
+        result = _compare_file(args, model_file)
     else:
         models = check_models(",".join(args.model) if args.model else "all")
-        with _bars_off(args.quiet):
-            result = compare(models, variants, size="smoke" if args.smoke else "full",
+        with _bars_off(args.quiet):  # "all" as given: the Keras 3 transformer's includes keras_*
+            result = compare(models, args.variants, size="smoke" if args.smoke else "full",
                              seed=args.seed, latency=not args.no_latency,
                              calibration_samples=args.calibration_samples,
                              verbose=0 if args.quiet else 2)
@@ -135,10 +135,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_file(args: argparse.Namespace, model_file: Path, variants: list[str]) -> object:
-    """``qlab compare --model FILE --data FILE``: :func:`qlab.compare_keras_model` on a user's model."""
+def _compare_file(args: argparse.Namespace, model_file: Path) -> object:
+    """``qlab compare --model FILE --data FILE``: :func:`qlab.compare_keras_model` on a user's model
+    (``--variants all`` includes Keras 3's own keras_* modes for a Keras 3 model)."""
     from qlab.conversion.converter import DEFAULT_CALIBRATION_SAMPLES
-    from qlab.zoo.models import load_keras_model
     from qlab.workbook.pipeline import compare_keras_model
     from qlab.workbook.user_data import load_dataset_file
 
@@ -146,18 +146,18 @@ def _compare_file(args: argparse.Namespace, model_file: Path, variants: list[str
         raise ValueError(f"--model {model_file} is a model file; give its data too: --data FILE.npz "
                          "holding x_train, y_train, x_test, y_test")
     data = load_dataset_file(args.data)  # before the model: a bad data file fails in a moment
-    model = load_keras_model(model_file)
-    with _bars_off(args.quiet):
+    with _bars_off(args.quiet):  # the model is loaded there, the zoo transformer's own layers known
         return compare_keras_model(
-            model, data, variants, latency=not args.no_latency,
+            model_file, data, args.variants, latency=not args.no_latency,
             calibration_samples=args.calibration_samples or DEFAULT_CALIBRATION_SAMPLES,
             fine_tune_samples=args.fine_tune_samples, seed=args.seed, verbose=0)
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     from qlab.workbook.pipeline import COLUMNS
-    from qlab.conversion.converter import VARIANTS
+    from qlab.conversion.converter import KERAS3_VARIANTS, VARIANTS
     from qlab.zoo.models import MODELS
+    from qlab.zoo.transformer import NAME as ENCODER
 
     compare = sub.add_parser(
         "compare", help="measure zoo models x quantization variants (accuracy, size, latency)",
@@ -168,9 +168,11 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                     "(interleaved with the float32 baseline in this process). The table is "
                     "printed and saved with the environment under artifacts/results/.",
         epilog=f"models: {', '.join(MODELS)}. variants: {', '.join(VARIANTS)} (described in "
-               f"qlab.conversion.converter.VARIANTS). JSON rows have the keys {', '.join(COLUMNS)}; accuracy "
-               f"is a fraction, sizes in bytes, latency in ms. Every row is also compared with the "
-               f"float32 model on the same test images: top1_agreement (share of images with the same "
+               f"qlab.conversion.converter.VARIANTS); a Keras 3 model (the {ENCODER} transformer, or a .keras "
+               f"file from Keras 3) also has Keras 3's own model.quantize modes {', '.join(KERAS3_VARIANTS)}, "
+               f"in its 'all' too (qlab.conversion.converter.KERAS3_VARIANTS). JSON rows have the keys "
+               f"{', '.join(COLUMNS)}; accuracy is a fraction, sizes in bytes, latency in ms. Every row is "
+               f"also compared with the float32 model on the same test images: top1_agreement (share of images with the same "
                f"top class), output_sqnr_db (null for float32 itself: identical), kl_divergence (nats), "
                f"accuracy_delta with delta_low/delta_high (95% paired bootstrap interval, fractions) "
                f"and mcnemar_p (exact McNemar test of the images only one of the two gets right).")
@@ -185,7 +187,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                          help="with --model FILE: training examples the QAT variants fine-tune on "
                               "for one epoch (default 10000)")
     compare.add_argument("--variants", default="all", metavar="LIST",
-                         help="comma list of variants, or 'all' (default)")
+                         help="comma list of variants, or 'all' (default; a Keras 3 model's 'all' adds "
+                              "the keras_* modes)")
     compare.add_argument("--smoke", action="store_true",
                          help="smoke size: a few hundred images and one short epoch (for tests; "
                               "accuracies are not meaningful)")
@@ -242,9 +245,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                     "the markdown report. Takes tens of minutes; progress goes to stdout.",
         epilog="Check the goals afterwards with: python benchmarks/check.py [results.json]")
     parser.add_argument("--model", action="append", metavar="NAME",
-                        help="zoo model(s) (repeat or comma list); default all")
+                        help="zoo model(s) (repeat or comma list); default all: the three CNNs and "
+                             "the transformer patch_encoder")
     parser.add_argument("--variants", default="all", metavar="LIST",
-                        help="comma list of variants, or 'all' (default)")
+                        help="comma list of variants, or 'all' (default; the transformer's 'all' adds "
+                             "Keras 3's keras_* modes)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--latency-repeats", type=int, default=7, metavar="N",
                         help="interleaved latency measurements per model; the report shows "

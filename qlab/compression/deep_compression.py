@@ -282,10 +282,13 @@ def variant_file(variant: str, model: Any, x_calib: np.ndarray, calibration_samp
 
 
 def stage_runner(float_model: Any, x: np.ndarray, y: np.ndarray, recipe: Recipe = DEFAULT_RECIPE,
-                 budget: Budget = BUDGETS["full"], seed: int = 0,
+                 budget: Budget | Callable[[], Budget] = BUDGETS["full"], seed: int = 0,
                  verbose: int | str = 0) -> Callable[[str], Any]:
     """``stage -> model`` for a model you bring: each stage made once, from its base, not cached.
 
+    ``budget`` may be a function that returns the :class:`Budget` (``lambda: user_budget(n)``): it is
+    called only when a stage runs, so a caller whose variants fine-tune nothing needs no sample
+    count, and a bad one fails at the first fine-tune that would use it.
     Used by :func:`qlab.workbook.pipeline.compare_keras_model` for the Deep Compression variants.
     """
     made: dict[str, Any] = {}
@@ -294,8 +297,8 @@ def stage_runner(float_model: Any, x: np.ndarray, y: np.ndarray, recipe: Recipe 
         for step in chain(stage):
             if step not in made:
                 base = float_model if STAGES[step] is None else made[STAGES[step]]
-                made[step], _ = run_stage(step, base, x, y, recipe, budget, seed, verbose,
-                                          description=f"{step} fine-tune")
+                made[step], _ = run_stage(step, base, x, y, recipe, budget() if callable(budget) else budget,
+                                          seed, verbose, description=f"{step} fine-tune")
         return made[stage]
 
     return get

@@ -74,6 +74,16 @@ DC_VARIANTS = ("pruned_int8", "clustered_int8", "pqat_int8", "cqat_int8", "pcqat
 #: Made by the LiteRT Quantizer from the float32 file (:mod:`qlab.conversion.litert_quantizer`).
 AEQ_VARIANTS = ("aeq_int8_per_channel", "aeq_int8_per_tensor", "aeq_dynamic_int8", "aeq_int4_weight_only",
                 "aeq_int4_static", "aeq_int4_blockwise")
+#: Keras 3's own quantization (``model.quantize``, :mod:`qlab.ptq.keras3_quantize`), then the converter as it
+#: is: variants of a Keras 3 model only, added to its ``"all"``. Only Dense, EinsumDense and Embedding take part.
+KERAS3_VARIANTS: dict[str, str] = {
+    "keras_int8": "Keras 3's model.quantize(\"int8\"): int8 Dense/EinsumDense/Embedding weights (one scale per "
+                  "output channel), activations quantized on the fly in Keras; then the converter with no options",
+    "keras_int4": "Keras 3's model.quantize(\"int4\"): 4-bit weights only, in blocks of 128 input values that share "
+                  "a scale (Keras's default block_size); then the converter with no options",
+    "keras_int4_per_channel": "Keras 3's model.quantize with Int4QuantizationConfig(block_size=None): 4-bit weights "
+                              "only, one scale per output channel; then the converter with no options",
+}
 #: The Deep Compression issue's bars, per zoo model: the best of its Deep Compression files must be at
 #: least this many times smaller than float32 once both are compressed (gzip -9), losing at most this
 #: many points of accuracy. Lesson 09 (:func:`qlab.workbook.studies.deep_compression.best_pipeline`) and the
@@ -87,9 +97,23 @@ DEFAULT_CALIBRATION_SAMPLES = 500
 CALIBRATION_SAMPLES = {"full": DEFAULT_CALIBRATION_SAMPLES, "smoke": 100}
 
 
-def check_variants(variants: str | Sequence[str]) -> list[str]:
-    """Normalise ``"all"``, a comma list or a sequence of names; raise on unknown names."""
-    return check_names(variants, VARIANTS, "variants")
+def check_variants(variants: str | Sequence[str], keras3: bool = False, model: str = "the model") -> list[str]:
+    """Normalise ``"all"``, a comma list or a sequence of names; raise on unknown names.
+
+    ``keras3``: the model is a Keras 3 one, so :data:`KERAS3_VARIANTS` are valid too and ``"all"``
+    includes them (Keras 3's own quantization is the route a Keras 3 user meets first, and costs seconds).
+    Without it, naming one of them is a ValueError (``model`` names the model in it): ``model.quantize``
+    is Keras 3's API.
+    """
+    names = check_names(variants, [*VARIANTS, *KERAS3_VARIANTS], "variants")
+    if variants == "all" and not keras3:
+        return list(VARIANTS)
+    keras_only = [v for v in names if v in KERAS3_VARIANTS]
+    if keras_only and not keras3:
+        raise ValueError(f"variants {keras_only} are Keras 3's own model.quantize modes, which only a Keras 3 "
+                         f"model (import keras) has, and {model} is a tf_keras model; its variants: "
+                         f"{', '.join(VARIANTS)} (or 'all')")
+    return names
 
 
 def representative_dataset(x: np.ndarray, num_samples: int = DEFAULT_CALIBRATION_SAMPLES,
@@ -306,6 +330,18 @@ def try_convert_qat(qat_model: Any, int8_io: bool = False) -> tuple[bytes | None
 _CALIBRATOR_REFUSALS = ("not yet supported for op", "Quantization not yet supported")
 
 
+class RefusedConversion(RuntimeError):
+    """The converter refused the model a variant made (``keras_model``, still measurable in Keras).
+
+    Raised for Keras 3's ``model.quantize`` variants (:func:`qlab.ptq.keras3_quantize.keras3_variant`):
+    the quantized Keras model exists and has an accuracy even when no file can be made from it.
+    """
+
+    def __init__(self, reason: str, keras_model: Any):
+        super().__init__(f"the converter refused: {reason}")
+        self.reason, self.keras_model = reason, keras_model
+
+
 def converter_refusal(exc: BaseException) -> str | None:
     """The TFLite converter's own reason when ``exc`` is it refusing a model, else None.
 
@@ -314,6 +350,8 @@ def converter_refusal(exc: BaseException) -> str | None:
     e.g. "Quantization to 16x8-bit not yet supported for op: 'NEG'." Any other exception is a
     bug, not a refusal, and gets None.
     """
+    if isinstance(exc, RefusedConversion):
+        return exc.reason
     text = str(exc)
     if type(exc).__name__ == "ConverterError":
         lines = [line for line in text.splitlines() if "error:" in line]
@@ -322,6 +360,20 @@ def converter_refusal(exc: BaseException) -> str | None:
         return op_message.group(0) if op_message else reason
     if isinstance(exc, RuntimeError) and any(marker in text for marker in _CALIBRATOR_REFUSALS):
         return next(line.strip() for line in text.splitlines() if any(m in line for m in _CALIBRATOR_REFUSALS))
+    return None
+
+
+def refused_layer(exc: BaseException, layer_names: Sequence[str]) -> str | None:
+    """The layer a converter refusal happened in, read from the ``loc(...)`` of its ``ConverterError``, or None.
+
+    MLIR names each op by its TensorFlow scope, e.g. ``"svdnet_1/my_svd_1/Svd"``: the layer ``my_svd``
+    (Keras adds ``_1`` to a scope per call). The first scope part that is one of ``layer_names`` wins.
+    """
+    for scope in re.findall(r'fused\["[^"]*", "([^"@]+)', str(exc)):
+        for part in scope.split("/"):
+            name = next((n for n in (part, re.sub(r"_\d+$", "", part)) if n in layer_names), None)
+            if name is not None:
+                return name
     return None
 
 

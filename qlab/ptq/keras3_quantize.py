@@ -10,13 +10,16 @@ Only ``Dense``, ``EinsumDense`` and ``Embedding`` layers take part, exactly a tr
 weights. Whether the integer weights survive into a LiteRT file is not documented, so
 :func:`keras3_quantization_table` measures it: accuracy in Keras, weight bytes in memory, then
 the TFLite converter on the quantized model - what the file stores, its ops, its accuracy
-through LiteRT - or the converter's refusal.
+through LiteRT - or the converter's refusal. The same modes are variants of the results table for
+a Keras 3 model (:data:`VARIANT_MODES`, :func:`keras3_variant`; ``qlab.compare_keras_model``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import warnings
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -24,6 +27,10 @@ import numpy as np
 DEFAULT_MODES: tuple[tuple[str, int | None], ...] = (("int8", None), ("int4", 128), ("int4", 32),
                                                       ("int4", None))
 MODES = ("int8", "int4")
+#: ``(mode, block size)`` of each Keras 3 variant of the results table
+#: (:data:`qlab.conversion.converter.KERAS3_VARIANTS`); 128 is Keras's own default block size.
+VARIANT_MODES: dict[str, tuple[str, int | None]] = {"keras_int8": ("int8", None), "keras_int4": ("int4", 128),
+                                                    "keras_int4_per_channel": ("int4", None)}
 
 
 def check_mode(mode: Any, block_size: Any = None) -> tuple[str, int | None]:
@@ -51,13 +58,61 @@ def quantized_copy(model: Any, mode: str, block_size: int | None = None) -> Any:
         raise TypeError("model.quantize is Keras 3's API: give a Keras 3 model (`import keras`), "
                         f"not {type(model).__module__}.{type(model).__name__}")
     copy = copy_keras3_model(model)
-    with warnings.catch_warnings():  # only Dense, EinsumDense and Embedding take part: that is the point
+    with warnings.catch_warnings(), _one_collection():
+        # only Dense, EinsumDense and Embedding take part: that is the point
         warnings.filterwarnings("ignore", message="Layer .* does not have a `quantize` method")
         if mode == "int8":
             copy.quantize("int8")
         else:
             copy.quantize(config=keras.quantizers.Int4QuantizationConfig(block_size=block_size))
     return copy
+
+
+@contextlib.contextmanager
+def _one_collection() -> Iterator[None]:
+    """One garbage collection at the end instead of one per replaced kernel.
+
+    Keras's ``Layer.__delattr__`` runs a full ``gc.collect()`` each time ``quantize`` drops a float
+    kernel, to free accelerator memory at once; in a process holding TensorFlow that took 5 of the
+    5.5 s of quantizing the transformer here, for CPU memory that one collection frees as well.
+    """
+    collect = gc.collect
+    gc.collect = lambda generation=2: 0
+    try:
+        yield
+    finally:
+        gc.collect = collect
+        gc.collect()
+
+
+def keras3_variant(model: Any, variant: str) -> tuple[bytes, Any]:
+    """``(tflite bytes, the quantized Keras 3 model)`` for a Keras 3 variant of the results table.
+
+    ``model.quantize`` on a copy (:func:`quantized_copy`, :data:`VARIANT_MODES`), then the converter as it is.
+    A refusal raises :class:`qlab.conversion.converter.RefusedConversion`, which carries the quantized model,
+    so the table still shows its accuracy in Keras and its weight bytes in memory.
+    """
+    if variant not in VARIANT_MODES:
+        raise ValueError(f"variant must be one of {list(VARIANT_MODES)} (Keras 3's model.quantize), got {variant!r}")
+    quantized = quantized_copy(model, *VARIANT_MODES[variant])
+    return quantized_file(quantized), quantized
+
+
+def quantized_file(quantized: Any) -> bytes:
+    """The TFLite converter as it is (no options of its own) on a Keras 3 model, quantized or not.
+
+    Raises :class:`qlab.conversion.converter.RefusedConversion` (carrying ``quantized``) when the converter
+    refuses it; any other error is raised as it is.
+    """
+    from qlab.conversion.converter import RefusedConversion, convert, converter_refusal
+
+    try:
+        return convert(quantized, "float32")
+    except Exception as exc:  # a refusal is the result; anything else is a bug
+        reason = converter_refusal(exc)
+        if reason is None:
+            raise
+        raise RefusedConversion(reason, quantized) from None
 
 
 def weight_bytes(model: Any) -> dict[str, int]:
@@ -85,7 +140,8 @@ def _file_columns(model_bytes: bytes, x_test: np.ndarray, y_test: np.ndarray) ->
 
 
 def keras3_quantization_table(model: Any, x_test: np.ndarray, y_test: np.ndarray,
-                              modes: Sequence[tuple[str, int | None]] = DEFAULT_MODES) -> "pd.DataFrame":
+                              modes: Sequence[tuple[str, int | None]] = DEFAULT_MODES,
+                              float_file: bytes | None = None) -> "pd.DataFrame":
     """Each ``(mode, block size)`` of ``model.quantize`` on a Keras 3 classifier, in Keras and as a file.
 
     One row per mode after a float row: Keras accuracy and top-1 agreement with the float
@@ -93,14 +149,18 @@ def keras3_quantization_table(model: Any, x_test: np.ndarray, y_test: np.ndarray
     on the quantized model: ``converted`` (or the converter's refusal in ``note``), the file's
     bytes, its constant tensors by dtype, its FULLY_CONNECTED / BATCH_MATMUL / dequantizing
     ops, its ops that are not integer-only, and its accuracy through LiteRT.
-    Taught in the transformer lesson.
+    ``float_file``: ``model``'s float ``.tflite`` if already converted (``convert(model, "float32")``),
+    the float row's file; None converts it here. Taught in the transformer lesson.
     """
     import pandas as pd
 
-    from qlab.conversion.converter import convert, converter_refusal
+    from qlab.conversion.converter import RefusedConversion
+    from qlab.conversion.tflite_file import read_flatbuffer
     from qlab.zoo.models import predict_keras
 
     modes = [check_mode(*m) for m in modes]
+    if float_file is not None:
+        read_flatbuffer(float_file, "float_file")  # bytes that are not a .tflite fail here, named
     y_test = np.asarray(y_test)
     reference = predict_keras(model, x_test).argmax(axis=1)
     rows = []
@@ -113,12 +173,9 @@ def keras3_quantization_table(model: Any, x_test: np.ndarray, y_test: np.ndarray
                "agreement with float": float(np.mean(predicted == reference)),
                "weight bytes in memory": sum(in_memory.values()), "int8 bytes in memory": in_memory.get("int8", 0)}
         try:
-            model_bytes = convert(quantized, "float32")  # the converter as it is: no options of its own
-        except Exception as exc:  # a refusal is the result; anything else is a bug
-            reason = converter_refusal(exc)
-            if reason is None:
-                raise
-            rows.append({**row, "converted": False, "note": f"the converter refused: {reason}"})
+            model_bytes = float_file if mode == "float32" and float_file is not None else quantized_file(quantized)
+        except RefusedConversion as exc:
+            rows.append({**row, "converted": False, "note": f"the converter refused: {exc.reason}"})
             continue
         rows.append({**row, "converted": True, **_file_columns(model_bytes, x_test, y_test)})
     return pd.DataFrame(rows)

@@ -23,7 +23,7 @@ ENCODER_GROUPS: dict[str, str] = {
 
 
 def layer_bits_table(model: Any, x_test: np.ndarray, y_test: np.ndarray, low_bits: int = 2,
-                     groups: Mapping[str, str] = ENCODER_GROUPS) -> "pd.DataFrame":
+                     groups: Mapping[str, str] = ENCODER_GROUPS, float_file: bytes | None = None) -> "pd.DataFrame":
     """Accuracy with ``low_bits`` weights in every group, in each group alone, and in none.
 
     Rows: ``8-bit weights`` (the baseline), ``all groups at N bits`` (the break), then each
@@ -31,19 +31,22 @@ def layer_bits_table(model: Any, x_test: np.ndarray, y_test: np.ndarray, low_bit
     Columns: the fine metrics against the float file (:func:`qlab.numerics.metrics.fine_metrics`),
     the file's bytes, and ``recovered`` with its 95% paired interval: the accuracy each row wins
     back over the break, as a share of the break's loss against the 8-bit file.
-    Taught in the transformer lesson.
+    ``float_file``: ``model``'s float ``.tflite`` if already converted (``convert(model, "float32")``);
+    None converts it here. Taught in the transformer lesson.
     """
     import pandas as pd
 
     from qlab.conversion.converter import convert
     from qlab.conversion.litert_quantizer import mixed_weight_recipe, quantize
     from qlab.conversion.tflite import predict_tflite
+    from qlab.conversion.tflite_file import read_flatbuffer
     from qlab.numerics.metrics import fine_metrics, gain_columns
 
     if not groups:
         raise ValueError("groups must name at least one group of layers (name -> scope regex)")
     y_test = np.asarray(y_test)
-    float_bytes = convert(model, "float32")
+    float_bytes = convert(model, "float32") if float_file is None else float_file
+    read_flatbuffer(float_bytes, "float_file")  # given bytes that are not a .tflite fail here, named
     reference = predict_tflite(float_bytes, x_test)
     everything = "|".join(f"(?:{regex})" for regex in groups.values())
     settings = {"8-bit weights": None, f"all groups at {low_bits} bits": everything,

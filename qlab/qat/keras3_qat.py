@@ -100,7 +100,7 @@ ENCODER_LAYER_PATHS = r".*(?:attention|ff[12]).*"
 
 def keras3_qat_contrast(model: Any, data: Any, num_bits: int = 2, epochs: int = 2, samples: int = 30_000,
                         learning_rate: float = 5e-4, seed: int = 0, layer_paths: str = ENCODER_LAYER_PATHS,
-                        file_scopes: str = ENCODER_FILE_SCOPES) -> "pd.DataFrame":
+                        file_scopes: str = ENCODER_FILE_SCOPES, float_file: bytes | None = None) -> "pd.DataFrame":
     """Post-training quantization, a float fine-tune (the control) and Keras 3 QAT, at ``num_bits`` weights.
 
     Every row is a LiteRT file made by the same recipe (``num_bits`` weights in ``file_scopes``,
@@ -111,13 +111,15 @@ def keras3_qat_contrast(model: Any, data: Any, num_bits: int = 2, epochs: int = 
     the same seed). Columns: the file's accuracy and fine metrics against the float model's file,
     ``Keras accuracy`` of the model that was fine-tuned (for QAT, the fake-quantized one),
     ``Keras-file agreement`` and, for QAT, its gain over the control with the 95% paired interval.
-    Taught in the transformer lesson.
+    ``float_file``: ``model``'s float ``.tflite`` if already converted (``convert(model, "float32")``);
+    None converts it here. Taught in the transformer lesson.
     """
     import pandas as pd
 
     from qlab.conversion.converter import convert
     from qlab.conversion.litert_quantizer import mixed_weight_recipe, quantize
     from qlab.conversion.tflite import predict_tflite
+    from qlab.conversion.tflite_file import read_flatbuffer
     from qlab.numerics.metrics import fine_metrics, gain_columns
     from qlab.zoo.models import predict_keras
     from qlab.zoo.transformer import compile_encoder
@@ -125,7 +127,9 @@ def keras3_qat_contrast(model: Any, data: Any, num_bits: int = 2, epochs: int = 
     keras = require_keras3()
     (x_train, y_train), (x_test, y_test) = data
     x_train, y_train, y_test = x_train[:samples], np.asarray(y_train[:samples]), np.asarray(y_test)
-    float_file = convert(model, "float32")
+    if float_file is None:
+        float_file = convert(model, "float32")
+    read_flatbuffer(float_file, "float_file")  # given bytes that are not a .tflite fail here, named
     reference = predict_tflite(float_file, x_test)
     steps = epochs * int(np.ceil(len(x_train) / 128))
 

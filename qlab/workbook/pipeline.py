@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 
 from qlab.conversion.converter import (AEQ_VARIANTS, CALIBRATION_SAMPLES, DC_VARIANTS,
-                                      DEFAULT_CALIBRATION_SAMPLES, QAT_VARIANTS, check_variants, convert,
-                                      convert_qat, converter_refusal, export_once)
+                                      DEFAULT_CALIBRATION_SAMPLES, KERAS3_VARIANTS, QAT_VARIANTS,
+                                      RefusedConversion, check_variants, convert, convert_qat,
+                                      converter_refusal, export_once)
 from qlab.numerics.compression import gzip_size
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
@@ -45,7 +46,7 @@ from qlab.workbook.user_data import check_dataset
 COLUMNS = ["model", "variant", "accuracy", "top1_agreement", "output_sqnr_db", "kl_divergence",
            "accuracy_delta", "delta_low", "delta_high", "mcnemar_p", "size_bytes", "size_ratio",
            "gzip_bytes", "gzip_ratio", "non_integer_ops", "latency_ms", "latency_ratio", "keras_accuracy",
-           "keras_tflite_agreement", "evaluated_with", "seconds", "note"]
+           "keras_tflite_agreement", "keras_weight_bytes", "evaluated_with", "seconds", "note"]
 #: The columns measured against the float32 TFLite model on the same images (fine_metrics' keys).
 FINE_COLUMNS = ["top1_agreement", "output_sqnr_db", "kl_divergence", "accuracy_delta", "delta_low",
                 "delta_high", "mcnemar_p"]
@@ -107,6 +108,9 @@ class ComparisonResult:
             "latency ms": t["latency_ms"].round(3),
             "latency / float32": t["latency_ratio"].round(2),
             "Keras-TFLite agreement %": (100 * t["keras_tflite_agreement"]).round(2),
+            **({"Keras accuracy %": (100 * t["keras_accuracy"]).round(2),
+                "Keras weights KB": (t["keras_weight_bytes"] / 1024).round(1)}
+               if t["keras_weight_bytes"].notna().any() else {}),
             "evaluated with": t["evaluated_with"],
         })
 
@@ -225,10 +229,17 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
         name: the ``model`` column.
         variants: variant names, in order.
         data: ``((x_train, y_train), (x_test, y_test))``; accuracy is on the test part.
-        variant_model: ``variant -> (tflite bytes, Keras QAT model or None)``; also asked for
-            ``"float32"``, the baseline (a Keras 3 model converts differently from a tf_keras one).
+        variant_model: ``variant -> (tflite bytes, the variant's Keras model or None)``; also asked for
+            ``"float32"``, the baseline (a Keras 3 model converts differently from a tf_keras one). A
+            Keras model (QAT, or Keras 3's ``model.quantize``) gives the row its Keras accuracy and
+            agreement with the file; a Keras 3 one, its weight bytes in memory. A converter refusal is a
+            row with ``evaluated_with`` "refused" and the converter's reason; one that carries the Keras
+            model (:class:`qlab.conversion.converter.RefusedConversion`) keeps its Keras columns.
         latency_runs: ``(runs, warmup)`` for interleaved latency, or None to skip it.
         tflite_dir: where to keep each variant's ``.tflite`` file (None: not kept).
+
+    A model the converter refuses even in float32 - so no variant can be made - raises a ValueError
+    naming the layer the converter stopped at.
 
     Each file is evaluated on a background thread while the next variant converts (the
     interpreter releases the GIL, conversion is mostly Python): the slow 16x8 reference
@@ -238,23 +249,26 @@ def measure_variants(float_model: Any, name: str, variants: Sequence[str], data:
 
     (_, _), (x_test, y_test) = data
     y_test = np.asarray(y_test)
-    files = {"float32": variant_model("float32")[0]}  # the baseline, however the model converts
+    files = {"float32": _float_baseline(float_model, name, variant_model)}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qlab-evaluate") as pool:
         predictions = {"float32": _predict_in_background(pool, files["float32"], x_test)}
         rows, keras_scores = _convert_variants(name, variants, x_test, variant_model, files, predictions,
                                                pool, tflite_dir, verbose)
         reference, _ = predictions["float32"].result()
         for variant, row in rows.items():
+            keras_top1 = keras_scores[variant].argmax(axis=1) if variant in keras_scores else None
+            if keras_top1 is not None:
+                row["keras_accuracy"] = float(np.mean(keras_top1 == y_test))
             if variant not in predictions:  # refused: no file to measure
                 continue
             scores, seconds = predictions[variant].result()
             row["seconds"] += seconds
             row.update(fine_metrics(reference, scores, y_test))
-            if variant in keras_scores:
-                keras_top1 = keras_scores[variant].argmax(axis=1)
-                row["keras_accuracy"] = float(np.mean(keras_top1 == y_test))
+            if keras_top1 is not None:
                 row["keras_tflite_agreement"] = float(np.mean(scores.argmax(axis=1) == keras_top1))
     rows = [{**rows[variant], "seconds": round(rows[variant]["seconds"], 1)} for variant in variants]
+    if "float32" in variants and set(variants) & set(KERAS3_VARIANTS):  # the keras_* rows' in-memory baseline
+        rows[list(variants).index("float32")]["keras_weight_bytes"] = _keras_weight_bytes(float_model)
     if latency_runs:
         stats = compare_latency(files, runs=latency_runs[0], warmup=latency_runs[1])
         for row in rows:
@@ -290,12 +304,14 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
                 if reason is None:
                     raise
                 rows[variant] = {"model": name, "variant": variant, "evaluated_with": "refused",
-                                 "note": f"the converter refused: {reason}",
-                                 "seconds": time.perf_counter() - start}
+                                 "note": f"the converter refused: {reason}"}
+                if isinstance(exc, RefusedConversion):  # the variant's Keras model exists: measure it
+                    rows[variant].update(_keras_columns(exc.keras_model, variant, x_test, keras_scores))
+                rows[variant]["seconds"] = time.perf_counter() - start
                 continue
         row = {"model": name, "variant": variant, "evaluated_with": "litert"}
         if keras_model is not None:
-            keras_scores[variant] = predict_keras(keras_model, x_test)
+            row.update(_keras_columns(keras_model, variant, x_test, keras_scores))
         files[variant] = model_bytes
         if variant not in predictions:
             predictions[variant] = _predict_in_background(pool, model_bytes, x_test)
@@ -309,20 +325,49 @@ def _convert_variants(name: str, variants: Sequence[str], x_test: np.ndarray,
     return rows, keras_scores
 
 
-#: Why the transformer has no QAT or Deep Compression rows: the table's note.
-ENCODER_NOT_APPLICABLE = ("not applicable: TFMOT's quantization-aware training, pruning and clustering need a "
-                          "tf_keras model, and this transformer is Keras 3 (TFMOT has no QuantizeConfig for "
-                          "MultiHeadAttention or LayerNormalization either)")
+def _keras_columns(keras_model: Any, variant: str, x_test: np.ndarray,
+                   keras_scores: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Store the Keras model's scores on ``x_test``; its weight bytes in memory if it is a Keras 3 model."""
+    keras_scores[variant] = predict_keras(keras_model, x_test)
+    return {"keras_weight_bytes": _keras_weight_bytes(keras_model)} if _is_keras3(keras_model) else {}
+
+
+def _keras_weight_bytes(model: Any) -> int:
+    from qlab.ptq.keras3_quantize import weight_bytes
+
+    return sum(weight_bytes(model).values())
+
+
+def _float_baseline(float_model: Any, name: str, variant_model: Callable[[str], tuple[bytes, Any]]) -> bytes:
+    """The float32 file, however the model converts; a model the converter refuses is a ValueError naming
+    the layer it stopped at, since no variant can be made."""
+    from qlab.conversion.converter import refused_layer
+
+    try:
+        return variant_model("float32")[0]
+    except Exception as exc:
+        reason = converter_refusal(exc)
+        if reason is None:
+            raise
+        layer = refused_layer(exc, [layer.name for layer in float_model.layers])
+        where = "" if layer is None else (
+            f" at layer {layer!r} ({type(float_model.get_layer(layer)).__name__})")
+        raise ValueError(
+            f"the TFLite converter cannot convert model {name!r} even without quantization, so no variant "
+            f"can be made: it stopped{where}: {reason}. Replace that layer's ops with ones LiteRT has built "
+            f"in (https://ai.google.dev/edge/litert/models/ops_compatibility)") from exc
 
 
 def compare_encoder(variants: Sequence[str], size: str = "full", seed: int = 0, latency: bool = True,
-                    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, verbose: Any = 0
-                    ) -> list[dict[str, Any]]:
+                    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, verbose: Any = 0,
+                    save_tflite: bool = True) -> list[dict[str, Any]]:
     """Rows of the results table for the zoo's Keras 3 transformer (:mod:`qlab.zoo.transformer`).
 
-    The post-training and LiteRT Quantizer variants are measured as for any Keras 3 model
-    (:func:`compare_keras_model`); the QAT and Deep Compression ones get a row that says why
-    they do not apply.
+    Measured as any Keras 3 model you bring (:func:`compare_keras_model`): the post-training,
+    LiteRT Quantizer and Keras 3 ``model.quantize`` variants are measured; the QAT and Deep
+    Compression ones, which need a tf_keras rebuild its attention and position embedding do not
+    allow, get a "not applicable" row whose note names the layers. Each file is kept in
+    :func:`zoo_tflite_dir`, as :func:`compare_model` keeps a CNN's (``qlab bench`` times them again there).
     """
     from qlab.zoo import transformer
 
@@ -330,17 +375,11 @@ def compare_encoder(variants: Sequence[str], size: str = "full", seed: int = 0, 
         print(f"{ENCODER} (a 2-block BERT-style encoder in Keras 3, MNIST as 16 patch tokens)", flush=True)
     model = transformer.load_or_train_encoder(size, seed, verbose)
     data = transformer.encoder_data(size)
-    applicable = [v for v in variants if v not in (*QAT_VARIANTS, *DC_VARIANTS)]  # no fine-tunes: 1 sample
-    rows = {}
-    if applicable:
-        with tempfile.TemporaryDirectory(prefix="qlab-export-") as directory:
-            variant_model = _user_variant_model(model, model, data, calibration_samples, 1, seed, verbose,
-                                                export_once(model, directory))
-            measured = measure_variants(model, ENCODER, applicable, data, variant_model,
-                                        LATENCY_RUNS[size] if latency else None, None, verbose)
-        rows = {row["variant"]: row for row in measured}
-    return [rows.get(v) or {"model": ENCODER, "variant": v, "evaluated_with": "not applicable",
-                            "note": ENCODER_NOT_APPLICABLE} for v in variants]
+    qat_base, _, why_not = _model_for_qat(model, variants, data[0][0])
+    return _keras_model_rows(model, ENCODER, variants, data, qat_base, why_not,
+                             LATENCY_RUNS[size] if latency else None, calibration_samples,
+                             len(data[0][0]), seed, verbose,
+                             zoo_tflite_dir(ENCODER, size, seed) if save_tflite else None)
 
 
 def compare_model(name: str, variants: Sequence[str], size: str = "full", seed: int = 0,
@@ -385,34 +424,46 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
             starting from the activation ranges of the first training images. The Deep
             Compression variants prune and cluster on as many examples
             (:func:`qlab.compression.deep_compression.user_budget`, the default recipe).
+            A Keras 3 model also has Keras 3's own ``model.quantize`` modes
+            (:data:`qlab.conversion.converter.KERAS3_VARIANTS`: ``keras_int8``, ``keras_int4``,
+            ``keras_int4_per_channel``), in its ``"all"`` too; naming one for a tf_keras model is a
+            ValueError. Their rows add the quantized Keras model's accuracy (``keras_accuracy``) and
+            weight bytes in memory (``keras_weight_bytes``, the float32 row has the float model's), then
+            the converted file as for any variant, or a "refused" row with the converter's reason.
         name: the ``model`` column (default: the model's name).
         input_range: ``(low, high)`` the model was trained on, e.g. ``(0, 1)``; image values
             outside it are an error (qlab knows [0, 1] for its own models).
 
     The post-training variants convert the model as given (a Keras 3 model goes straight
-    through the TFLite converter). The QAT variants need TFMOT, hence tf_keras: a Keras 3
-    model is rebuilt in tf_keras (:func:`qlab.zoo.keras3.rebuild_in_tf_keras`, outputs
-    checked on training images; ``result.config["keras3_rebuild"]`` says how closely they
-    match), before any conversion, so a layer it cannot rebuild fails at once with an error
-    that names it and says what still works.
+    through the TFLite converter). The QAT and Deep Compression variants need TFMOT, hence
+    tf_keras: a Keras 3 model is rebuilt in tf_keras (:func:`qlab.zoo.keras3.rebuild_in_tf_keras`,
+    outputs checked on training images; ``result.config["keras3_rebuild"]`` says how closely they
+    match) before any conversion. A model it cannot rebuild - a transformer's MultiHeadAttention,
+    a custom layer - gets a "not applicable" row for each of those variants, whose note names the
+    layer and why; if they are all that was asked for (besides float32), the
+    :class:`qlab.zoo.keras3.Keras3RebuildError` is raised instead, naming the layer and what still works.
+    A model the converter cannot take even in float32 is a ValueError naming the layer it stopped at.
 
     Before any conversion, :func:`qlab.workbook.user_data.check_dataset` checks the data
     against the model and raises a one-line ValueError naming the array and the problem:
     NaN or inf images, labels outside the model's classes, a wrong dtype, shape, length or
     value range, an empty array, or a model output that is not one score per class.
     """
+    from qlab.compression.deep_compression import user_budget
     from qlab.zoo.environment import environment_report
 
     model = _user_model(model)
-    variants = check_variants(variants)
+    variants = check_variants(variants, keras3=_is_keras3(model), model=f"model {model.name!r}")
+    if set(variants) & set(TF_KERAS_VARIANTS):  # a bad sample count fails now, not at the first fine-tune
+        user_budget(fine_tune_samples)
     data = check_dataset(model, data, input_range)
-    qat_model, rebuild = _model_for_qat(model, variants, data[0][0])
+    qat_model, rebuild, why_not = _model_for_qat(model, variants, data[0][0])
+    if why_not is not None and all(v in TF_KERAS_VARIANTS for v in variants if v != "float32"):
+        raise why_not  # nothing asked for but what the rebuild stops: say which layer, and what works
     name = name or model.name
-    with tempfile.TemporaryDirectory(prefix="qlab-export-") as directory:
-        variant_model = _user_variant_model(model, qat_model, data, calibration_samples,
-                                            fine_tune_samples, seed, verbose, export_once(model, directory))
-        rows = measure_variants(model, name, variants, data, variant_model,
-                                LATENCY_RUNS["full"] if latency else None, None, verbose)
+    rows = _keras_model_rows(model, name, variants, data, qat_model, why_not,
+                             LATENCY_RUNS["full"] if latency else None, calibration_samples,
+                             fine_tune_samples, seed, verbose)
     config = {"models": [name], "variants": variants, "size": "custom", "seed": seed,
               "latency": latency, "calibration_samples": calibration_samples,
               "fine_tune_samples": fine_tune_samples, "num_threads": 1,
@@ -429,6 +480,8 @@ def compare_keras_model(model: Any, data: Any, variants: str | Sequence[str] = "
 
 #: Training images a Keras 3 model's tf_keras rebuild is checked on.
 REBUILD_CHECK_SAMPLES = 256
+#: Variants made with TFMOT, hence from a tf_keras model (a Keras 3 model's rebuild).
+TF_KERAS_VARIANTS = (*QAT_VARIANTS, *DC_VARIANTS)
 
 
 def _is_keras3(model: Any) -> bool:
@@ -438,37 +491,70 @@ def _is_keras3(model: Any) -> bool:
 
 
 def _user_model(model: Any) -> Any:
-    """A Keras 3 or tf_keras model; a path is loaded (:func:`qlab.zoo.models.load_keras_model`)."""
+    """A Keras 3 or tf_keras model; a path is loaded (:func:`qlab.zoo.models.load_keras_model`), the zoo
+    transformer's own layers known (a saved ``patch_encoder`` loads too)."""
+    from qlab.zoo import transformer
     from qlab.zoo.keras2 import require_keras2_model
+    from qlab.zoo.keras3 import keras3_module
     from qlab.zoo.models import load_keras_model
 
     if isinstance(model, (str, Path)):
+        if keras3_module() is not None:
+            transformer.custom_objects()
         return load_keras_model(model)
     return model if _is_keras3(model) else require_keras2_model(model)
 
 
-def _model_for_qat(model: Any, variants: Sequence[str], x_train: np.ndarray) -> tuple[Any, Any]:
-    """``(tf_keras model for the QAT variants, the Keras 3 rebuild or None)``."""
-    if not _is_keras3(model) or not set(variants) & {*QAT_VARIANTS, *DC_VARIANTS}:
-        return model, None
-    from qlab.zoo.keras3 import rebuild_in_tf_keras
+def _model_for_qat(model: Any, variants: Sequence[str], x_train: np.ndarray) -> tuple[Any, Any, Any]:
+    """``(tf_keras model for the QAT and Deep Compression variants, the Keras 3 rebuild or None,
+    the Keras3RebuildError that stops them or None)``; the model is None when the rebuild failed."""
+    if not _is_keras3(model) or not set(variants) & set(TF_KERAS_VARIANTS):
+        return model, None, None
+    from qlab.zoo.keras3 import Keras3RebuildError, rebuild_in_tf_keras
 
-    rebuild = rebuild_in_tf_keras(model, x_train[:REBUILD_CHECK_SAMPLES])
-    return rebuild.model, rebuild
+    try:
+        rebuild = rebuild_in_tf_keras(model, x_train[:REBUILD_CHECK_SAMPLES])
+    except Keras3RebuildError as exc:
+        return None, None, exc
+    return rebuild.model, rebuild, None
+
+
+def _keras_model_rows(model: Any, name: str, variants: Sequence[str], data: Any, qat_base: Any,
+                      why_not: Any, latency_runs: tuple[int, int] | None, calibration_samples: int,
+                      fine_tune_samples: int, seed: int, verbose: Any,
+                      tflite_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Rows of one Keras model's variants, in order: measured, or "not applicable" for the TFMOT ones
+    when ``why_not`` (the :class:`qlab.zoo.keras3.Keras3RebuildError` of its tf_keras rebuild) stops them.
+    ``tflite_dir``: where to keep each variant's file (None: not kept)."""
+    measured, rows = [v for v in variants if why_not is None or v not in TF_KERAS_VARIANTS], {}
+    with tempfile.TemporaryDirectory(prefix="qlab-export-") as directory:
+        variant_model = _user_variant_model(model, qat_base, data, calibration_samples, fine_tune_samples,
+                                            seed, verbose, export_once(model, directory))
+        if measured:
+            rows = {row["variant"]: row for row in measure_variants(model, name, measured, data, variant_model,
+                                                                   latency_runs, tflite_dir, verbose)}
+    note = None if why_not is None else (
+        f"not applicable: TFMOT's quantization-aware training, pruning and clustering need a tf_keras model, "
+        f"and {why_not.reason}")
+    return [rows.get(v) or {"model": name, "variant": v, "evaluated_with": "not applicable", "note": note}
+            for v in variants]
 
 
 def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_samples: int,
-                        fine_tune_samples: int, seed: int, verbose: Any,
+                        fine_tune_samples: int | None, seed: int, verbose: Any,
                         exported: Callable[[], str | None]) -> Callable[[str], tuple[bytes, Any]]:
-    """``variant -> (tflite bytes, QAT model or None)`` for :func:`compare_keras_model`."""
+    """``variant -> (tflite bytes, the variant's Keras model or None)`` for :func:`compare_keras_model`
+    (``qat_base``: the tf_keras model the QAT and Deep Compression variants start from)."""
     from qlab.compression.deep_compression import VARIANT_STAGES, stage_runner, user_budget
+    from qlab.ptq.keras3_quantize import keras3_variant
     from qlab.qat.training import CALIBRATED_START, QAT_BUILDERS, fine_tune
     from qlab.qat.ranges import start_from_data
 
     (x_train, y_train), _ = data
     float_file = _float_file_once(model, exported)
-    stages = stage_runner(qat_base, x_train, y_train, budget=user_budget(fine_tune_samples), seed=seed,
-                          verbose=verbose)
+    # checked when a fine-tune first runs: a caller whose variants fine-tune nothing may pass None
+    budget = functools.cache(lambda: user_budget(fine_tune_samples))
+    stages = stage_runner(qat_base, x_train, y_train, budget=budget, seed=seed, verbose=verbose)
 
     def variant_model(variant: str) -> tuple[bytes, Any]:
         if variant in DC_VARIANTS:
@@ -477,13 +563,16 @@ def _user_variant_model(model: Any, qat_base: Any, data: Any, calibration_sample
             return float_file(), None
         if variant in AEQ_VARIANTS:
             return _aeq_variant(variant, float_file(), x_train, calibration_samples), None
+        if variant in KERAS3_VARIANTS:
+            return keras3_variant(model, variant)
         if variant not in QAT_VARIANTS:
             return convert(model, variant, x_train, calibration_samples, exported=exported()), None
+        samples = budget().qat_samples  # fine_tune_samples, checked before any work
         qat_model = QAT_BUILDERS[variant](qat_base)
         if variant in CALIBRATED_START:  # as the zoo's fine-tunes: from the data's ranges
             start_from_data(qat_model, qat_base, x_train[:CALIBRATED_START[variant]])
-        fine_tune(qat_model, x_train[:fine_tune_samples], y_train[:fine_tune_samples], seed=seed,
-                  verbose=verbose, description=f"QAT fine-tuning {variant}")
+        fine_tune(qat_model, x_train[:samples], y_train[:samples], seed=seed, verbose=verbose,
+                  description=f"QAT fine-tuning {variant}")
         return _qat_variant(variant, qat_model)
 
     return variant_model
@@ -500,7 +589,9 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
 
     Args:
         models: zoo names (:data:`qlab.zoo.models.MODELS`), a comma list, or ``"all"``.
-        variants: variant names (:data:`qlab.conversion.converter.VARIANTS`), a comma list, or ``"all"``.
+        variants: variant names (:data:`qlab.conversion.converter.VARIANTS`), a comma list, or ``"all"``;
+            the Keras 3 transformer also has :data:`qlab.conversion.converter.KERAS3_VARIANTS` (in its
+            ``"all"`` too), which the tf_keras CNNs do not: naming one with a CNN is a ValueError.
         size: ``"full"`` (all 60,000/10,000 images) or ``"smoke"`` (a few hundred, for tests).
         seed: training seed; the same seed and config give identical accuracies.
         latency: measure batch-1, single-thread latency (interleaved with float32).
@@ -517,19 +608,22 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     from qlab.zoo.environment import environment_report
     from qlab.zoo.progress import progress_iter
 
-    models, variants = check_models(models), check_variants(variants)
+    models = check_models(models)
+    by_model = {name: check_variants(variants, keras3=name == ENCODER, model=f"zoo model {name!r}")
+                for name in models}
     check_size(size)
     if calibration_samples is None:
         calibration_samples = CALIBRATION_SAMPLES[size]
     rows = []
     for name in progress_iter(models, "compare: models", unit="model"):
         if name == ENCODER:
-            rows += compare_encoder(variants, size, seed, latency, calibration_samples, verbose)
+            rows += compare_encoder(by_model[name], size, seed, latency, calibration_samples, verbose)
             continue
         if verbose:
             print(f"{name} ({get_spec(name).description})", flush=True)
-        rows += compare_model(name, variants, size, seed, latency, calibration_samples, verbose)
+        rows += compare_model(name, by_model[name], size, seed, latency, calibration_samples, verbose)
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    variants = list(dict.fromkeys(v for names in by_model.values() for v in names))
     config = {"models": models, "variants": variants, "size": size, "seed": seed,
               "latency": latency, "calibration_samples": calibration_samples,
               "latency_runs": LATENCY_RUNS[size][0], "num_threads": 1}

@@ -44,17 +44,27 @@ REBUILD_TOLERANCE = 1e-4
 DEFAULT_CHECK_SAMPLES = 16
 #: The post-training variants, which go through the converter on a Keras 3 model directly.
 _PTQ_NOTE = ("every post-training variant (float32, float16, dynamic_int8, int8_per_channel, "
-             "int8_per_tensor, int16x8) still works: the TFLite converter takes the Keras 3 model "
-             "as it is (qlab.compare_keras_model(model, data, variants=[...])); only the QAT variants "
-             "(qat_int8, qat_partial, qat_4bit) need the tf_keras rebuild")
+             "int8_per_tensor, int16x8, the LiteRT Quantizer's aeq_* and Keras 3's keras_*) still works: the "
+             "TFLite converter takes the Keras 3 model as it is (qlab.compare_keras_model(model, data), whose "
+             "table says 'not applicable' for the rest); only the QAT variants (qat_int8, qat_partial, qat_4bit) "
+             "and Deep Compression's need the tf_keras rebuild")
+#: Why a Keras 3 built-in layer that :func:`rebuild_in_tf_keras` does not rebuild is left out.
+_NOT_REBUILT = {"MultiHeadAttention": "TFMOT cannot quantize attention (it has no QuantizeConfig for "
+                                      "MultiHeadAttention, tensorflow/model-optimization#718), so qlab does not "
+                                      "rebuild it"}
 
 
 class Keras3RebuildError(ValueError):
     """A Keras 3 model cannot be rebuilt in tf_keras, or the rebuild does not match it.
 
-    The message names the layer (or the largest output difference) and says what still works.
+    The message names the layer (or the largest output difference) and says what still works;
+    ``reason`` is its first part, without that advice (the comparison table's note).
     Taught in ``12_your_own_model``.
     """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def keras3_module() -> Any | None:
@@ -190,13 +200,14 @@ def check_layers_supported(model: Any) -> None:
     why = ("a Lambda layer holds Python code that cannot be rebuilt from its config"
            if cls.endswith(".Lambda") else
            "it is not one of Keras's built-in layers that tf_keras also has" if not cls.startswith("keras.")
-           else "tf_keras has no layer of that class that qlab knows to rebuild")
+           else _NOT_REBUILT.get(cls.rsplit(".", 1)[-1], "tf_keras has no layer of that class that qlab knows "
+                                                          "to rebuild"))
     others = f" (and {len(bad) - 1} more: {', '.join(n for n, _ in bad[1:])})" if len(bad) > 1 else ""
+    reason = f"layer {name!r} ({cls}) of Keras 3 model {model.name!r} cannot be rebuilt in tf_keras: {why}{others}"
     raise Keras3RebuildError(
-        f"layer {name!r} ({cls}) of Keras 3 model {model.name!r} cannot be rebuilt in tf_keras: "
-        f"{why}{others}. {_PTQ_NOTE[0].upper()}{_PTQ_NOTE[1:]}. For QAT, replace the layer by "
+        f"{reason}. {_PTQ_NOTE[0].upper()}{_PTQ_NOTE[1:]}. For QAT, replace the layer by "
         f"built-in ones, or build the model in tf_keras yourself with a QuantizeConfig for it "
-        f"(notebook 07)")
+        f"(notebook 07)", reason)
 
 
 def _is_builtin(layer: Any) -> bool:

@@ -103,6 +103,16 @@ def _position_embedding_class() -> type:
     return PositionEmbedding
 
 
+def custom_objects() -> dict[str, type]:
+    """The encoder's own layer classes by their registered names, made (and registered with Keras) now.
+
+    A saved encoder (``model.save("encoder.keras")``) then loads in a new process:
+    ``keras.models.load_model(path, custom_objects=custom_objects())``; :func:`qlab.compare_keras_model`
+    and ``qlab compare --model FILE`` call it before loading a file.
+    """
+    return {"qlab>PositionEmbedding": _position_embedding_class()}
+
+
 def position_embedding(tokens: int, width: int, **kwargs: Any) -> Any:
     """A :class:`PositionEmbedding` layer (the class is made once, on first use, with Keras 3)."""
     return _position_embedding_class()(tokens, width, **kwargs)

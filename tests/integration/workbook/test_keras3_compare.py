@@ -13,7 +13,7 @@ import pytest
 
 import qlab
 from qlab.cli import main
-from qlab.conversion.converter import DC_VARIANTS, PTQ_VARIANTS, QAT_VARIANTS, VARIANTS
+from qlab.conversion.converter import DC_VARIANTS, KERAS3_VARIANTS, PTQ_VARIANTS, QAT_VARIANTS, VARIANTS
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.slow
@@ -56,7 +56,12 @@ def test_every_variant_of_compare_keras_model(keras3_model_and_pixels, artifacts
     float_top1 = model.predict(data[1][0], verbose=0).argmax(axis=1)
     float_accuracy = float(np.mean(float_top1 == data[1][1]))
     assert table.loc["float32", "accuracy"] == pytest.approx(float_accuracy)
-    check_accuracies(table["accuracy"].to_dict(), float_accuracy)
+    assert list(table.index) == [*VARIANTS, *KERAS3_VARIANTS]  # a Keras 3 model's "all": Keras's own modes too
+    check_accuracies(table.loc[list(VARIANTS), "accuracy"].to_dict(), float_accuracy)
+    # model.quantize takes the Dense layer only; measured in Keras whether or not the converter takes it
+    keras_rows = table.loc[list(KERAS3_VARIANTS)]
+    assert (abs(keras_rows["keras_accuracy"] - float_accuracy) < 0.1).all()
+    assert (keras_rows["keras_weight_bytes"] < table.loc["float32", "keras_weight_bytes"]).all()
     # int8 weights; a small model's graph is a large share of its file, hence not 4x
     assert (table.loc[list(PTQ_VARIANTS[2:]), "size_ratio"] > 2).all()
     assert (table.loc[list(QAT_VARIANTS), "keras_tflite_agreement"] > 0.9).all()

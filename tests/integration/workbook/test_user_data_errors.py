@@ -113,6 +113,27 @@ def test_a_stated_input_range_is_enforced(user_model, no_work):
                                  input_range=(-1, 0.5))
 
 
+@pytest.mark.parametrize("variant", ["pruned_int8", "qat_int8"])
+def test_a_bad_fine_tune_sample_count_is_refused_before_any_work(variant, user_model, no_work):
+    data = user_data()
+    with pytest.raises(ValueError, match=r"^fine_tune_samples must be an integer in \[1, \d+\], got 0$"):
+        qlab.compare_keras_model(user_model, ((data[0], data[1]), (data[2], data[3])),
+                                 variants=["float32", variant], fine_tune_samples=0)
+
+
+def test_variants_that_fine_tune_nothing_need_no_sample_count(user_model, tmp_path):
+    from qlab.conversion.converter import export_once
+
+    x_train, y_train, x_test, y_test = user_data()
+    variant_model = pipeline._user_variant_model(user_model, user_model, ((x_train, y_train), (x_test, y_test)),
+                                                 calibration_samples=16, fine_tune_samples=None, seed=0, verbose=0,
+                                                 exported=export_once(user_model, str(tmp_path)))
+    assert variant_model("float32")[0][4:8] == b"TFL3"
+    for variant in ("pruned_int8", "qat_int8"):  # a fine-tune that would need the count says so, at its start
+        with pytest.raises(ValueError, match=r"^fine_tune_samples must be an integer in \[1, \d+\], got None$"):
+            variant_model(variant)
+
+
 def test_good_data_from_an_npz_goes_through(user_model, tmp_path):
     x_train, y_train, x_test, y_test = user_data()
     np.savez(tmp_path / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)

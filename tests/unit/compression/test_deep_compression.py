@@ -83,3 +83,19 @@ def test_the_stages_of_a_tiny_model_reach_their_sparsity_and_clusters_and_the_co
     assert info["steps"] == 2 * 1 and prune.sparsity_table(tuned)["zeros"].sum() == 0
     with pytest.raises(ValueError, match="x is empty"):
         dc.run_stage("pruned", _tiny(), x[:0], y[:0], budget=budget)
+
+
+def test_a_budget_function_is_called_only_when_a_stage_runs():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 6, 6, 1), np.float32), rng.integers(0, 4, 8)
+    calls = []
+
+    def budget():
+        calls.append("budget")
+        return dc.user_budget(0)  # a bad sample count
+
+    get = dc.stage_runner(_tiny(), x, y, budget=budget)
+    assert calls == []  # no stage has run: a caller that fine-tunes nothing needs no budget
+    with pytest.raises(ValueError, match=r"^fine_tune_samples must be an integer in \[1, \d+\], got 0$"):
+        get("pcqat")
+    assert calls == ["budget"]  # checked at the chain's first stage, before any fine-tune

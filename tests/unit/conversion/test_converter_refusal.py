@@ -28,3 +28,24 @@ def test_the_calibrators_refusal_is_one_line():
                                  KeyError("x")])
 def test_anything_else_is_not_a_refusal(exc):
     assert converter_refusal(exc) is None
+
+
+def test_a_refused_conversion_that_carries_its_keras_model_gives_its_reason():
+    from qlab.conversion.converter import RefusedConversion
+
+    model = object()
+    exc = RefusedConversion("'tfl.fully_connected' op operand #0 must be ...", model)
+    assert converter_refusal(exc) == "'tfl.fully_connected' op operand #0 must be ..." and exc.keras_model is model
+    assert str(exc) == "the converter refused: 'tfl.fully_connected' op operand #0 must be ..."
+
+
+def test_the_refused_layer_is_read_from_the_ops_scope():
+    from qlab.conversion.converter import refused_layer
+
+    # as TF 2.21 words it for a Keras 3 layer calling tf.linalg.svd (Keras adds _1 to each scope)
+    exc = ConverterError('<unknown>:0: error: loc(callsite(fused["Svd:", "svdnet_1/my_svd_1/Svd@__inference_f_145"] '
+                         'at callsite(fused["StatefulPartitionedCall:", "StatefulPartitionedCall@__inference_'
+                         'signature_wrapper_172"]))): \'tf.Svd\' op is neither a custom op nor a flex op')
+    assert refused_layer(exc, ["dense", "my_svd", "dense_1"]) == "my_svd"
+    assert refused_layer(exc, ["svdnet_1_x"]) is None
+    assert refused_layer(RuntimeError("no location here"), ["my_svd"]) is None

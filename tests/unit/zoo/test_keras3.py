@@ -168,3 +168,15 @@ def test_keras3_fit_progress_counts_every_training_step(monkeypatch):
     assert progress.keras3_fit_progress("off") == []
     with pytest.raises(TypeError, match="description must be a string"):
         progress.keras3_fit_progress(3)
+
+
+def test_attention_is_named_with_why_and_the_reason_leaves_out_the_advice():
+    tokens = L.Input((4, 8))
+    attended = L.MultiHeadAttention(2, 4, name="attention")(tokens, tokens)
+    model = keras.Model(tokens, L.Dense(2)(L.Add()([tokens, attended])), name="tiny_encoder")
+    with pytest.raises(k3.Keras3RebuildError) as caught:
+        k3.rebuild_in_tf_keras(model)
+    reason = caught.value.reason
+    assert reason.startswith("layer 'attention' (keras.") and "MultiHeadAttention" in reason
+    assert "TFMOT cannot quantize attention" in reason and "model-optimization#718" in reason
+    assert str(caught.value).startswith(reason + ". Every post-training variant") and "QAT" not in reason
