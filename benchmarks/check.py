@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/check.py [benchmarks/results.json]
 
 The goals (accuracy bounds per model, int8 files >= 3x smaller than float32, latency
-measured against float32 in the same run, every notebook runs, the full workbook in
+measured against float32 in the same run, the transformer's 2-bit break, its repair and its
+Keras 3 QAT from the figures of its recorded studies, every notebook runs, the full workbook in
 <= 30 min) are defined in qlab/workbook/bench/goals.py, where they are unit-tested.
 """
 

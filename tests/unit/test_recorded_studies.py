@@ -187,3 +187,30 @@ def test_the_quantizers_int8_matches_the_converters_once_calibrated_the_same_way
     assert cnn.loc[("aeq_int8_per_tensor", "min/max, builtin kernels"), "identical values"] == 1.0
     v2 = tables["mobilenet_v2"].set_index(["quantizer", "calibration"])
     assert "add" in v2.loc[("aeq_int8_per_channel", "min/max"), "converter parameters found at"]
+
+
+def test_the_transformer_breaks_at_two_bits_a_layer_group_at_8_bits_repairs_it_and_keras3_qat_beats_its_control():
+    """Lesson 11 and the benchmark's goals: the break, its best repair and Keras 3 QAT, read by the same figures."""
+    from qlab.workbook.bench.goals import MIN_BREAK_POINTS, MIN_QAT_FILE_AGREEMENT, MIN_REPAIR_SHARE
+    from qlab.workbook.studies.transformer import keras3_qat_figures, layer_bits_figures
+
+    t = recorded("layer_bits")["patch_encoder"]
+    bits = layer_bits_figures(t)
+    assert bits["break_points"] >= MIN_BREAK_POINTS and bits["recovered"] >= MIN_REPAIR_SHARE, bits
+    assert (t["gain low"] <= t["gain over the break (points)"]).all() and \
+        (t["gain over the break (points)"] <= t["gain high"]).all()
+    qat = keras3_qat_figures(recorded("keras3_qat")["patch_encoder"])
+    assert qat["gain_low"] > 0 and qat["keras_file_agreement"] >= MIN_QAT_FILE_AGREEMENT, qat
+    assert qat["ptq_accuracy"] == pytest.approx(bits["break_accuracy"])  # the same 2-bit file, made twice
+
+
+def test_keras3s_own_int8_does_not_convert_and_its_int4_file_dequantizes_in_float():
+    t = recorded("keras3_quantization")["patch_encoder"]
+    rows = {(r["mode"], str(r["block size"])): r for r in t.to_dict(orient="records")}
+    float32, int8, int4 = rows[("float32", "-")], rows[("int8", "-")], rows[("int4", "128")]
+    assert not int8["converted"] and "'tfl.fully_connected' op" in int8["note"]
+    assert int8["weight bytes in memory"] < float32["weight bytes in memory"] / 3  # smaller in memory only
+    # int4 converts, into a file larger than float32's that unpacks its weights and multiplies in float
+    assert int4["converted"] and int4["file bytes"] > float32["file bytes"]
+    assert int4["BATCH_MATMUL"] > float32["BATCH_MATMUL"] and int4["dequantize ops (CAST, DEQUANTIZE)"] > 0
+    assert int4["LiteRT accuracy"] == int4["Keras accuracy"]

@@ -16,16 +16,17 @@ from qlab.workbook.bench.goals import (ACCURACY_GOALS, INT8_VARIANTS, MAX_WORKBO
                                        MIN_INT8_SIZE_RATIO, PLANNED_NOTEBOOKS,
                                        WIDGET_MEDIAN_GOAL_MS, accuracy_gaps, check_goals,
                                        goal_results, notebook_totals, notes)
-from qlab.workbook.bench.measure import (SCHEMA, collect, load_widget_benchmark, measure_compare,
-                                         measure_latency_repeats, measure_notebooks,
-                                         measure_widgets, scale_spread_summary, summarize_repeats)
+from qlab.workbook.bench.measure import (SCHEMA, bench_models, collect, load_widget_benchmark,
+                                         measure_compare, measure_latency_repeats, measure_notebooks,
+                                         measure_widgets, op_counts, scale_spread_summary,
+                                         summarize_repeats)
 from qlab.workbook.bench.paths import plot_png, report_md, results_json
 from qlab.workbook.bench.report import render_markdown, save_plot, write_report
 
 __all__ = [
     # measure
-    "SCHEMA", "collect", "measure_compare", "measure_latency_repeats", "measure_notebooks",
-    "measure_widgets", "load_widget_benchmark", "scale_spread_summary", "summarize_repeats",
+    "SCHEMA", "bench_models", "collect", "measure_compare", "measure_latency_repeats", "measure_notebooks",
+    "measure_widgets", "load_widget_benchmark", "op_counts", "scale_spread_summary", "summarize_repeats",
     # goals
     "ACCURACY_GOALS", "INT8_VARIANTS", "MIN_INT8_SIZE_RATIO", "MAX_WORKBOOK_FULL_SECONDS",
     "WIDGET_MEDIAN_GOAL_MS", "PLANNED_NOTEBOOKS", "accuracy_gaps", "check_goals", "goal_results",

@@ -85,6 +85,27 @@ def measure_latency_repeats(files: dict[str, bytes], repeats: int = 7, runs: int
 
 
 # ---------------------------------------------------------------- what the files hold
+#: The ops at the borders of a float island: QUANTIZE (float to integer) and DEQUANTIZE (back).
+BORDER_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def op_counts(model_bytes: bytes) -> dict[str, int]:
+    """How much of a ``.tflite`` computes in float, read from the file's own op table.
+
+    ``float_ops``: ops other than QUANTIZE and DEQUANTIZE that read or write a float tensor
+    (:data:`qlab.conversion.tflite_file.FLOAT_TYPES`: a float32 op, or a dynamic-range op with float
+    activations); ``quantize_ops`` and ``dequantize_ops``: the QUANTIZE and DEQUANTIZE ops, wherever
+    they sit (at a float island's borders, at float inputs and outputs, or unpacking stored weights).
+    """
+    from qlab.conversion.tflite_file import FLOAT_TYPES, file_ops
+
+    ops = file_ops(model_bytes)
+    return {"float_ops": sum(op["op"] not in BORDER_OPS and any(t in FLOAT_TYPES for t in op["types"])
+                             for op in ops),
+            "quantize_ops": sum(op["op"] == "QUANTIZE" for op in ops),
+            "dequantize_ops": sum(op["op"] == "DEQUANTIZE" for op in ops)}
+
+
 def scale_spread_summary(model_bytes: bytes) -> dict[str, Any]:
     """The widest-spread per-channel weight tensor of an int8 file (why per-tensor loses)."""
     from qlab.ptq.debug import weight_scale_spread
@@ -102,6 +123,17 @@ def scale_spread_summary(model_bytes: bytes) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the comparison
+def bench_models(models: str | Sequence[str] = "all") -> list[str]:
+    """The zoo models ``qlab bench`` measures: ``"all"`` is the three CNNs and the Keras 3 transformer.
+
+    (``qlab compare``'s ``"all"`` is the CNNs alone, :func:`qlab.workbook.pipeline.check_models`.)
+    """
+    from qlab.workbook.pipeline import check_models
+    from qlab.zoo.transformer import NAME
+
+    return [*check_models("all"), NAME] if models == "all" else check_models(models)
+
+
 def _read_files(model: str, variants: Sequence[str], seed: int) -> dict[str, bytes]:
     from qlab.workbook.pipeline import zoo_tflite_dir
 
@@ -112,7 +144,7 @@ def _read_files(model: str, variants: Sequence[str], seed: int) -> dict[str, byt
 
 def _measure_model(model: str, variants: Sequence[str], seed: int, latency_repeats: int,
                    latency_runs: int, verbose: bool) -> tuple[Any, dict[str, Any]]:
-    """``(ComparisonResult, extras)`` of one model: compare rows plus repeated latency."""
+    """``(ComparisonResult, extras)`` of one model: compare rows plus repeated latency and op counts."""
     from qlab.conversion.tflite_file import size_breakdown
     from qlab.workbook.pipeline import compare
 
@@ -125,6 +157,8 @@ def _measure_model(model: str, variants: Sequence[str], seed: int, latency_repea
     noise = measure_latency_repeats(files, latency_repeats, latency_runs)
     for row in rows:
         row.update(noise.get(row["variant"], {}))
+        if row["variant"] in files:
+            row.update(op_counts(files[row["variant"]]))
     extras = {"rows": rows, "size_breakdown": {v: size_breakdown(b) for v, b in files.items()},
               "scale_spread": (scale_spread_summary(files["int8_per_channel"])
                                if "int8_per_channel" in files else {})}
@@ -138,15 +172,18 @@ def measure_compare(models: str | Sequence[str] = "all", variants: str | Sequenc
 
     Accuracy and size come from :func:`qlab.workbook.pipeline.compare`; latency is measured here
     ``latency_repeats`` times (each interleaved with float32) so the report can show the
-    median and the min-max noise. Also records each int8 file's size breakdown and each
-    model's per-channel scale spread. A model that fails is recorded under ``errors``
-    and the others are still measured.
+    median and the min-max noise. Also records each file's float and QUANTIZE / DEQUANTIZE
+    ops (:func:`op_counts`), each int8 file's size breakdown and each model's per-channel
+    scale spread. ``models``: as :func:`bench_models`; ``variants``: as for
+    :func:`qlab.workbook.pipeline.compare` (the transformer's ``"all"`` includes Keras 3's own
+    ``keras_*`` modes). A model that fails is recorded under ``errors`` and the others are still measured.
     """
     from qlab.conversion.converter import check_variants
     from qlab.zoo.environment import environment_report
-    from qlab.workbook.pipeline import check_models
 
-    models, variants = check_models(models), check_variants(variants)
+    models = bench_models(models)
+    if variants != "all":  # a bad name fails before anything is measured; "all" is each model's own
+        variants = check_variants(variants, keras3=True)
     start = time.perf_counter()
     out: dict[str, Any] = {"rows": [], "size_breakdown": {}, "scale_spread": {}, "errors": {},
                            "environment": environment_report(), "config": {}}
@@ -256,17 +293,19 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
             checkpoint: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
     """Measure the comparison, record the lesson studies, measure the widgets and the notebooks.
 
-    Returns the results dict. The studies (:func:`qlab.workbook.studies.record_all`) are the
-    slow sweeps the lessons load when the model's weights match; their file names are listed
-    under ``studies_recorded``.
+    Returns the results dict. ``models``: as :func:`bench_models` (``"all"``: the CNNs and the
+    transformer). The studies (:func:`qlab.workbook.studies.record_all`) are the slow sweeps the
+    lessons load when the model's weights match; their file names are listed under
+    ``studies_recorded``, and the numbers of them the goals check under ``study_figures``
+    (:func:`qlab.workbook.studies.study_figures`).
 
     ``checkpoint`` is called with the results so far (marked ``partial``) after each
     step, so a run that is cut short still leaves its numbers behind.
     """
     from qlab.workbook.notebook import notebook_paths
-    from qlab.workbook.studies import record_all
+    from qlab.workbook.studies import record_all, study_figures
 
-    paths = notebook_paths(notebooks)
+    models, paths = bench_models(models), notebook_paths(notebooks)
     skipped = [part for part, skip in (("widgets", skip_widgets), ("notebooks", skip_notebooks))
                if skip]
     stamp = _stamper(command, skipped, [p.name for p in paths], checkpoint)
@@ -275,7 +314,8 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     results.update(gaps=accuracy_gaps(results["rows"]), widgets=[], notebooks=[])
     stamp(results)
     _say(verbose, "lesson studies: the slow sweeps the notebooks load, recorded for these weights")
-    results["studies_recorded"] = [path.name for path in record_all(models, seed, verbose)]
+    recorded = record_all(models, seed, verbose)
+    results.update(studies_recorded=[path.name for path in recorded], study_figures=study_figures(recorded))
     stamp(results)
     if not skip_widgets:
         _say(verbose, f"widgets: {widget_repeats} updates per control")

@@ -62,19 +62,39 @@ def _range(row: dict[str, Any], key: str, spec: str) -> str | None:
 
 
 # ---------------------------------------------------------------- accuracy, size and latency
+def _op_counts(row: dict[str, Any]) -> str | None:
+    """``float ops / QUANTIZE / DEQUANTIZE`` of a row's file, or None (results from before they were counted)."""
+    if row.get("float_ops") is None:
+        return None
+    return f"{row['float_ops']} / {row.get('quantize_ops')} / {row.get('dequantize_ops')}"
+
+
+def _notes_once(rows: Sequence[dict[str, Any]]) -> list[str | None]:
+    """Each row's note, a note already given higher up the same table shortened to "as above"."""
+    seen: set[str] = set()
+    notes = []
+    for row in rows:
+        note = row.get("note")
+        notes.append("as above" if note in seen else note)
+        if note:
+            seen.add(note)
+    return notes
+
+
 def _model_table(results: dict[str, Any], model: str) -> str:
     base = (result_row(results, model, "float32") or {}).get("accuracy")
+    rows = [r for r in results["rows"] if r["model"] == model]
     table = [[f"`{r['variant']}`", _fmt(r.get("accuracy"), ".2f", 100),
               None if base is None or r.get("accuracy") is None
               else f"{100 * (r['accuracy'] - base):+.2f}",
               _fmt(r.get("size_bytes"), ".1f", 1 / 1024), _fmt(r.get("size_ratio"), ".2f"),
               _fmt(r.get("gzip_bytes"), ".1f", 1 / 1024), _fmt(r.get("gzip_ratio"), ".2f"),
-              r.get("non_integer_ops"), _range(r, "latency_ms", ".4f"), _range(r, "latency_ratio", ".2f"),
-              _fmt(r.get("keras_tflite_agreement"), ".2f", 100), r.get("note")]
-             for r in results["rows"] if r["model"] == model]
+              _fmt(r.get("non_integer_ops"), ".0f"), _op_counts(r), _range(r, "latency_ms", ".4f"),
+              _range(r, "latency_ratio", ".2f"), _fmt(r.get("keras_tflite_agreement"), ".2f", 100), note]
+             for r, note in zip(rows, _notes_once(rows))]
     return _md_table(["variant", "accuracy %", "vs float32 (points)", "size KB",
                       "float32 size / size", "gzip -9 KB", "float32 gzip / gzip", "ops not integer-only",
-                      "latency ms (min-max)", "latency / float32 (min-max)",
+                      "float ops / QUANTIZE / DEQUANTIZE", "latency ms (min-max)", "latency / float32 (min-max)",
                       "Keras-TFLite agreement %", "note"], table)
 
 
@@ -444,12 +464,64 @@ def _four_bit_table(studies: list[dict[str, Any]]) -> str:
                       "ops not integer-only"], table)
 
 
+def _text(value: Any) -> Any:
+    """A recorded text cell, or None when it is missing (NaN in a study's table)."""
+    return None if _number(value) is None else value
+
+
+def _keras3_quantization_table(studies: list[dict[str, Any]]) -> str:
+    table = []
+    for study in studies:
+        for r in study["rows"]:
+            converted = bool(r.get("converted"))
+            table.append([study["model"], f"`{r['mode']}`", r.get("block size"), _percent(r.get("Keras accuracy")),
+                          _percent(r.get("agreement with float")),
+                          _fmt(_number(r.get("weight bytes in memory")), ".1f", 1 / 1024),
+                          _fmt(_number(r.get("int8 bytes in memory")), ".1f", 1 / 1024),
+                          "yes" if converted else "**no**", _fmt(_number(r.get("file bytes")), ".1f", 1 / 1024),
+                          *(_fmt(_number(r.get(k)), ".0f") for k in (
+                              "FULLY_CONNECTED", "BATCH_MATMUL", "dequantize ops (CAST, DEQUANTIZE)",
+                              "ops not integer-only")),
+                          _percent(r.get("LiteRT accuracy")),
+                          _text(r.get("file constants")) if converted else _text(r.get("note"))])
+    return _md_table(["model", "mode", "block size", "Keras accuracy %", "top-1 agreement with float %",
+                      "weights in memory KB", "of which int8 KB", "converts", "file KB", "FULLY_CONNECTED",
+                      "BATCH_MATMUL", "CAST + DEQUANTIZE", "ops not integer-only", "LiteRT accuracy %",
+                      "the file's constants, or the converter's refusal"], table)
+
+
+def _layer_bits_table(studies: list[dict[str, Any]]) -> str:
+    table = [[study["model"], r["weights"], _percent(r.get("accuracy")),
+              _interval(r.get("accuracy_delta"), r.get("delta_low"), r.get("delta_high"), 100),
+              _percent(r.get("top1_agreement")), _fmt(_number(r.get("output_sqnr_db")), ".1f"),
+              _fmt(_number(r.get("file bytes")), ".1f", 1 / 1024),
+              _interval(r.get("gain over the break (points)"), r.get("gain low"), r.get("gain high")),
+              _fmt(_number(r.get("recovered")), ".0f", 100)]
+             for study in studies for r in study["rows"]]
+    return _md_table(["model", "weights", "accuracy %", "vs float32, points [95% CI]",
+                      "top-1 agreement with float32 %", "output SQNR dB", "file KB",
+                      "gain over the break, points [95% CI]", "share of the break won back %"], table)
+
+
+def _keras3_qat_table(studies: list[dict[str, Any]]) -> str:
+    table = [[study["model"], r["method"], _percent(r.get("accuracy")),
+              _interval(r.get("accuracy_delta"), r.get("delta_low"), r.get("delta_high"), 100),
+              _percent(r.get("Keras accuracy")), _percent(r.get("Keras-file agreement")),
+              _fmt(_number(r.get("steps")), ".0f"), _fmt(_number(r.get("fine-tune seconds")), ".0f"),
+              _interval(r.get("QAT gain vs control (points)"), r.get("gain low"), r.get("gain high"))]
+             for study in studies for r in study["rows"]]
+    return _md_table(["model", "method", "file accuracy %", "vs float32, points [95% CI]", "Keras accuracy %",
+                      "Keras-file top-1 agreement %", "fine-tune steps", "fine-tune s",
+                      "QAT - control, points [95% CI]"], table)
+
+
 STUDY_TABLES = {"weight_bits": _weight_bits_table, "equalization": _equalization_table,
                 "calibration_failures": _calibration_failures_table,
                 "range_estimators": _range_estimators_table, "bits_picture": _bits_picture_table,
                 "adaround": _adaround_table, "partial_qat": _partial_qat_table,
                 "deep_compression": _deep_compression_table, "litert_quantizer_routes": _routes_table,
-                "litert_quantizer_4bit": _four_bit_table}
+                "litert_quantizer_4bit": _four_bit_table, "keras3_quantization": _keras3_quantization_table,
+                "layer_bits": _layer_bits_table, "keras3_qat": _keras3_qat_table}
 
 
 def _recorded_studies(results: dict[str, Any], studies_dir: str | Path | None,

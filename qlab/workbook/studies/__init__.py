@@ -11,7 +11,9 @@ study's code version and the seed, so it is stored under a key made of those:
 
 A recorded table is used only if the weights hash matches the model loaded here, so a
 lesson never shows numbers that belong to other weights. Each study function has the
-signature ``compute(model_name, size, seed, verbose) -> pandas.DataFrame``.
+signature ``compute(model_name, size, seed, verbose) -> pandas.DataFrame``; a study may also
+name a ``figures(table) -> dict`` function, the few numbers of its table that the benchmark's
+goals check (:func:`study_figures`).
 """
 
 from __future__ import annotations
@@ -62,15 +64,35 @@ class StudySpec:
     target: str | StudyFunction  # "module:function" (imported when first run) or the function
     version: int = 1
     description: str = ""
-    models: tuple[str, ...] | None = None  # the zoo models it applies to (None: all)
+    models: tuple[str, ...] | None = None  # the zoo models it applies to (None: the CNNs, qlab.zoo.models.MODELS)
     view: View | None = None  # how show() lays its table out (None: as measured)
+    figures: str | Callable[[pd.DataFrame], dict[str, Any]] | None = None  # table -> the numbers goals check
 
     def function(self) -> StudyFunction:
         """The study's compute function."""
-        if callable(self.target):
-            return self.target
-        module, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return _resolve(self.target)
+
+    def figures_function(self) -> Callable[[pd.DataFrame], dict[str, Any]] | None:
+        """The study's ``figures`` function, or None when it has none."""
+        return None if self.figures is None else _resolve(self.figures)
+
+    def models_applied(self) -> tuple[str, ...]:
+        """The zoo models the study applies to."""
+        from qlab.zoo.models import MODELS
+
+        return tuple(MODELS) if self.models is None else self.models
+
+
+def _is_target(value: Any) -> bool:
+    return callable(value) or (isinstance(value, str) and ":" in value)
+
+
+def _resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
+    """``target`` itself, or the function a ``"module:function"`` string names (imported now)."""
+    if callable(target):
+        return target
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 #: The lessons' studies, by name.
@@ -79,20 +101,25 @@ STUDIES: dict[str, StudySpec] = {}
 
 def register_study(name: str, target: str | StudyFunction, version: int = 1,
                    description: str = "", models: Sequence[str] | None = None,
-                   view: View | None = None) -> StudySpec:
+                   view: View | None = None,
+                   figures: str | Callable[[pd.DataFrame], dict[str, Any]] | None = None) -> StudySpec:
     """Register ``target`` (a function or ``"module:function"``) as the study ``name``.
 
     Bump ``version`` whenever the study's code changes what it measures: older
-    recorded tables then no longer match and are recomputed.
+    recorded tables then no longer match and are recomputed. ``models`` None: the zoo's
+    CNNs (:data:`qlab.zoo.models.MODELS`). ``figures`` (a function or ``"module:function"``)
+    reduces the study's table to the numbers the benchmark's goals check.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"a study name must be an identifier, got {name!r}")
-    if not (callable(target) or (isinstance(target, str) and ":" in target)):
+    if not _is_target(target):
         raise TypeError(f"target must be a function or 'module:function', got {target!r}")
+    if figures is not None and not _is_target(figures):
+        raise TypeError(f"figures must be a function, 'module:function' or None, got {figures!r}")
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive integer, got {version!r}")
     STUDIES[name] = StudySpec(name, target, version, description,
-                              None if models is None else tuple(models), view)
+                              None if models is None else tuple(models), view, figures)
     return STUDIES[name]
 
 
@@ -251,16 +278,16 @@ def run_study(name: str, model_name: str, size: str = "full", seed: int = 0, ver
         recompute: ignore recorded and cached tables and measure again.
     """
     from qlab.files.io import write_json_atomic
-    from qlab.zoo.models import check_size, get_spec, load_or_train
+    from qlab.zoo.models import check_size
     from qlab.numerics.validate import check_int
 
     spec = get_study(name)
-    get_spec(model_name)
-    if spec.models is not None and model_name not in spec.models:
-        raise ValueError(f"study {name!r} applies to {', '.join(spec.models)}, not {model_name!r}")
+    _check_model_name(model_name)
+    if model_name not in spec.models_applied():
+        raise ValueError(f"study {name!r} applies to {', '.join(spec.models_applied())}, not {model_name!r}")
     check_size(size)
     seed = check_int(seed, "seed", 0, 2**31 - 1)
-    fingerprint = weights_fingerprint(load_or_train(model_name, size, seed, verbose=0))
+    fingerprint = weights_fingerprint(_zoo_model(model_name, size, seed))
     key = _key(spec, model_name, size, seed, fingerprint)
     expected = {"study": name, "model": model_name, "size": size, "seed": seed,
                 "fingerprint": fingerprint}
@@ -280,6 +307,25 @@ def run_study(name: str, model_name: str, size: str = "full", seed: int = 0, ver
                   time.perf_counter() - start)
     study.path = write_json_atomic(cache_dir() / key, _to_json(study))
     return study
+
+
+def _check_model_name(model_name: str) -> None:
+    """A ValueError naming the valid models unless ``model_name`` is a zoo CNN or the zoo's transformer."""
+    from qlab.zoo.models import get_spec
+    from qlab.zoo.transformer import NAME
+
+    if model_name != NAME:
+        get_spec(model_name)
+
+
+def _zoo_model(model_name: str, size: str, seed: int) -> Any:
+    """The trained zoo model ``model_name`` (a CNN or the Keras 3 transformer), to fingerprint its weights."""
+    from qlab.zoo.models import load_or_train
+    from qlab.zoo.transformer import NAME, load_or_train_encoder
+
+    if model_name == NAME:
+        return load_or_train_encoder(size, seed, verbose=0)
+    return load_or_train(model_name, size, seed, verbose=0)
 
 
 def record_study(study: Study) -> Path:
@@ -312,10 +358,23 @@ def record_all(models: str | Sequence[str] = "all", seed: int = 0, verbose: bool
     for name in (list(STUDIES) if studies is None else studies):
         spec = get_study(name)
         for model_name in check_models(models):
-            if spec.models is not None and model_name not in spec.models:
+            if model_name not in spec.models_applied():
                 continue
             paths.append(record_study(run_study(name, model_name, "full", seed, verbose)))
     return paths
+
+
+def study_figures(paths: Sequence[str | Path]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{study: {model: figures}}`` of the recorded study files at ``paths`` whose study has a
+    ``figures`` function (the others are left out); ``qlab bench`` stores it for the goals."""
+    figures: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())  # Python's json reads the files' Infinity and NaN
+        reduce = get_study(data["study"]).figures_function()
+        if reduce is not None:
+            table = pd.DataFrame(data["table"]["data"], columns=data["table"]["columns"])
+            figures.setdefault(data["study"], {})[data["model"]] = reduce(table)
+    return figures
 
 
 # The lessons' studies, one module each beside this file; they call the technique modules
@@ -352,3 +411,15 @@ register_study("litert_quantizer_4bit", "qlab.workbook.studies.litert_quantizer:
 register_study("deep_compression", "qlab.workbook.studies.deep_compression:deep_compression_study",
                description="pruning, clustering, int8 (PTQ and PCQAT) and compression, stage by stage, with a "
                            "fine-tuned float control, 09")
+register_study("keras3_quantization", "qlab.workbook.studies.transformer:keras3_quantization_study",
+               models=("patch_encoder",),
+               description="Keras 3's model.quantize (int8, int4 by block size) in Keras and through the "
+                           "converter: what the file stores, its ops, its accuracy, 11")
+register_study("layer_bits", "qlab.workbook.studies.transformer:layer_bits_study", models=("patch_encoder",),
+               figures="qlab.workbook.studies.transformer:layer_bits_figures",
+               description="the transformer's 2-bit weight break and the share of it won back by keeping a "
+                           "group of layers at 8 bits, 11")
+register_study("keras3_qat", "qlab.workbook.studies.transformer:keras3_qat_study", models=("patch_encoder",),
+               figures="qlab.workbook.studies.transformer:keras3_qat_figures",
+               description="QAT written in Keras 3 against a float fine-tune control and PTQ, 2-bit weights, "
+                           "through the LiteRT file, 11")

@@ -3,6 +3,8 @@
 ``fake_results``, ``fake_row`` and ``set_row`` are also the fixtures of test_bench_report.py.
 """
 
+import copy
+
 import pytest
 
 from qlab.workbook.bench import goals
@@ -14,6 +16,25 @@ ACCURACY = {  # model -> variant -> accuracy; every bound met, qat_int8 of mnist
                      "qat_int8": 0.9880, "pcqat_int8": 0.9840},
     "mobilenet_v1": {"float32": 0.9885, "int8_per_channel": 0.9870, "int8_per_tensor": 0.9700,
                      "qat_int8": 0.9870, "pcqat_int8": 0.9835},
+    # the transformer's best full-integer int8 file exactly 1 point under float32
+    "patch_encoder": {"float32": 0.9755, "dynamic_int8": 0.9750, "int8_per_channel": 0.9600,
+                      "int8_per_tensor": 0.9550, "aeq_int8_per_channel": 0.9655},
+}
+#: The transformer's rows without a file: (variant, evaluated_with, note)
+ENCODER_NO_FILE = [("int16x8", "refused", "the converter refused: Quantization to 16x8-bit not yet supported "
+                                          "for op: 'NEG'"),
+                   ("qat_int8", "not applicable", "not applicable: TFMOT needs tf_keras"),
+                   ("pcqat_int8", "not applicable", "not applicable: TFMOT needs tf_keras")]
+#: What qlab bench keeps of the transformer's recorded studies, every bar hit exactly.
+STUDY_FIGURES = {
+    "layer_bits": {"patch_encoder": {
+        "baseline": "8-bit weights", "break": "all groups at 2 bits",
+        "best_repair": "attention (query, key, value, output) at 2 bits, the rest 8",
+        "baseline_accuracy": 0.9750, "break_accuracy": 0.9550, "repair_accuracy": 0.9650, "break_points": 2.0,
+        "recovered": 0.5, "recovered_low": 0.4, "recovered_high": 0.6}},
+    "keras3_qat": {"patch_encoder": {
+        "ptq_accuracy": 0.9286, "control_accuracy": 0.9400, "qat_accuracy": 0.9700, "gain_points": 3.0,
+        "gain_low": 0.01, "gain_high": 3.5, "keras_file_agreement": 0.99, "steps": 470}},
 }
 #: float32 gzip / gzip per variant (default 3.8): the Deep Compression bars hit exactly
 GZIP_RATIO = {"float32": 1.0, "qat_4bit": 7.0, "pruned_int8": 9.0, "pcqat_int8": None}
@@ -37,7 +58,9 @@ def fake_row(model, variant, accuracy):
 def fake_results():
     """A complete results dict in which every goal is met."""
     rows = [fake_row(m, v, a) for m, accs in ACCURACY.items() for v, a in accs.items()]
-    names = [f"{i:02d}_lesson.ipynb" for i in range(12)]
+    rows += [{"model": "patch_encoder", "variant": v, "evaluated_with": how, "note": note}
+             for v, how, note in ENCODER_NO_FILE]
+    names = [f"{i:02d}_lesson.ipynb" for i in range(13)]
     return {
         "schema": 1, "command": "qlab bench", "started": "2026-11-22T08:35:00+00:00",
         "finished": "2026-11-22T09:00:00+00:00", "total_seconds": 1500.0, "skipped": [],
@@ -57,6 +80,7 @@ def fake_results():
                        "ok": True, "error": None} for mode in ("full", "smoke") for n in names],
         "widgets": [{"widget": "BucketExplorer", "control": "num_bits", "updates": 15,
                      "median_ms": 40.0, "p90_ms": 55.0, "max_ms": 70.0, "cpu_median_ms": 38.0}],
+        "study_figures": copy.deepcopy(STUDY_FIGURES),
     }
 
 
@@ -94,6 +118,20 @@ def test_all_goals_met_on_the_fake_results_with_a_bound_hit_exactly():
     (lambda r: set_row(r, "mnist_cnn", "pcqat_int8", accuracy=0.9894), "pruned_int8: 9.00x"),
     (lambda r: r["rows"].remove(next(x for x in r["rows"] if x["variant"] == "int8_per_tensor"
                                      and x["model"] == "mobilenet_v1")), "gap measured"),
+    # the transformer: float accuracy, its best full-integer int8 file, the break, the repair, QAT
+    (lambda r: set_row(r, "patch_encoder", "float32", accuracy=0.9699), "patch_encoder float32 accuracy >= 97.0%"),
+    (lambda r: set_row(r, "patch_encoder", "aeq_int8_per_channel", accuracy=0.9654),
+     "patch_encoder: its best full-integer int8 file (int8 weights and activations) within 1 point of float32: "
+     "aeq_int8_per_channel: 96.54% (-1.01 points)"),
+    (lambda r: r["study_figures"]["layer_bits"]["patch_encoder"].update(break_points=1.99),
+     "break the 8-bit file by >= 2 points (layer_bits study): 1.99 points (97.50% -> 95.50%, all groups at 2 bits)"),
+    (lambda r: r["study_figures"]["layer_bits"]["patch_encoder"].update(recovered=0.49),
+     "wins back >= 50% of the break: 49% [40, 60] (attention (query, key, value, output) at 2 bits, the rest 8)"),
+    (lambda r: r["study_figures"]["keras3_qat"]["patch_encoder"].update(gain_low=0.0),
+     "Keras 3 QAT beats its float fine-tune control, 95% interval above 0 (keras3_qat study): "
+     "+3.00 points [+0.00, +3.50] (94.00% -> 97.00%)"),
+    (lambda r: r["study_figures"]["keras3_qat"]["patch_encoder"].update(keras_file_agreement=0.9899),
+     "agree on >= 99% of top-1 predictions: 98.99%"),
 ])
 def test_each_missed_goal_is_reported(change, expected):
     results = fake_results()
@@ -107,7 +145,7 @@ def test_notebook_goals_fail_on_a_failure_a_slow_workbook_or_no_timing():
     failed["notebooks"][3].update(ok=False, error="RuntimeError: boom")
     assert any("03_lesson.ipynb runs to the end" in m for m in goals.check_goals(failed))
     slow = fake_results()
-    slow["notebooks"][0]["seconds"] = 701.0  # 11 x 100 s + 701 s = 30.02 min
+    slow["notebooks"][0]["seconds"] = 601.0  # 12 x 100 s + 601 s = 30.02 min
     assert any("<= 30 min" in m for m in goals.check_goals(slow))
     skipped = fake_results()
     skipped.update(notebooks=[], skipped=["notebooks"])
@@ -131,7 +169,7 @@ def test_budgeted_lessons_fail_when_slower_than_their_budget():
 
 def test_notebook_totals_add_up_each_mode():
     results = fake_results()
-    assert goals.notebook_totals(results) == {"full": 1200.0, "smoke": 120.0}
+    assert goals.notebook_totals(results) == {"full": 1300.0, "smoke": 130.0}
     assert goals.notebook_totals({"rows": []}) == {}
 
 
@@ -140,7 +178,7 @@ def test_notes_name_missing_notebooks_and_slow_widgets():
     results["notebooks_found"] = results["notebooks_found"][:4]
     results["widgets"][0]["median_ms"] = 150.0
     text = " ".join(goals.notes(results))
-    assert "missing: 04, 05, 06, 07, 08, 09, 10, 11" in text and "BucketExplorer.num_bits (150 ms)" in text
+    assert "missing: 04, 05, 06, 07, 08, 09, 10, 11, 12" in text and "BucketExplorer.num_bits (150 ms)" in text
     assert goals.notes(fake_results()) == []
 
 
@@ -203,3 +241,47 @@ def test_four_bit_goal_takes_the_most_accurate_int4_file_and_mnist_cnns_size_bar
         "6.50x" in goals.check_goals(results)
     # the MobileNets have no INT4 rows in the fake results: no 4-bit goal for them
     assert not [g for g in goals.goal_results(results) if g["goal"].startswith("mobilenet_v1: a 4-bit")]
+
+
+def test_refused_and_inapplicable_rows_have_no_file_goals_but_a_missing_file_still_misses():
+    results = fake_results()
+    names = [g["goal"] for g in goals.goal_results(results)]
+    # int16x8 refused, qat_int8 and pcqat_int8 not applicable: no size or latency goal for them
+    assert not [n for n in names if n.startswith("patch_encoder int16x8") or n.startswith("patch_encoder qat_int8")]
+    assert "patch_encoder dynamic_int8 file >= 2.4x smaller than float32" in names  # its graph is a large share
+    set_row(results, "patch_encoder", "int16x8", evaluated_with="litert")  # measured, yet no file
+    assert goals.check_goals(results) == ["patch_encoder int16x8 file >= 2.4x smaller than float32: no file",
+                                          "patch_encoder int16x8 latency ratio vs float32 measured in the same run: "
+                                          "not measured"]
+
+
+def test_the_transformer_goals_are_missed_when_its_studies_or_rows_were_not_measured():
+    results = fake_results()
+    del results["study_figures"]  # results from before qlab bench kept the studies' figures
+    missed = goals.check_goals(results)
+    assert len(missed) == 4 and all(m.startswith("patch_encoder: ") and m.endswith(": not measured")
+                                    for m in missed), missed
+    results = fake_results()
+    results["rows"] = [r for r in results["rows"] if r["model"] != "patch_encoder"]
+    missed = goals.check_goals(results)
+    assert "patch_encoder float32 accuracy >= 97.0%: not measured" in missed
+    assert any(m.startswith("patch_encoder: its best full-integer int8 file") and m.endswith("not measured")
+               for m in missed)
+
+
+def test_the_break_goal_says_when_there_is_no_break_to_repair():
+    results = fake_results()
+    results["study_figures"]["layer_bits"]["patch_encoder"].update(
+        break_points=-0.1, recovered=None, recovered_low=None, recovered_high=None)
+    missed = goals.check_goals(results)
+    assert len(missed) == 2 and missed[1].endswith("of the break: no break to repair"), missed
+
+
+def test_the_transformer_has_its_own_int8_file_bar_and_the_cnns_keep_theirs():
+    results = set_row(fake_results(), "patch_encoder", "dynamic_int8", size_ratio=2.51)
+    assert not [m for m in goals.check_goals(results) if "dynamic_int8 file" in m]
+    missed = goals.check_goals(set_row(results, "patch_encoder", "dynamic_int8", size_ratio=2.3))
+    assert [m.split(":")[0] for m in missed if "dynamic_int8 file" in m] == [
+        "patch_encoder dynamic_int8 file >= 2.4x smaller than float32"]
+    missed = goals.check_goals(set_row(fake_results(), "mnist_cnn", "int8_per_channel", size_ratio=2.9))
+    assert "mnist_cnn int8_per_channel file >= 3x smaller than float32" in [m.split(":")[0] for m in missed]

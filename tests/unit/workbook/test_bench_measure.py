@@ -50,9 +50,25 @@ def test_collect_records_the_lesson_studies_after_the_comparison(monkeypatch):
         calls.append(("record_all", models, seed, verbose))
         return [Path("/somewhere/studies/accuracy_sweep-mnist_cnn-abc.json")]
 
+    def fake_study_figures(paths):
+        calls.append(("study_figures", [p.name for p in paths]))
+        return {"accuracy_sweep": {"mnist_cnn": {"best": 0.99}}}
+
     monkeypatch.setattr(measure, "measure_compare", fake_compare)
     monkeypatch.setattr(studies, "record_all", fake_record_all)
+    monkeypatch.setattr(studies, "study_figures", fake_study_figures)
     results = measure.collect(models="mnist_cnn", seed=3, skip_notebooks=True, skip_widgets=True,
                               verbose=False, notebooks=[])
-    assert calls == ["compare", ("record_all", "mnist_cnn", 3, False)]
+    assert calls == ["compare", ("record_all", ["mnist_cnn"], 3, False),
+                     ("study_figures", ["accuracy_sweep-mnist_cnn-abc.json"])]
     assert results["studies_recorded"] == ["accuracy_sweep-mnist_cnn-abc.json"] and not results["partial"]
+    assert results["study_figures"] == {"accuracy_sweep": {"mnist_cnn": {"best": 0.99}}}
+
+
+def test_the_bench_measures_the_cnns_and_the_transformer_unless_told_otherwise():
+    from qlab.zoo.models import MODELS
+
+    assert measure.bench_models("all") == [*MODELS, "patch_encoder"]
+    assert measure.bench_models("mobilenet_v2,patch_encoder") == ["mobilenet_v2", "patch_encoder"]
+    with pytest.raises(ValueError, match="resnet"):
+        measure.bench_models("resnet")

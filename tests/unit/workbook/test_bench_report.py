@@ -32,6 +32,8 @@ fake_results, fake_row, set_row = _fixtures.fake_results, _fixtures.fake_row, _f
 def with_fine_metrics(results):
     """``results`` as qlab bench now writes them: every row compared with float32 on the same images."""
     for row in results["rows"]:
+        if row.get("accuracy") is None:  # refused or not applicable: no file to compare
+            continue
         base = goals.result_row(results, row["model"], "float32")["accuracy"]
         delta, identical = row["accuracy"] - base, row["variant"] == "float32"
         row.update(top1_agreement=1.0 if identical else 0.985, kl_divergence=0.0 if identical else 0.0123,
@@ -138,6 +140,44 @@ def fake_studies(folder):
                     ["model", "file", "accuracy", "bytes", "size ratio", "non-integer ops", "vs float32 (points)",
                      "vs float32 low", "vs float32 high"], [
             ["mobilenet_v1", "static per-tensor (min_max)", 0.9845, 461520, 7.130352, 2, -0.40, -0.59, -0.22]]),
+        *transformer_studies(folder),
+    ]
+
+
+def transformer_studies(folder):
+    """The three studies of the Keras 3 transformer, as keras3_quantization, layer_bits and keras3_qat write them."""
+    nan, inf = float("nan"), float("inf")
+    fine = ["accuracy", "top1_agreement", "output_sqnr_db", "kl_divergence", "accuracy_delta", "delta_low",
+            "delta_high", "mcnemar_p"]
+    return [
+        _study_file(folder, "keras3_quantization", "patch_encoder",
+                    ["mode", "block size", "Keras accuracy", "agreement with float", "weight bytes in memory",
+                     "int8 bytes in memory", "converted", "file bytes", "file constants", "FULLY_CONNECTED",
+                     "BATCH_MATMUL", "dequantize ops (CAST, DEQUANTIZE)", "ops not integer-only",
+                     "LiteRT accuracy", "note"], [
+            ["float32", "-", 0.9755, 1.0, 287784, 0, True, 322380, "float32 287,536 B", 14, 4, 0, 130, 0.9755, nan],
+            ["int8", "-", 0.9751, 0.9978, 80676, 71680, False, nan, nan, nan, nan, nan, nan, nan,
+             "the converter refused: 'tfl.fully_connected' op operand #0 must be ..."],
+            ["int4", 128, 0.9747, 0.9950, 54078, 36352, True, 468652, "float32 287,536 B, int8 36,352 B", 0, 17, 26,
+             190, 0.9747, nan]], fingerprint="0dcac562075baf32"),
+        _study_file(folder, "layer_bits", "patch_encoder",
+                    ["weights", *fine, "file bytes", "gain over the break (points)", "gain low", "gain high",
+                     "recovered"], [
+            ["8-bit weights", 0.9756, 0.9989, 41.9, 0.0004, 0.0001, -0.0005, 0.0007, 1.0, 124496, 41.75, 40.7, 42.8,
+             1.0],
+            ["all groups at 2 bits", 0.5581, 0.56, 2.1, 1.2, -0.4174, -0.427, -0.408, 0.0, 88952, 0.0, 0.0, 0.0, 0.0],
+            ["feed-forward at 2 bits, the rest 8", 0.6885, 0.70, 4.0, 0.9, -0.287, -0.296, -0.278, 0.0, 106000,
+             13.04, 12.2, 13.9, 0.3123],
+            ["attention (query, key, value, output) at 2 bits, the rest 8", 0.9286, 0.94, 12.0, 0.2, -0.0469,
+             -0.051, -0.043, 0.0, 107000, 37.05, 36.1, 38.0, 0.8874]], fingerprint="0dcac562075baf32"),
+        _study_file(folder, "keras3_qat", "patch_encoder",
+                    ["method", *fine, "Keras accuracy", "Keras-file agreement", "steps", "fine-tune seconds",
+                     "QAT gain vs control (points)", "gain low", "gain high"], [
+            ["PTQ", 0.5581, 0.56, 2.1, 1.2, -0.4174, -0.427, -0.408, 0.0, 0.9755, 0.5650, 0, 0.0, nan, nan, nan],
+            ["control: float fine-tune, then PTQ", 0.6012, 0.61, 2.5, 1.1, -0.3743, -0.384, -0.365, 0.0, 0.9771,
+             0.6080, 470, 31.2, nan, nan, nan],
+            ["QAT (Keras 3, fake-quantized kernels)", 0.9703, 0.975, 15.1, 0.05, -0.0052, -0.0075, -0.003, 0.0007,
+             0.9705, 0.9961, 470, 39.8, 36.91, 35.9, 37.9]], fingerprint="0dcac562075baf32"),
     ]
 
 
@@ -169,7 +209,7 @@ def test_markdown_shows_numbers_noise_gaps_and_the_verdict():
     assert "0.0286 (0.0257-0.0343)" in text  # latency median (min-max) in ms
     assert "| mobilenet_v2 | +3.50 | +0.30 | 250 |" in text
     assert "widest spread is 250.0x (`mobilenet_v2`)" in text
-    assert "| **whole workbook** | 1200 | 120 |" in text
+    assert "| **whole workbook** | 1300 | 130 |" in text
     assert "| mnist_cnn | `int8_per_channel` | 111.3 | 3.51 | 95.2 (86%) | 0.5 (0%) | 0.0 (0%) " \
            "| 5.9 (5%) | 9.8 (9%) |" in text
     missed = fake_results()
@@ -393,3 +433,43 @@ def test_the_litert_quantizer_studies_are_tables(tmp_path):
     assert "| mobilenet_v2 | `aeq_int8_per_channel` / `int8_per_channel` | min_max | 99.25 | 99.25 | 2720576 | " \
            "2720536 | 49.51 | 1.07 | output parameters | 8 CONV_2D |" in section
     assert "| mobilenet_v1 | static per-tensor (min_max) | 98.45 | -0.40 [-0.59, -0.22] | 450.7 | 7.13 | 2 |" in section
+
+
+def test_the_transformers_rows_show_op_counts_its_refusal_and_each_inapplicable_note_once():
+    results = set_row(fake_results(), "patch_encoder", "aeq_int8_per_channel", float_ops=10, quantize_ops=5,
+                      dequantize_ops=10)
+    text = report.render_markdown(results)
+    table = text[text.index("### patch_encoder"):text.index("## Finer than top-1")]
+    assert "| variant | accuracy % | vs float32 (points) |" in table and "float ops / QUANTIZE / DEQUANTIZE" in table
+    assert "| `aeq_int8_per_channel` | 96.55 | -1.00 |" in table and "| 10 / 5 / 10 |" in table
+    assert "| `int16x8` | - | - | - | - | - | - | - | - | - | - | - | the converter refused: Quantization to " \
+           "16x8-bit not yet supported for op: 'NEG' |" in table
+    # the same note twice in one table: written out once, then "as above"
+    assert table.count("not applicable: TFMOT needs tf_keras") == 1 and "| `pcqat_int8` |" in table
+    assert table.rstrip().endswith("| as above |")
+    # a row without op counts (results written before they were counted): "-" in that column
+    assert "| `dynamic_int8` | 97.50 | -0.05 | 111.6 | 3.50 | 97.7 | 3.80 | - | - | 0.0286 (0.0257-0.0343) |" in table
+
+
+def test_the_transformer_studies_are_tables(tmp_path):
+    results = fake_results() | {"studies_recorded": transformer_studies(tmp_path)}
+    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    assert "### Keras 3's own quantization: in Keras, and what reaches a `.tflite`" in section
+    assert "`patch_encoder` sha256 `0dcac562075baf32`" in section and "`11_transformers.ipynb`" in section
+    # mode, Keras accuracy and agreement, bytes in memory, then the file or the converter's refusal
+    assert "| patch_encoder | `int8` | - | 97.51 | 99.78 | 78.8 | 70.0 | **no** | - | - | - | - | - | - | " \
+           "the converter refused: 'tfl.fully_connected' op operand #0 must be ... |" in section
+    assert "| patch_encoder | `int4` | 128 | 97.47 | 99.50 | 52.8 | 35.5 | yes | 457.7 | 0 | 17 | 26 | 190 | 97.47 | " \
+           "float32 287,536 B, int8 36,352 B |" in section
+    # the break and the repairs: the gain over the break and the share of it won back
+    assert "| patch_encoder | all groups at 2 bits | 55.81 | -41.74 [-42.70, -40.80] | 56.00 | 2.1 | 86.9 | " \
+           "+0.00 [+0.00, +0.00] | 0 |" in section
+    assert "| patch_encoder | attention (query, key, value, output) at 2 bits, the rest 8 | 92.86 | " \
+           "-4.69 [-5.10, -4.30] | 94.00 | 12.0 | 104.5 | +37.05 [+36.10, +38.00] | 89 |" in section
+    # QAT against its control, with the Keras model's agreement with its file
+    assert "| patch_encoder | QAT (Keras 3, fake-quantized kernels) | 97.03 | -0.52 [-0.75, -0.30] | 97.05 | " \
+           "99.61 | 470 | 40 | +36.91 [+35.90, +37.90] |" in section
+    assert "| patch_encoder | PTQ | 55.81 | -41.74 [-42.70, -40.80] | 97.55 | 56.50 | 0 | 0 | - |" in section
+    order = [section.index(f"### {title}") for title in ("Keras 3's own", "Where the transformer breaks",
+                                                          "QAT written in Keras 3")]
+    assert order == sorted(order)

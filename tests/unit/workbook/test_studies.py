@@ -157,3 +157,50 @@ def test_show_without_a_view_is_the_table_and_bad_model_lists_are_named(world):
     for models in ("mnist_cnn", []):
         with pytest.raises(ValueError, match="non-empty list"):
             studies.run_studies("toy", models, "smoke", 0)
+
+
+def test_a_study_for_the_cnns_refuses_the_transformer_and_one_for_it_fingerprints_it(world, monkeypatch):
+    import qlab.zoo.transformer as transformer
+    from qlab.zoo.models import MODELS
+
+    with pytest.raises(ValueError, match=f"applies to {', '.join(MODELS)}, not 'patch_encoder'"):
+        studies.run_study("toy", "patch_encoder", "smoke")
+    monkeypatch.setattr(transformer, "load_or_train_encoder", lambda size, seed, verbose=0: _Model(3.0))
+    spec = studies.STUDIES["toy"]
+    monkeypatch.setitem(studies.STUDIES, "toy", studies.StudySpec("toy", spec.target, 1, "", ("patch_encoder",)))
+    study = studies.run_study("toy", "patch_encoder", "smoke", 0, verbose=False)
+    assert study.fingerprint == studies.weights_fingerprint(_Model(3.0)) != studies.weights_fingerprint(_Model(1.0))
+
+
+def test_record_all_runs_each_study_on_the_models_it_applies_to(world, monkeypatch):
+    import qlab.zoo.transformer as transformer
+
+    monkeypatch.setattr(transformer, "load_or_train_encoder", lambda size, seed, verbose=0: _Model(3.0))
+    compute = studies.STUDIES["toy"].target
+    monkeypatch.setattr(studies, "STUDIES", {
+        "toy": studies.StudySpec("toy", compute, 1),  # the CNNs
+        "encoder_only": studies.StudySpec("encoder_only", compute, 1, "", ("patch_encoder",))})
+    paths = studies.record_all(["mnist_cnn", "patch_encoder"], 0, verbose=False)
+    assert [p.name.split("-")[:3] for p in paths] == [["toy", "v1", "mnist_cnn"],
+                                                     ["encoder_only", "v1", "patch_encoder"]]
+
+
+def test_study_figures_reduce_the_recorded_tables_of_studies_that_have_a_figures_function(world, monkeypatch):
+    compute = studies.STUDIES["toy"].target
+    monkeypatch.setitem(studies.STUDIES, "toy", studies.StudySpec(
+        "toy", compute, 1, figures=lambda table: {"best": float(table["accuracy"].max())}))
+    monkeypatch.setitem(studies.STUDIES, "plain", studies.StudySpec("plain", compute, 1))
+    with_figures = studies.record_study(studies.run_study("toy", "mnist_cnn", "smoke", 0, verbose=False))
+    without = studies.record_study(studies.run_study("plain", "mnist_cnn", "smoke", 0, verbose=False))
+    assert studies.study_figures([with_figures, without]) == {"toy": {"mnist_cnn": {"best": 0.99}}}
+    assert studies.study_figures([without]) == {}
+
+
+def test_a_figures_function_is_named_like_a_target():
+    with pytest.raises(TypeError, match="figures must be a function, 'module:function' or None, got 'no_colon'"):
+        studies.register_study("fine", "a:b", figures="no_colon")
+    assert "fine" not in studies.STUDIES
+    for name in ("layer_bits", "keras3_qat"):  # the transformer studies the goals read
+        assert studies.get_study(name).figures_function() is not None
+        assert studies.get_study(name).models_applied() == ("patch_encoder",)
+    assert studies.get_study("keras3_quantization").figures_function() is None
