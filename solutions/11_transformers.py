@@ -45,3 +45,11 @@ print(short[["method", "accuracy", "QAT gain vs control (points)", "gain low", "
 # not get smaller.
 print(keras3_quantization_table(model, x_test, y_test, modes=[("int4", 16)])[
     ["mode", "block size", "Keras accuracy", "weight bytes in memory", "file bytes"]])
+
+# %% question 5
+# The debugger's table, worst first: the LayerNorm's internal ops (its MEAN over the squared differences) and the
+# attention's BATCH_MATMULs have the largest error in quantization steps, not the LayerNorm outputs that SmoothQuant
+# would smooth.
+from qlab.ptq.debug import layer_error_table
+
+layer_error_table(model, x_train, 100).head(8)
