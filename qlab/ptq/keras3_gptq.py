@@ -110,7 +110,7 @@ def calibrated_copy(model: Any, method: str, weight_bits: int, group_size: int, 
     """
     import warnings
 
-    from qlab.ptq.keras3_quantize import quantized_copy
+    from qlab.ptq.keras3_quantize import one_garbage_collection, quantized_copy
     from qlab.zoo.keras3 import copy_keras3_model, is_keras3_model
 
     method, weight_bits, group_size = check_row(method, weight_bits, group_size)
@@ -123,7 +123,7 @@ def calibrated_copy(model: Any, method: str, weight_bits: int, group_size: int, 
     copy = copy_keras3_model(model)
     config = calibration_config(copy, method, weight_bits, group_size, calibration,
                                 block_outputs or default_block_outputs())
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), one_garbage_collection():
         warnings.filterwarnings("ignore", message="Layer .* does not have a `quantize` method")
         copy.quantize(method, config=config)
     left_float = [layer.path for layer in quantized_layers(copy)

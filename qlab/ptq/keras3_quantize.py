@@ -58,7 +58,7 @@ def quantized_copy(model: Any, mode: str, block_size: int | None = None) -> Any:
         raise TypeError("model.quantize is Keras 3's API: give a Keras 3 model (`import keras`), "
                         f"not {type(model).__module__}.{type(model).__name__}")
     copy = copy_keras3_model(model)
-    with warnings.catch_warnings(), _one_collection():
+    with warnings.catch_warnings(), one_garbage_collection():
         # only Dense, EinsumDense and Embedding take part: that is the point
         warnings.filterwarnings("ignore", message="Layer .* does not have a `quantize` method")
         if mode == "int8":
@@ -69,7 +69,7 @@ def quantized_copy(model: Any, mode: str, block_size: int | None = None) -> Any:
 
 
 @contextlib.contextmanager
-def _one_collection() -> Iterator[None]:
+def one_garbage_collection() -> Iterator[None]:
     """One garbage collection at the end instead of one per replaced kernel.
 
     Keras's ``Layer.__delattr__`` runs a full ``gc.collect()`` each time ``quantize`` drops a float

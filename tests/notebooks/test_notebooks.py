@@ -265,6 +265,8 @@ CHECKS = {
         "fake_quant_levels": lambda v: v <= 3,
         "qat_table": lambda v: [r["method"][:3] for r in v] == ["PTQ", "con", "QAT"],
         "repairs": lambda v: len(v) == 5,
+        # model.export runs the same converter: it refuses int8, and gives int4 the converter's ops
+        "exported": lambda v: set(v) == {"int4, blocks of 128"} and v["int4, blocks of 128"]["same_ops"] is True,
         "outlier_ratio": lambda v: len(v) == 4 and all(r >= 1 for r in v.values()),
         "smooth_table": lambda v: v[0]["setting"] == "float" and len(v) >= 3,
     },

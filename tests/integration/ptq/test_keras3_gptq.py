@@ -1,9 +1,10 @@
-"""Keras 3's GPTQ and AWQ on the smoke encoder, measured against round-to-nearest (about 30 s).
+"""Keras 3's GPTQ and AWQ on a tiny Keras 3 classifier, measured against round-to-nearest (about 5 s).
 
-The smoke encoder comes from the run's shared cache. GPTQ and AWQ run on 4 training images: enough for
-calibration to change integers when it runs. Measured with Keras's hooks moved onto ``quantized_call`` (what
-keras-team/keras#23512 does), the same table on this encoder says 14.5 % (GPTQ) and 30.4 % (AWQ) of the
-integers differ from round-to-nearest; as Keras 3.15.1 ships, 0.0.
+GPTQ's column-by-column update runs eagerly in Keras, so its time grows with every weight column: the smoke
+encoder took 26 s, this two-layer model 5. GPTQ and AWQ run on 4 inputs: enough for calibration to change integers
+when it runs. Measured with Keras's hooks moved onto ``quantized_call`` (what keras-team/keras#23512 does), the same
+table says 6.6 % (GPTQ) and 62.8 % (AWQ) of this model's integers differ from round-to-nearest (14.5 % and 30.4 % on
+the smoke encoder); as Keras 3.15.1 ships, 0.0.
 """
 
 from __future__ import annotations
@@ -13,20 +14,25 @@ import numpy as np
 import pytest
 
 from qlab.ptq.keras3_gptq import keras3_calibrated_table
-from qlab.zoo import transformer
 
 
 @pytest.fixture(scope="module")
 def table():
-    model = transformer.load_or_train_encoder("smoke", 0, verbose=0)
-    (x_train, _), (x_test, y_test) = transformer.encoder_data("smoke")
-    return keras3_calibrated_table(model, x_train[:4], x_test, y_test,
-                                   rows=[("int4", 4, 32), ("gptq", 4, 32), ("awq", 4, 32)]).set_index("method")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 8))  # 4 tokens of 8 features, a transformer's input in miniature
+    hidden = keras.layers.Flatten()(keras.layers.Dense(16, activation="relu", name="d1")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10, name="head")(hidden))
+    rng = np.random.default_rng(0)
+    x_test = rng.normal(size=(64, 4, 8)).astype("float32")
+    return keras3_calibrated_table(model, rng.normal(size=(4, 4, 8)).astype("float32"), x_test,
+                                   rng.integers(0, 10, 64), rows=[("int4", 4, 32), ("gptq", 4, 32), ("awq", 4, 32)],
+                                   block_outputs=["head"]).set_index("method")
 
 
 def test_keras_int4_is_the_round_to_nearest_reference(table):
     assert table.loc["int4", "differs from round-to-nearest"] == 0.0
-    assert table.loc["int4", "weight bytes in memory"] < table.loc["float32", "weight bytes in memory"] / 4
+    # 4-bit kernels; on so small a model the float biases and the group scales keep it above a quarter
+    assert table.loc["int4", "weight bytes in memory"] < table.loc["float32", "weight bytes in memory"] / 3
 
 
 def test_keras_gptq_and_awq_store_round_to_nearest_integers(table):

@@ -20,10 +20,6 @@ def test_the_layer_bits_figures_are_read_from_the_studys_own_table():
         assert figures["recovered_low"] <= figures["recovered"] <= figures["recovered_high"]
 
 
-def test_the_keras3_qat_figures_are_read_from_the_studys_own_table():
-    table = ts.keras3_qat_study("patch_encoder", "smoke", 0)
-    figures = ts.keras3_qat_figures(table)
-    qat = table.set_index("method").loc["QAT (Keras 3, fake-quantized kernels)"]
-    assert figures["gain_low"] <= figures["gain_points"] == qat["QAT gain vs control (points)"] <= figures["gain_high"]
-    assert figures["keras_file_agreement"] == qat["Keras-file agreement"] and figures["steps"] == qat["steps"] > 0
-    assert [figures[k] for k in ("ptq_accuracy", "control_accuracy", "qat_accuracy")] == list(table["accuracy"])
+# The Keras 3 QAT study is keras3_qat_contrast with the study's bit width: its two fine-tunes at smoke size are
+# tested in tests/integration/workbook/test_transformer_compare.py, and its figures on a table in
+# tests/unit/workbook/studies/test_transformer.py, so they are not run a second time here.
