@@ -21,8 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: The order work is handed out under pytest-xdist: the longest units first, the unit tier's many
 #: short modules last, where they even out the two workers' finishing times. The pipeline's module
-#: leads its tier: its fixture runs ``qlab compare`` over every model.
-SCHEDULE = ("tests/notebooks/", "tests/integration/workbook/test_pipeline.py", "tests/integration/",
+#: goes first of all: its fixture runs ``qlab compare`` over every model (about 4 minutes, three times
+#: the longest notebook), so one worker starts it at once while the other takes the notebooks.
+SCHEDULE = ("tests/integration/workbook/test_pipeline.py", "tests/notebooks/", "tests/integration/",
             "tests/browser/", "tests/")
 
 
