@@ -127,9 +127,9 @@ def weight_bytes(model: Any) -> dict[str, int]:
 def _file_columns(model_bytes: bytes, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
     """What a converted file stores and computes: its bytes, constants by dtype, key ops, accuracy."""
     from qlab.conversion.tflite import evaluate_tflite
-    from qlab.conversion.tflite_file import count_non_integer_ops, op_table, size_breakdown
+    from qlab.conversion.tflite_file import count_non_integer_ops, op_counts, size_breakdown
 
-    ops = op_table(model_bytes)["op"].value_counts()
+    ops = op_counts(model_bytes)
     constants = {k: v for k, v in size_breakdown(model_bytes).items() if k not in ("scales_zero_points", "other")}
     return {"file bytes": len(model_bytes),
             "file constants": ", ".join(f"{k} {v:,} B" for k, v in sorted(constants.items(), key=lambda kv: -kv[1])),
@@ -166,7 +166,7 @@ def keras3_quantization_table(model: Any, x_test: np.ndarray, y_test: np.ndarray
     rows = []
     for mode, block_size in [("float32", None), *modes]:
         quantized = model if mode == "float32" else quantized_copy(model, mode, block_size)
-        predicted = predict_keras(quantized, x_test).argmax(axis=1)
+        predicted = reference if quantized is model else predict_keras(quantized, x_test).argmax(axis=1)
         in_memory = weight_bytes(quantized)
         row = {"mode": mode, "block size": "-" if mode != "int4" else (block_size or "per channel"),
                "Keras accuracy": float(np.mean(predicted == y_test)),

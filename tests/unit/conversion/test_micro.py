@@ -23,25 +23,6 @@ ALLOCATIONS = """[RecordingMicroAllocator] Arena allocation total 31120 bytes
 [RecordingMicroAllocator] 'TfLiteEvalTensor data' used 408 bytes with alignment overhead (requested 408 bytes)"""
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    from qlab.conversion.converter import convert
-    from qlab.zoo.keras2 import keras
-
-    keras.utils.set_random_seed(0)
-    layers = keras.layers
-
-    def model(*extra):
-        return keras.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(4, 3, activation="relu"),
-                                 layers.Flatten(), *extra, layers.Dense(10)])
-
-    x = np.random.default_rng(0).uniform(size=(64, 8, 8, 1)).astype(np.float32)
-    plain, gelu = model(), model(layers.Dense(8, activation="gelu"))
-    return {"int8": convert(plain, "int8_per_channel", x, 32), "float32": convert(plain, "float32"),
-            "int16x8": convert(plain, "int16x8", x, 32), "gelu": convert(gelu, "int8_per_channel", x, 32),
-            "x": x}
-
-
 def test_arena_bytes_are_read_from_the_total_line():
     assert micro.arena_bytes_from(ALLOCATIONS.splitlines()) == 31120
     with pytest.raises(ValueError, match="no 'Arena allocation total"):

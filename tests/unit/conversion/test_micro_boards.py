@@ -21,24 +21,6 @@ INT4_REFUSAL = ["tensorflow/lite/micro/kernels/fully_connected_common.cc:98 (inp
                 "was not true.", "Node FULLY_CONNECTED (number 5) failed to prepare with status 1"]
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    from qlab.conversion.converter import convert
-    from qlab.zoo.keras2 import keras
-
-    keras.utils.set_random_seed(0)
-    layers = keras.layers
-
-    def model(*extra):
-        return keras.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(4, 3, activation="relu"),
-                                 layers.Flatten(), *extra, layers.Dense(10)])
-
-    x = np.random.default_rng(0).uniform(size=(64, 8, 8, 1)).astype(np.float32)
-    plain = model()
-    return {"int8": convert(plain, "int8_per_channel", x, 32), "float32": convert(plain, "float32"),
-            "gelu": convert(model(layers.Dense(8, activation="gelu")), "int8_per_channel", x, 32)}
-
-
 def weights_moved_after_the_flatbuffer(model_bytes: bytes) -> tuple[bytes, int, int]:
     """The file with every non-empty buffer stored after its FlatBuffer (``offset``/``size``), as the LiteRT
     Quantizer writes a MobileNet; ``(bytes, buffers moved, bytes moved)``."""
