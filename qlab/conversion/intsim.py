@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from qlab.conversion.tflite import op_resolver_type
 from qlab.numerics import intkernels as K
 from qlab.numerics.fixedpoint import quantize_multiplier
 
@@ -449,9 +450,6 @@ def run(model: str | os.PathLike | bytes | IntModel, x: Any) -> np.ndarray:
     return run_all(model, x)[model.outputs[0]]
 
 
-_RESOLVERS = {"reference": "BUILTIN_REF", "optimized": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "default": "AUTO"}
-
-
 def reference_tensors(
     model: str | os.PathLike | bytes | IntModel, x: Any, kernels: str = "reference"
 ) -> dict[int, np.ndarray]:
@@ -462,14 +460,13 @@ def reference_tensors(
     ``"default"`` (what ``Interpreter()`` uses: optimized kernels plus the
     XNNPACK delegate - only the model outputs are readable then).
     """
-    if kernels not in _RESOLVERS:
-        raise ValueError(f"kernels must be one of {sorted(_RESOLVERS)}, got {kernels!r}")
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    resolver = op_resolver_type(kernels)
+    from ai_edge_litert.interpreter import Interpreter
 
     model = load(model)
     x = _prepare_input(model, x)
     interpreter = Interpreter(model_content=model.content,
-                              experimental_op_resolver_type=getattr(OpResolverType, _RESOLVERS[kernels]),
+                              experimental_op_resolver_type=resolver,
                               experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     wanted = list(model.outputs) if kernels == "default" else [op.outputs[0] for op in model.operators]

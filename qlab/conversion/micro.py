@@ -273,11 +273,18 @@ def micro_predict(interpreter: Any, x_int: np.ndarray) -> np.ndarray:
 class MicroAgreement:
     """The same images through TFLM (the microcontroller runtime) and LiteRT, compared on their int8 outputs.
 
-    ``identical`` is the share of images whose whole output vector is the same integers,
-    ``top1_agreement`` the share with the same top class, ``max_step_difference`` the largest
-    difference of one output in integer steps (one step is the output scale), ``step_counts``
-    how many output values differ by 0, 1, 2, ... steps. ``arena_bytes`` is the tensor arena TFLM
-    allocated (RAM), ``flash_bytes`` the file (what a board keeps in flash).
+    Against LiteRT as ``Interpreter()`` runs it (its XNNPACK delegate on this CPU): ``identical`` is
+    the share of images whose whole output vector is the same integers, ``top1_agreement`` the share
+    with the same top class, ``max_step_difference`` the largest difference of one output in integer
+    steps (one step is the output scale), ``step_counts`` how many output values differ by 0, 1, 2,
+    ... steps. Against LiteRT's reference kernels: ``reference_identical`` and
+    ``reference_max_step_difference``, None when LiteRT's reference kernels cannot run the file
+    (they have no 4-bit depthwise convolution). TFLM's convolutions round exactly as those kernels do
+    (a fixed-point multiplier, then a rounding shift: two roundings); LiteRT's reference
+    FULLY_CONNECTED and XNNPACK round once, in floating point, so a value just below a half can land
+    a step apart. ``arena_bytes`` is the tensor arena
+    TFLM allocated (RAM), ``flash_bytes`` the file (what a board keeps in flash); ``accuracy`` TFLM's
+    top-1 accuracy when labels were given, else None.
     """
 
     images: int
@@ -285,49 +292,81 @@ class MicroAgreement:
     top1_agreement: float
     max_step_difference: int
     step_counts: tuple[int, ...]
+    reference_identical: float | None
+    reference_max_step_difference: int | None
     arena_bytes: int
     flash_bytes: int
+    accuracy: float | None = None
 
     def __repr__(self) -> str:
-        return (f"MicroAgreement({self.images} images: {self.identical:.1%} identical int8 outputs, top-1 "
-                f"agreement {self.top1_agreement:.1%}, at most {self.max_step_difference} step(s) apart; "
-                f"arena {self.arena_bytes:,} bytes, flash {self.flash_bytes:,} bytes)")
+        accuracy = "" if self.accuracy is None else f"TFLM's accuracy {self.accuracy:.2%}; "
+        reference = ("LiteRT's reference kernels cannot run the file" if self.reference_identical is None else
+                     f"against LiteRT's reference kernels: {self.reference_identical:.1%} identical, at most "
+                     f"{self.reference_max_step_difference} step(s) apart")
+        return (f"MicroAgreement({self.images} images; {accuracy}against LiteRT: {self.identical:.1%} identical int8 "
+                f"outputs, top-1 agreement {self.top1_agreement:.1%}, at most {self.max_step_difference} "
+                f"step(s) apart; {reference}; arena {self.arena_bytes:,} bytes, flash {self.flash_bytes:,} bytes)")
 
 
-def micro_agreement(model_bytes: bytes, x: np.ndarray, arena_size: int | None = None) -> MicroAgreement:
-    """Run float images ``x`` through TFLM and LiteRT and compare their integer outputs.
+def micro_agreement(model_bytes: bytes, x: np.ndarray, arena_size: int | None = None,
+                    y: np.ndarray | None = None) -> MicroAgreement:
+    """Run float images ``x`` through TFLM and LiteRT (default and reference kernels); compare the integers.
 
     ``x`` is quantized once with the input tensor's scale and zero point (as
-    :func:`qlab.conversion.tflite.predict_tflite` does), so both runtimes get the same integers.
-    Everything is checked before any image runs (:func:`micro_interpreter`). Used by the
-    deployment lesson.
+    :func:`qlab.conversion.tflite.predict_tflite` does), so every runtime gets the same integers.
+    Everything is checked before any image runs (:func:`micro_interpreter`). ``y``: integer labels
+    of ``x``, for TFLM's accuracy. Used by ``13_microcontrollers``.
     """
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"x must be float images (the model's float input range, [0, 1] for MNIST), got dtype "
                          f"{x.dtype}: qlab quantizes them with the input tensor's scale and zero point")
     interpreter = micro_interpreter(model_bytes, arena_size)
-    reference = make_interpreter(model_bytes)
-    litert_input, litert_output = reference.get_input_details()[0], reference.get_output_details()[0]
+    litert = make_interpreter(model_bytes)
+    litert_input, litert_output = litert.get_input_details()[0], litert.get_output_details()[0]
     shape = tuple(int(d) for d in litert_input["shape"])[1:]
     if x.shape[1:] != shape or len(x) == 0:
         raise ValueError(f"x has shape {x.shape}, the model takes images of shape {shape} (batch first)")
+    if y is not None and np.shape(y) != (len(x),):
+        raise ValueError(f"y must hold one integer label per image of x ({len(x)}), got shape {np.shape(y)}")
     micro = micro_predict(interpreter, quantize_input(x, litert_input)).astype(np.int64)
     litert = litert_integer_outputs(model_bytes, x, litert_output)
+    reference = _reference_outputs(model_bytes, x, litert_output)
     steps = np.abs(micro - litert).ravel()
-    return MicroAgreement(images=len(x), identical=float(np.mean(np.all(micro == litert, axis=1))),
-                          top1_agreement=float(np.mean(micro.argmax(axis=1) == litert.argmax(axis=1))),
-                          max_step_difference=int(steps.max()), step_counts=tuple(int(n) for n in np.bincount(steps)),
-                          arena_bytes=measured_arena(interpreter), flash_bytes=len(model_bytes))
+    to_reference = None if reference is None else np.abs(micro - reference)
+    return MicroAgreement(
+        images=len(x), identical=float(np.mean(np.all(micro == litert, axis=1))),
+        top1_agreement=float(np.mean(micro.argmax(axis=1) == litert.argmax(axis=1))),
+        max_step_difference=int(steps.max()), step_counts=tuple(int(n) for n in np.bincount(steps)),
+        reference_identical=None if to_reference is None else float(np.mean(np.all(to_reference == 0, axis=1))),
+        reference_max_step_difference=None if to_reference is None else int(to_reference.max()),
+        arena_bytes=measured_arena(interpreter), flash_bytes=len(model_bytes),
+        accuracy=None if y is None else float(np.mean(micro.argmax(axis=1) == np.asarray(y))))
 
 
-def litert_integer_outputs(model_bytes: bytes, x: np.ndarray, output_detail: dict[str, Any]) -> np.ndarray:
+def _reference_outputs(model_bytes: bytes, x: np.ndarray, output_detail: dict[str, Any]) -> np.ndarray | None:
+    """LiteRT's reference kernels' integer outputs, or None when they lack a kernel the file needs.
+
+    The reference op resolver has no INT4 DEPTHWISE_CONV_2D ("Didn't find op for builtin opcode ...
+    version '7'"): a MobileNet's QAT 4-bit file runs on TFLM and LiteRT's default kernels only.
+    """
+    try:
+        return litert_integer_outputs(model_bytes, x, output_detail, kernels="reference")
+    except ValueError as error:
+        if "Didn't find op" not in str(error):
+            raise
+        return None
+
+
+def litert_integer_outputs(model_bytes: bytes, x: np.ndarray, output_detail: dict[str, Any],
+                           kernels: str = "default") -> np.ndarray:
     """LiteRT's integer outputs for float images ``x``, via :func:`qlab.conversion.tflite.predict_tflite`.
 
     ``predict_tflite`` hands back ``(q - zero_point) * scale`` in float32; dividing by the scale
     and rounding recovers ``q`` exactly, since ``|q - zero_point| <= 255`` is far within float32's
-    precision (the tests check it against LiteRT's int8 tensor).
+    precision (the tests check it against LiteRT's int8 tensor). ``kernels``: LiteRT's kernel set
+    (:data:`qlab.conversion.tflite.KERNELS`).
     """
     scale, zero_point = output_detail["quantization"]
-    scores = predict_tflite(model_bytes, x)
+    scores = predict_tflite(model_bytes, x, kernels=kernels)
     return np.rint(scores.astype(np.float64) / scale).astype(np.int64) + zero_point

@@ -24,15 +24,36 @@ from qlab.numerics import intkernels
 from qlab.zoo.quiet import native_stderr_silenced
 
 
-def make_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
+#: LiteRT's kernel sets by qlab's name for them: ``"default"`` is what ``Interpreter()`` uses (the
+#: optimized kernels plus the XNNPACK delegate), ``"optimized"`` the optimized kernels without a
+#: delegate, ``"reference"`` the reference kernels the integer spec is written from (and TFLM's
+#: kernels follow).
+KERNELS = {"default": "AUTO", "optimized": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "reference": "BUILTIN_REF"}
+
+
+def op_resolver_type(kernels: str) -> Any:
+    """LiteRT's ``OpResolverType`` for a name of :data:`KERNELS`; a ValueError names the valid ones."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {sorted(KERNELS)}, got {kernels!r}")
+    try:
+        from ai_edge_litert.interpreter import OpResolverType
+    except ImportError:  # pragma: no cover - LiteRT is a dependency
+        from qlab.zoo.keras2 import tf
+
+        OpResolverType = tf.lite.experimental.OpResolverType
+    return getattr(OpResolverType, KERNELS[kernels])
+
+
+def make_interpreter(model_bytes: bytes, num_threads: int = 1, kernels: str = "default") -> Any:
     """A LiteRT interpreter for a flatbuffer (``tf.lite.Interpreter`` if LiteRT is missing).
 
-    Taught in ``04_post_training_quantization``; used again in
-    ``06_quantization_aware_training``.
+    ``kernels`` picks LiteRT's kernel set (:data:`KERNELS`). Taught in
+    ``04_post_training_quantization``; used again in ``06_quantization_aware_training``.
     """
     if not isinstance(model_bytes, (bytes, bytearray)):
         raise TypeError(f"model_bytes must be a TFLite flatbuffer (bytes), got "
                         f"{type(model_bytes).__name__}")
+    resolver = op_resolver_type(kernels)
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # pragma: no cover - LiteRT is a dependency
@@ -40,7 +61,8 @@ def make_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
 
         Interpreter = tf.lite.Interpreter
     with native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-        interpreter = Interpreter(model_content=bytes(model_bytes), num_threads=num_threads)
+        interpreter = Interpreter(model_content=bytes(model_bytes), num_threads=num_threads,
+                                  experimental_op_resolver_type=resolver)
         interpreter.allocate_tensors()  # the delegate is applied (and announces itself) here
     return interpreter
 
@@ -92,7 +114,7 @@ def _predict_batches(interpreter: Any, x: np.ndarray, starts: Sequence[int],
 
 
 def predict_tflite(model_bytes: bytes, x: np.ndarray, batch_size: int = 250,
-                   num_threads: int = 1, workers: int | None = None) -> np.ndarray:
+                   num_threads: int = 1, workers: int | None = None, kernels: str = "default") -> np.ndarray:
     """Float outputs (logits) of a TFLite model for every image in ``x``.
 
     The input is resized to ``batch_size`` so 10,000 images take 40 invokes, not
@@ -100,12 +122,12 @@ def predict_tflite(model_bytes: bytes, x: np.ndarray, batch_size: int = 250,
     are shared out among ``workers`` threads (default: one per CPU core), each with
     its own interpreter: LiteRT releases the GIL while it computes, so the
     single-threaded 16x8 reference kernels finish about 2x sooner on 2 cores. Every
-    image is computed the same way whatever the number of workers (tested).
-    Taught in ``06_quantization_aware_training``.
+    image is computed the same way whatever the number of workers (tested). ``kernels``
+    picks LiteRT's kernel set (:data:`KERNELS`). Taught in ``06_quantization_aware_training``.
     """
     if len(x) == 0:
         raise ValueError("x is empty: there are no images to run the model on")
-    first = make_interpreter(model_bytes, num_threads)
+    first = make_interpreter(model_bytes, num_threads, kernels)
     shape = tuple(first.get_input_details()[0]["shape"])
     if shape[1:] != x.shape[1:]:
         raise ValueError(f"x has shape {x.shape}, the model input is {shape}")
@@ -114,7 +136,7 @@ def predict_tflite(model_bytes: bytes, x: np.ndarray, batch_size: int = 250,
     if workers == 1:
         return np.concatenate(_predict_batches(first, x, starts, batch_size))
     chunks = [list(chunk) for chunk in np.array_split(starts, workers)]
-    interpreters = [first] + [make_interpreter(model_bytes, num_threads) for _ in chunks[1:]]
+    interpreters = [first] + [make_interpreter(model_bytes, num_threads, kernels) for _ in chunks[1:]]
     with ThreadPoolExecutor(workers) as pool:
         parts = pool.map(lambda job: _predict_batches(job[0], x, job[1], batch_size),
                          zip(interpreters, chunks))
@@ -222,17 +244,17 @@ def interpreter_keeping_all_tensors(model_bytes: bytes) -> Any:
         raise TypeError(f"model_bytes must be a TFLite flatbuffer (bytes), got "
                         f"{type(model_bytes).__name__}")
     try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # pragma: no cover - LiteRT is a dependency
         from qlab.zoo.keras2 import tf
 
-        Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+        Interpreter = tf.lite.Interpreter
     import warnings
 
     with native_stderr_silenced(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": we are
         interpreter = Interpreter(
             model_content=bytes(model_bytes), experimental_preserve_all_tensors=True,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            experimental_op_resolver_type=op_resolver_type("optimized"))
         interpreter.allocate_tensors()
     return interpreter

@@ -120,3 +120,37 @@ def test_the_tiny_model_agrees_with_litert(tiny):
     assert result.top1_agreement >= 0.9 and result.max_step_difference <= 2
     assert sum(result.step_counts) == 16 * 10 and result.step_counts[0] >= 0.9 * 160
     assert "identical int8 outputs" in repr(result)
+    assert result.reference_identical == 1.0 and result.reference_max_step_difference == 0
+
+
+def test_litert_kernel_sets_are_chosen_by_name(tiny):
+    from qlab.conversion import tflite
+
+    x = tiny["x"][:8]
+    outputs = {k: tflite.predict_tflite(tiny["int8"], x, kernels=k) for k in tflite.KERNELS}
+    for kernels, scores in outputs.items():  # the same model whatever the kernels: within a step or two
+        np.testing.assert_allclose(scores, outputs["reference"], atol=3 * np.abs(scores).max() / 127,
+                                   err_msg=kernels)
+    with pytest.raises(ValueError, match=r"kernels must be one of \['default', 'optimized', 'reference'\], got 'fast'"):
+        tflite.make_interpreter(tiny["int8"], kernels="fast")
+
+
+def test_a_file_the_reference_kernels_cannot_run_is_compared_with_litert_default_only(tiny, monkeypatch):
+    original = micro.litert_integer_outputs
+
+    def no_int4_depthwise(model_bytes, x, detail, kernels="default"):
+        if kernels == "reference":  # what LiteRT's reference resolver says of a MobileNet's QAT 4-bit file
+            raise ValueError("Didn't find op for builtin opcode 'DEPTHWISE_CONV_2D' version '7'.")
+        return original(model_bytes, x, detail, kernels)
+
+    monkeypatch.setattr(micro, "litert_integer_outputs", no_int4_depthwise)
+    result = micro.micro_agreement(tiny["int8"], tiny["x"][:4])
+    assert result.reference_identical is None and result.reference_max_step_difference is None
+    assert result.top1_agreement >= 0.75 and "reference kernels cannot run the file" in repr(result)
+
+    def broken(model_bytes, x, detail, kernels="default"):
+        raise ValueError("something else")
+
+    monkeypatch.setattr(micro, "litert_integer_outputs", broken)
+    with pytest.raises(ValueError, match="something else"):
+        micro.micro_agreement(tiny["int8"], tiny["x"][:4])
