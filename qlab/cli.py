@@ -156,7 +156,7 @@ def _compare_file(args: argparse.Namespace, model_file: Path) -> object:
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     from qlab.workbook.pipeline import COLUMNS
     from qlab.conversion.converter import KERAS3_VARIANTS, VARIANTS
-    from qlab.zoo.models import MODELS
+    from qlab.zoo.models import MODELS, NARROW_MODELS
     from qlab.zoo.transformer import NAME as ENCODER
 
     compare = sub.add_parser(
@@ -167,7 +167,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                     "the LiteRT interpreter, the .tflite size and batch-1 single-thread latency "
                     "(interleaved with the float32 baseline in this process). The table is "
                     "printed and saved with the environment under artifacts/results/.",
-        epilog=f"models: {', '.join(MODELS)}. variants: {', '.join(VARIANTS)} (described in "
+        epilog=f"models: {', '.join(MODELS)} ('all'); compared when named: {', '.join(NARROW_MODELS)}, "
+               f"{ENCODER}. variants: {', '.join(VARIANTS)} (described in "
                f"qlab.conversion.converter.VARIANTS); a Keras 3 model (the {ENCODER} transformer, or a .keras "
                f"file from Keras 3) also has Keras 3's own model.quantize modes {', '.join(KERAS3_VARIANTS)}, "
                f"in its 'all' too (qlab.conversion.converter.KERAS3_VARIANTS). JSON rows have the keys "
@@ -178,7 +179,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                f"and mcnemar_p (exact McNemar test of the images only one of the two gets right).")
     compare.add_argument("--model", action="append", metavar="NAME|FILE",
                          help="zoo model(s): repeat the option or give a comma list; 'all' "
-                              "(the default) for every model. Or your own model file (.keras from "
+                              "(the default) for the three CNNs. Or your own model file (.keras from "
                               "Keras 3 or 2, .h5, SavedModel folder) with --data")
     compare.add_argument("--data", metavar="FILE.npz",
                          help="with --model FILE: a .npz holding x_train, y_train, x_test, y_test "
@@ -284,10 +285,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from qlab.qat.low_bit import SHIPPED_LOW_BIT
     from qlab.workbook.pipeline import check_models
     from qlab.workbook.train import train_zoo
-    from qlab.zoo.models import MODELS
+    from qlab.zoo.models import MODELS, known_models
     from qlab.zoo.transformer import NAME as ENCODER
 
-    models = check_names(",".join(args.model) if args.model else "all", [*MODELS, ENCODER], "models")
+    named = ",".join(args.model) if args.model else "all"
+    models = [*MODELS, ENCODER] if named == "all" else check_names(named, [*known_models(), ENCODER], "models")
     variants, stages, low_bit = ([name for name in (text or "").split(",") if name]
                                  for text in (args.qat, args.dc, args.low_bit))
     with _bars_off(args.quiet):
@@ -317,8 +319,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                     "bit for bit the ones shipped in data/models/; exit code 1 if any differ. "
                     "To ship new models: --output data/models.")
     parser.add_argument("--model", action="append", metavar="NAME",
-                        help="zoo model(s) (repeat or comma list); default all, the Keras 3 transformer "
-                             "patch_encoder included")
+                        help="zoo model(s) (repeat or comma list); default all: the three CNNs and the "
+                             "Keras 3 transformer patch_encoder (a narrow model such as mobilenet_v2_035 "
+                             "when named)")
     parser.add_argument("--qat", default=",".join(SHIPPED_QAT_VARIANTS), metavar="LIST",
                         help="comma list of QAT fine-tunes to make for each model; '' for none "
                              f"(default {','.join(SHIPPED_QAT_VARIANTS)})")
@@ -336,6 +339,36 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         help="folder for the files and manifest (default artifacts/trained/<size>/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_cmd_train)
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from qlab.conversion.micro_boards import BOARDS, fit_table
+
+    files = {}
+    for path in args.files:
+        if not path.is_file():
+            raise FileNotFoundError(f"no such .tflite file: {path}")
+        files[str(path)] = path.read_bytes()
+    table = fit_table(files, BOARDS)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 90, "display.max_columns", 10):
+        print(table.to_string(index=False))
+    for board in BOARDS:
+        print(f"{board!r}\n  source: {board.source}")
+    return 0 if table["fits"].any() else 1
+
+
+def _add_fit(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "fit", help="will a .tflite run on a microcontroller, and fit two published boards? (TFLM, measured)",
+        description="For each file: whether TensorFlow Lite for Microcontrollers runs it (or why not: float ops, "
+                    "weights after the FlatBuffer, an op or kernel it lacks), its flash bytes, the smallest tensor "
+                    "arena TFLM allocates it in, and whether it fits the nRF52840 and the STM32H743ZI (their "
+                    "figures from the makers' documents; the RAM and flash kept for the program are assumptions). "
+                    "Exit code 1 when no file fits any board.")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE.tflite")
+    parser.set_defaults(func=_cmd_fit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -383,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_train(sub)
     _add_bench(sub)
+    _add_fit(sub)
     return parser
 
 

@@ -38,7 +38,7 @@ from qlab.conversion.converter import (AEQ_VARIANTS, CALIBRATION_SAMPLES, DC_VAR
 from qlab.numerics.compression import gzip_size
 from qlab.numerics.metrics import fine_metrics
 from qlab.numerics.validate import check_names
-from qlab.zoo.models import MODELS, check_size, get_spec, predict_keras
+from qlab.zoo.models import MODELS, check_size, get_spec, known_models, predict_keras
 from qlab.zoo.transformer import NAME as ENCODER
 from qlab.workbook.user_data import check_dataset
 
@@ -58,11 +58,12 @@ def check_models(models: str | Sequence[str]) -> list[str]:
     """Normalise ``"all"``, a comma list or a sequence of zoo names; raise on unknown names.
 
     ``"all"`` is the three CNNs every lesson uses; the Keras 3 transformer
-    (:data:`qlab.zoo.transformer.NAME`) is compared when it is named.
+    (:data:`qlab.zoo.transformer.NAME`) and the narrow CNNs (:data:`qlab.zoo.models.NARROW_MODELS`)
+    are compared when they are named.
     """
     from qlab.zoo.transformer import NAME
 
-    return list(MODELS) if models == "all" else check_names(models, [*MODELS, NAME], "models")
+    return list(MODELS) if models == "all" else check_names(models, [*known_models(), NAME], "models")
 
 
 @dataclass
@@ -588,7 +589,8 @@ def compare(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     ``05_per_channel``, ``06_quantization_aware_training`` and ``08_compare_and_debug``.
 
     Args:
-        models: zoo names (:data:`qlab.zoo.models.MODELS`), a comma list, or ``"all"``.
+        models: zoo names (:data:`qlab.zoo.models.MODELS`, :data:`~qlab.zoo.models.NARROW_MODELS`, the
+            transformer), a comma list, or ``"all"`` (the three CNNs).
         variants: variant names (:data:`qlab.conversion.converter.VARIANTS`), a comma list, or ``"all"``;
             the Keras 3 transformer also has :data:`qlab.conversion.converter.KERAS3_VARIANTS` (in its
             ``"all"`` too), which the tf_keras CNNs do not: naming one with a CNN is a ValueError.

@@ -7,6 +7,10 @@ Three architectures, each with a ``full`` and a ``smoke`` training budget:
   small ``alpha``) on MNIST zero-padded to 32x32, the architectures of the published
   QAT tables, where depthwise convolutions make per-channel quantization matter.
 
+Apart from those three (:data:`NARROW_MODELS`, built, trained, cached and shipped alike, used
+when named): ``mobilenet_v2_035``, the same MobileNetV2 at width ``alpha`` 0.35, the model
+made narrow enough for a 256 KB-RAM / 1 MB-flash microcontroller.
+
 A trained model is cached under ``artifacts/models/`` keyed by its whole config
 (model, budget, seed, library versions). The entry is written atomically (a temp
 directory beside the target, then ``os.replace``) with a manifest holding the
@@ -45,7 +49,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One entry of :data:`MODELS`: how to build it and how long to train it."""
+    """One entry of :data:`MODELS` or :data:`NARROW_MODELS`: how to build it and how long to train it."""
 
     name: str
     description: str
@@ -128,11 +132,31 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+#: Zoo models kept out of :data:`MODELS`, whose three CNNs every lesson, ``"all"``, ``qlab bench`` and
+#: many tests iterate over (each model there costs them minutes): these are found by :func:`get_spec`,
+#: trained, cached and shipped like the others, and compared when named. ``mobilenet_v2_035`` is the
+#: width lever of the microcontroller lesson: ``mobilenet_v2``'s int8 file does not fit a board with
+#: 1 MB of flash, the same architecture at alpha 0.35 does.
+NARROW_MODELS: dict[str, ModelSpec] = {
+    "mobilenet_v2_035": ModelSpec(
+        "mobilenet_v2_035", "keras.applications.MobileNetV2, alpha 0.35, MNIST zero-padded to 32x32", 32,
+        lambda input_shape, **kw: _build_mobilenet(2, input_shape, **kw),
+        options={"alpha": 0.35, "bn_momentum": 0.9},
+        full=TrainConfig(6, 64, 3e-3, None, None)),
+}
+
+
+def known_models() -> list[str]:
+    """Every zoo name :func:`get_spec` knows: :data:`MODELS`, then :data:`NARROW_MODELS`."""
+    return [*MODELS, *NARROW_MODELS]
+
+
 def get_spec(name: str) -> ModelSpec:
     """Return the :class:`ModelSpec` called ``name``, or raise a ValueError listing the valid names."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
-    return MODELS[name]
+    spec = MODELS.get(name) or NARROW_MODELS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(known_models())}")
+    return spec
 
 
 def input_shape_for(name: str) -> tuple[int, int, int]:
@@ -273,7 +297,7 @@ def load_or_train(name: str, size: str = "full", seed: int = 0, verbose: int | s
     Taught in ``03_float_baselines``; the later lessons load their models with it.
 
     Args:
-        name: a key of :data:`MODELS`.
+        name: a key of :data:`MODELS` or :data:`NARROW_MODELS`.
         size: ``"full"`` (the accuracies of the results table) or ``"smoke"``
             (a few hundred samples, one short epoch: for tests).
         seed: seeds initialisation and shuffling; same seed and config give

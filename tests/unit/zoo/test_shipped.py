@@ -36,7 +36,7 @@ def test_the_shipped_models_are_the_ones_todays_code_asks_for():
     from qlab.compression.deep_compression import stage_config, stage_label
     from qlab.qat.low_bit import SHIPPED_LOW_BIT, low_bit_config, low_bit_label
     from qlab.zoo import transformer
-    from qlab.zoo.models import MODELS, training_config
+    from qlab.zoo.models import MODELS, NARROW_MODELS, training_config
     from qlab.qat.training import qat_config
     from qlab.workbook.train import SHIPPED_DC_STAGES, SHIPPED_QAT_VARIANTS
 
@@ -51,6 +51,8 @@ def test_the_shipped_models_are_the_ones_todays_code_asks_for():
             assert shipped.find_entry(label, config, SHIPPED) is not None, f"{label} is not shipped"
     encoder = f"{transformer.NAME}-full-s0"
     assert shipped.find_entry(encoder, transformer.encoder_config("full", 0), SHIPPED) is not None
+    for name in NARROW_MODELS:  # the float model only: no fine-tunes are made of these
+        assert shipped.find_entry(f"{name}-full-s0", training_config(name, "full", 0), SHIPPED) is not None, name
 
 
 def _tiny_model(seed: int = 0):
