@@ -122,6 +122,13 @@ _LAZY: dict[str, str] = {
     "plot_accuracy_delta": "qlab.plots.comparison",
     "plot_layer_errors": "qlab.plots.layer_errors",
     "plot_stages": "qlab.plots.deep_compression",
+    "micro_interpreter": "qlab.conversion.micro",
+    "micro_agreement": "qlab.conversion.micro",
+    "smallest_arena": "qlab.conversion.micro",
+    "Board": "qlab.conversion.micro_boards",
+    "BOARDS": "qlab.conversion.micro_boards",
+    "fit_table": "qlab.conversion.micro_boards",
+    "plot_fit": "qlab.plots.micro_fit",
 }
 # sub-modules reachable as attributes, e.g. ``qlab.data.load_mnist()`` -> the module in its layer
 _SUBMODULES: dict[str, str] = {
@@ -142,7 +149,8 @@ _SUBMODULES: dict[str, str] = {
     "keras3": "qlab.zoo.keras3", "distribute": "qlab.zoo.distribute", "shipped": "qlab.zoo.shipped",
     "prune": "qlab.compression.prune", "cluster": "qlab.compression.cluster",
     "deep_compression": "qlab.compression.deep_compression",
-    "debug": "qlab.ptq.debug", "intsim": "qlab.conversion.intsim",
+    "debug": "qlab.ptq.debug", "intsim": "qlab.conversion.intsim", "micro": "qlab.conversion.micro",
+    "micro_boards": "qlab.conversion.micro_boards",
     "pipeline": "qlab.workbook.pipeline", "notebook": "qlab.workbook.notebook",
     "studies": "qlab.workbook.studies", "check": "qlab.workbook.check",
 }

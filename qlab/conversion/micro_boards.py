@@ -176,10 +176,8 @@ def fit_table(files: Mapping[str, bytes], boards: Sequence[Board] = BOARDS) -> "
         boards: :class:`Board` s, default :data:`BOARDS`.
 
     Returns:
-        A DataFrame with ``file``, ``board``, ``flash bytes`` (the file), ``arena bytes`` (the smallest
-        arena TFLM allocates it in; missing when TFLM refuses the file), ``fits`` (the arena within the
-        board's :attr:`Board.arena_budget` and the file within its :attr:`Board.model_budget`) and
-        ``why not`` (empty when it fits).
+        :func:`on_boards` of a table with ``file``, ``flash bytes`` (the file), ``arena bytes`` (the
+        smallest arena TFLM allocates it in; missing when TFLM refuses the file) and ``refusal``.
     """
     import pandas as pd
 
@@ -187,10 +185,32 @@ def fit_table(files: Mapping[str, bytes], boards: Sequence[Board] = BOARDS) -> "
     rows = []
     for name, model_bytes in files.items():
         arena, refusal = arena_or_refusal(bytes(model_bytes))
+        rows.append({"file": name, "flash bytes": len(model_bytes), "arena bytes": arena, "refusal": refusal})
+    return on_boards(pd.DataFrame(rows), boards)
+
+
+def on_boards(table: "pd.DataFrame", boards: Sequence[Board] = BOARDS) -> "pd.DataFrame":
+    """``table`` (one row per file, with ``flash bytes``, ``arena bytes`` and ``refusal``) once per board.
+
+    The columns before ``flash bytes`` name the file; ``board``, ``fits`` (the arena within the board's
+    :attr:`Board.arena_budget` and the file within its :attr:`Board.model_budget`) and ``why not``
+    (:func:`why_not`, empty when it fits) are added, ``refusal`` is folded into ``why not``.
+    """
+    import pandas as pd
+
+    missing = {"flash bytes", "arena bytes", "refusal"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table needs the columns {sorted(missing)}; it has {list(table.columns)}")
+    names = list(table.columns[:list(table.columns).index("flash bytes")])
+    rows = []
+    for _, row in table.iterrows():
+        arena = None if pd.isna(row["arena bytes"]) else int(row["arena bytes"])
+        refusal = None if pd.isna(row["refusal"]) or row["refusal"] == "" else str(row["refusal"])
         for board in boards:
-            reason = why_not(len(model_bytes), arena, refusal, board)
-            rows.append({"file": name, "board": board.name, "flash bytes": len(model_bytes),
-                         "arena bytes": arena, "fits": not reason, "why not": reason})
-    table = pd.DataFrame(rows)
-    table["arena bytes"] = table["arena bytes"].astype("Int64")
-    return table
+            reason = why_not(int(row["flash bytes"]), arena, refusal, board)
+            rows.append({**{name: row[name] for name in names}, "board": board.name,
+                         "flash bytes": int(row["flash bytes"]), "arena bytes": arena, "fits": not reason,
+                         "why not": reason})
+    shown = pd.DataFrame(rows)
+    shown["arena bytes"] = shown["arena bytes"].astype("Int64")
+    return shown

@@ -423,3 +423,8 @@ register_study("keras3_qat", "qlab.workbook.studies.transformer:keras3_qat_study
                figures="qlab.workbook.studies.transformer:keras3_qat_figures",
                description="QAT written in Keras 3 against a float fine-tune control and PTQ, 2-bit weights, "
                            "through the LiteRT file, 11")
+register_study("micro_runs", "qlab.workbook.studies.micro:micro_study",
+               models=("mnist_cnn", "mobilenet_v1", "mobilenet_v2", "patch_encoder", "mobilenet_v2_035"),
+               figures="qlab.workbook.studies.micro:micro_figures",
+               description="every integer file on the microcontroller runtime (TFLM): its refusal, or its accuracy, "
+                           "agreement with LiteRT on every test image, smallest arena and flash, 13")

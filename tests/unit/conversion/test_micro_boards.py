@@ -157,3 +157,18 @@ def test_a_long_list_of_float_ops_is_cut_short(monkeypatch):
     table = pd.DataFrame({"op": list("ABCDEFG"), "count": range(1, 8), "float tensors": "FLOAT32"})
     monkeypatch.setattr(micro_boards, "integer_only_ops", lambda model_bytes: table)
     assert micro_boards.arena_or_refusal(b"") == (None, "float ops: A x1, B x2, C x3, D x4, E x5 and 2 more")
+
+
+def test_a_measured_table_is_set_against_each_board_without_running_tflm_again():
+    budget = NRF52840.arena_budget
+    table = pd.DataFrame({"model": ["a", "b", "c"], "variant": ["int8", "int8", "float"],
+                          "flash bytes": [1000, 1000, 1000], "arena bytes": [budget, budget + 1, None],
+                          "refusal": [None, None, "float ops: CONV_2D x1"]})
+    shown = micro_boards.on_boards(table, (NRF52840,))
+    assert list(shown.columns) == ["model", "variant", "board", "flash bytes", "arena bytes", "fits", "why not"]
+    assert shown["fits"].tolist() == [True, False, False]
+    assert shown["why not"].tolist() == ["", f"arena {(budget + 1) / 1024:,.1f} KiB > {budget / 1024:,.1f} KiB of RAM",
+                                         "float ops: CONV_2D x1"]
+    assert len(micro_boards.on_boards(table)) == 3 * len(BOARDS)
+    with pytest.raises(ValueError, match=r"table needs the columns \['refusal'\]"):
+        micro_boards.on_boards(table.drop(columns="refusal"))
