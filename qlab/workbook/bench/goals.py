@@ -29,6 +29,11 @@ MIN_BREAK_POINTS = 2.0
 MIN_REPAIR_SHARE = 0.5
 #: ... and Keras 3 QAT's fake-quantized model and its LiteRT file pick the same class on at least this share.
 MIN_QAT_FILE_AGREEMENT = 0.99
+#: The microcontroller issue's bars on the ``micro_runs`` study: every file TFLM runs gives LiteRT's top class on at
+#: least this share of the test images, and the narrow MobileNet has a file that fits the smaller board.
+MIN_MICRO_TOP1_AGREEMENT = 0.99
+MICRO_MODELS = ("mnist_cnn", "mobilenet_v1", "mobilenet_v2", "mobilenet_v2_035")
+MICRO_FIT = ("mobilenet_v2_035", "Nordic nRF52840 (Arduino Nano 33 BLE Sense)")
 #: Rows without a file: the converter refused the variant, or it does not apply to the model.
 NOT_MEASURED = ("refused", "not applicable")
 #: Variants whose every weight tensor is stored as int8: each must be >= MIN_INT8_SIZE_RATIO
@@ -64,7 +69,7 @@ WIDGET_MEDIAN_GOAL_MS = 100.0
 #: ... and every control's 95th percentile under this many (headroom for a slower laptop).
 WIDGET_P95_GOAL_MS = 50.0
 #: The lessons the workbook is planned to have (notebooks/00..12).
-PLANNED_NOTEBOOKS = 13
+PLANNED_NOTEBOOKS = 14
 
 
 def result_row(results: dict[str, Any], model: str, variant: str) -> dict[str, Any] | None:
@@ -296,6 +301,28 @@ def _keras3_qat_goals(results: dict[str, Any], model: str = "patch_encoder") -> 
              "ok": f["keras_file_agreement"] >= MIN_QAT_FILE_AGREEMENT - 1e-9}]
 
 
+def _micro_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``micro_runs`` study: TFLM computes what LiteRT computes, and the narrow MobileNet fits the smaller board."""
+    goals = []
+    for model in MICRO_MODELS:
+        f = _figures(results, "micro_runs", model)
+        goal = (f"{model}: every file TFLM runs gives LiteRT's top-1 class on >= "
+                f"{100 * MIN_MICRO_TOP1_AGREEMENT:.0f}% of test images (micro_runs study)")
+        if f is None or not f.get("ran"):
+            goals.append({"goal": goal, "measured": "not measured" if f is None else "no file runs", "ok": False})
+            continue
+        lowest = f["lowest top-1 agreement"]
+        goals.append({"goal": goal, "measured": f"lowest {100 * lowest:.2f}% of {f['ran']} files",
+                      "ok": lowest >= MIN_MICRO_TOP1_AGREEMENT - 1e-9})
+    model, board = MICRO_FIT
+    f = _figures(results, "micro_runs", model)
+    count = None if f is None else f["fitting"].get(board, 0)
+    goals.append({"goal": f"{model}: a file fits the {board} (micro_runs study)",
+                  "measured": "not measured" if count is None else f"{count} file(s) fit",
+                  "ok": bool(count)})
+    return goals
+
+
 def _notebook_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = results.get("notebooks", [])
     full = [r for r in rows if r["mode"] == "full"]
@@ -339,7 +366,7 @@ def goal_results(results: dict[str, Any]) -> list[dict[str, Any]]:
                          f"'rows' list, got {type(results).__name__}")
     return (_accuracy_goals(results) + _best_int8_goals(results) + _size_and_latency_goals(results)
             + _int4_size_goals(results) + _deep_compression_goals(results) + _four_bit_goals(results)
-            + _break_goals(results) + _keras3_qat_goals(results) + _notebook_goals(results)
+            + _break_goals(results) + _keras3_qat_goals(results) + _micro_goals(results) + _notebook_goals(results)
             + _widget_goals(results))
 
 

@@ -296,7 +296,8 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     Returns the results dict. ``models``: as :func:`bench_models` (``"all"``: the CNNs and the
     transformer). The studies (:func:`qlab.workbook.studies.record_all`) are the slow sweeps the
     lessons load when the model's weights match; their file names are listed under
-    ``studies_recorded``, and the numbers of them the goals check under ``study_figures``
+    ``studies_recorded`` (with ``"all"``, each on every model it applies to, the narrow MobileNet of the
+    microcontroller study among them), and the numbers of them the goals check under ``study_figures``
     (:func:`qlab.workbook.studies.study_figures`).
 
     ``checkpoint`` is called with the results so far (marked ``partial``) after each
@@ -305,7 +306,7 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     from qlab.workbook.notebook import notebook_paths
     from qlab.workbook.studies import record_all, study_figures
 
-    models, paths = bench_models(models), notebook_paths(notebooks)
+    every_model, models, paths = models == "all", bench_models(models), notebook_paths(notebooks)
     skipped = [part for part, skip in (("widgets", skip_widgets), ("notebooks", skip_notebooks))
                if skip]
     stamp = _stamper(command, skipped, [p.name for p in paths], checkpoint)
@@ -314,7 +315,7 @@ def collect(models: str | Sequence[str] = "all", variants: str | Sequence[str] =
     results.update(gaps=accuracy_gaps(results["rows"]), widgets=[], notebooks=[])
     stamp(results)
     _say(verbose, "lesson studies: the slow sweeps the notebooks load, recorded for these weights")
-    recorded = record_all(models, seed, verbose)
+    recorded = record_all("all" if every_model else models, seed, verbose)
     results.update(studies_recorded=[path.name for path in recorded], study_figures=study_figures(recorded))
     stamp(results)
     if not skip_widgets:

@@ -350,14 +350,15 @@ def record_all(models: str | Sequence[str] = "all", seed: int = 0, verbose: bool
                studies: Sequence[str] | None = None) -> list[Path]:
     """Run every registered study at full size on ``models`` and record it; ``qlab bench`` calls this.
 
-    A table already computed on this machine for the same weights is reused.
+    ``"all"``: each study on every model it applies to (:meth:`StudySpec.models_applied`). A table
+    already computed on this machine for the same weights is reused.
     """
     from qlab.workbook.pipeline import check_models
 
     paths = []
     for name in (list(STUDIES) if studies is None else studies):
         spec = get_study(name)
-        for model_name in check_models(models):
+        for model_name in (spec.models_applied() if models == "all" else check_models(models)):
             if model_name not in spec.models_applied():
                 continue
             paths.append(record_study(run_study(name, model_name, "full", seed, verbose)))

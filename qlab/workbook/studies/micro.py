@@ -129,11 +129,14 @@ def zoo_fit_table(models: Sequence[str], size: str = "full", seed: int = 0,
 
 
 def micro_figures(table: "pd.DataFrame") -> dict[str, Any]:
-    """The numbers of a ``micro_runs`` table the benchmark's goals check: how many files run, and how closely."""
+    """The numbers of a ``micro_runs`` table the benchmark's goals check: how many files run, how closely, and how
+    many fit each of :data:`~qlab.conversion.micro_boards.BOARDS` (``fitting``, by board name)."""
     ran = table[table["refusal"].isna()]
+    fits = on_boards(table[["model", "variant", "flash bytes", "arena bytes", "refusal"]], BOARDS)
+    fitting = {board.name: int(fits.loc[fits["board"] == board.name, "fits"].sum()) for board in BOARDS}
     if ran.empty:
-        return {"files": len(table), "ran": 0}
-    return {"files": len(table), "ran": len(ran),
+        return {"files": len(table), "ran": 0, "fitting": fitting}
+    return {"files": len(table), "ran": len(ran), "fitting": fitting,
             "lowest top-1 agreement": float(ran["top-1 agreement"].min()),
             "lowest identical to reference kernels": float(ran["identical to reference kernels"].min()),
             "most steps to reference kernels": int(ran["max steps to reference kernels"].max()),

@@ -35,6 +35,9 @@ STUDY_FIGURES = {
     "keras3_qat": {"patch_encoder": {
         "ptq_accuracy": 0.9286, "control_accuracy": 0.9400, "qat_accuracy": 0.9700, "gain_points": 3.0,
         "gain_low": 0.01, "gain_high": 3.5, "keras_file_agreement": 0.99, "steps": 470}},
+    "micro_runs": {model: {"files": 4, "ran": 2, "lowest top-1 agreement": 0.99,
+                           "fitting": {goals.MICRO_FIT[1]: 1 if model == goals.MICRO_FIT[0] else 0}}
+                   for model in goals.MICRO_MODELS},
 }
 #: float32 gzip / gzip per variant (default 3.8): the Deep Compression bars hit exactly
 GZIP_RATIO = {"float32": 1.0, "qat_4bit": 7.0, "pruned_int8": 9.0, "pcqat_int8": None}
@@ -60,7 +63,7 @@ def fake_results():
     rows = [fake_row(m, v, a) for m, accs in ACCURACY.items() for v, a in accs.items()]
     rows += [{"model": "patch_encoder", "variant": v, "evaluated_with": how, "note": note}
              for v, how, note in ENCODER_NO_FILE]
-    names = [f"{i:02d}_lesson.ipynb" for i in range(13)]
+    names = [f"{i:02d}_lesson.ipynb" for i in range(goals.PLANNED_NOTEBOOKS)]
     return {
         "schema": 1, "command": "qlab bench", "started": "2026-11-22T08:35:00+00:00",
         "finished": "2026-11-22T09:00:00+00:00", "total_seconds": 1500.0, "skipped": [],
@@ -132,6 +135,13 @@ def test_all_goals_met_on_the_fake_results_with_a_bound_hit_exactly():
      "+3.00 points [+0.00, +3.50] (94.00% -> 97.00%)"),
     (lambda r: r["study_figures"]["keras3_qat"]["patch_encoder"].update(keras_file_agreement=0.9899),
      "agree on >= 99% of top-1 predictions: 98.99%"),
+    # the microcontroller runtime: agreement with LiteRT, and the narrow MobileNet on the smaller board
+    (lambda r: r["study_figures"]["micro_runs"]["mobilenet_v2"].update({"lowest top-1 agreement": 0.9899}),
+     "mobilenet_v2: every file TFLM runs gives LiteRT's top-1 class on >= 99% of test images (micro_runs study): "
+     "lowest 98.99% of 2 files"),
+    (lambda r: r["study_figures"]["micro_runs"]["mnist_cnn"].update(ran=0), "mnist_cnn: every file TFLM runs"),
+    (lambda r: r["study_figures"]["micro_runs"]["mobilenet_v2_035"].update(fitting={}),
+     "mobilenet_v2_035: a file fits the Nordic nRF52840 (Arduino Nano 33 BLE Sense) (micro_runs study): 0 file(s) fit"),
 ])
 def test_each_missed_goal_is_reported(change, expected):
     results = fake_results()
@@ -169,7 +179,8 @@ def test_budgeted_lessons_fail_when_slower_than_their_budget():
 
 def test_notebook_totals_add_up_each_mode():
     results = fake_results()
-    assert goals.notebook_totals(results) == {"full": 1300.0, "smoke": 130.0}
+    planned = goals.PLANNED_NOTEBOOKS
+    assert goals.notebook_totals(results) == {"full": 100.0 * planned, "smoke": 10.0 * planned}
     assert goals.notebook_totals({"rows": []}) == {}
 
 
@@ -259,8 +270,9 @@ def test_the_transformer_goals_are_missed_when_its_studies_or_rows_were_not_meas
     results = fake_results()
     del results["study_figures"]  # results from before qlab bench kept the studies' figures
     missed = goals.check_goals(results)
-    assert len(missed) == 4 and all(m.startswith("patch_encoder: ") and m.endswith(": not measured")
-                                    for m in missed), missed
+    assert all(m.endswith(": not measured") for m in missed), missed
+    assert len([m for m in missed if m.startswith("patch_encoder: ")]) == 4
+    assert len([m for m in missed if "micro_runs study" in m]) == len(goals.MICRO_MODELS) + 1
     results = fake_results()
     results["rows"] = [r for r in results["rows"] if r["model"] != "patch_encoder"]
     missed = goals.check_goals(results)

@@ -63,6 +63,9 @@ def test_collect_records_the_lesson_studies_after_the_comparison(monkeypatch):
                      ("study_figures", ["accuracy_sweep-mnist_cnn-abc.json"])]
     assert results["studies_recorded"] == ["accuracy_sweep-mnist_cnn-abc.json"] and not results["partial"]
     assert results["study_figures"] == {"accuracy_sweep": {"mnist_cnn": {"best": 0.99}}}
+    calls.clear()  # "all": every study on each model it applies to, not only the compared ones
+    measure.collect(models="all", seed=3, skip_notebooks=True, skip_widgets=True, verbose=False, notebooks=[])
+    assert calls[1] == ("record_all", "all", 3, False)
 
 
 def test_the_bench_measures_the_cnns_and_the_transformer_unless_told_otherwise():

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 
+from qlab.conversion.micro_boards import NRF52840, STM32H743ZI
 from qlab.workbook.studies import micro as study
 
 
@@ -34,11 +35,16 @@ def test_a_file_tflm_runs_gets_its_measures_and_one_it_refuses_its_reason(tiny):
 
 
 def test_the_figures_are_the_worst_of_the_files_that_ran():
-    table = pd.DataFrame({"refusal": [None, None, "float ops: X x1"], "top-1 agreement": [1.0, 0.99, math.nan],
+    table = pd.DataFrame({"model": "m", "variant": ["a", "b", "c"], "flash bytes": [200_000, 2_000_000, 1_000],
+                          "arena bytes": [30_000, 40_000, math.nan],
+                          "refusal": [None, None, "float ops: X x1"], "top-1 agreement": [1.0, 0.99, math.nan],
                           "identical to reference kernels": [1.0, 0.995, math.nan],
                           "max steps to reference kernels": [0, 1, math.nan],
                           "micro accuracy": [0.99, 0.98, math.nan], "litert accuracy": [0.99, 0.985, 0.9]})
+    fitting = {NRF52840.name: 1, STM32H743ZI.name: 1}  # the 2 MB file fits neither board's flash
     assert study.micro_figures(table) == {
-        "files": 3, "ran": 2, "lowest top-1 agreement": 0.99, "lowest identical to reference kernels": 0.995,
-        "most steps to reference kernels": 1, "largest accuracy gap to litert": pytest.approx(0.005)}
-    assert study.micro_figures(table.iloc[2:]) == {"files": 1, "ran": 0}
+        "files": 3, "ran": 2, "fitting": fitting, "lowest top-1 agreement": 0.99,
+        "lowest identical to reference kernels": 0.995, "most steps to reference kernels": 1,
+        "largest accuracy gap to litert": pytest.approx(0.005)}
+    assert study.micro_figures(table.iloc[2:]) == {"files": 1, "ran": 0,
+                                                   "fitting": {NRF52840.name: 0, STM32H743ZI.name: 0}}

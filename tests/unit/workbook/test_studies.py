@@ -183,6 +183,14 @@ def test_record_all_runs_each_study_on_the_models_it_applies_to(world, monkeypat
     paths = studies.record_all(["mnist_cnn", "patch_encoder"], 0, verbose=False)
     assert [p.name.split("-")[:3] for p in paths] == [["toy", "v1", "mnist_cnn"],
                                                      ["encoder_only", "v1", "patch_encoder"]]
+    # "all": each study on every model it applies to, a narrow model named by its study among them
+    monkeypatch.setitem(studies.STUDIES, "narrow_too", studies.StudySpec("narrow_too", compute, 1, "",
+                                                                         ("mnist_cnn", "mobilenet_v2_035")))
+    paths = studies.record_all("all", 0, verbose=False)
+    assert [p.name.split("-")[:3] for p in paths] == [
+        ["toy", "v1", "mnist_cnn"], ["toy", "v1", "mobilenet_v1"], ["toy", "v1", "mobilenet_v2"],
+        ["encoder_only", "v1", "patch_encoder"], ["narrow_too", "v1", "mnist_cnn"],
+        ["narrow_too", "v1", "mobilenet_v2_035"]]
 
 
 def test_study_figures_reduce_the_recorded_tables_of_studies_that_have_a_figures_function(world, monkeypatch):
