@@ -214,3 +214,26 @@ def test_keras3s_own_int8_does_not_convert_and_its_int4_file_dequantizes_in_floa
     assert int4["converted"] and int4["file bytes"] > float32["file bytes"]
     assert int4["BATCH_MATMUL"] > float32["BATCH_MATMUL"] and int4["dequantize ops (CAST, DEQUANTIZE)"] > 0
     assert int4["LiteRT accuracy"] == int4["Keras accuracy"]
+
+
+def test_every_file_tflm_runs_agrees_with_litert_and_the_refusals_are_the_ones_lesson_13_names():
+    from qlab.conversion.micro_boards import BOARDS, NRF52840, on_boards
+
+    tables = recorded("micro_runs")
+    assert sorted(tables) == ["mnist_cnn", "mobilenet_v1", "mobilenet_v2", "mobilenet_v2_035", "patch_encoder"]
+    runs = pd.concat(tables.values(), ignore_index=True)
+    ran = runs[runs["refusal"].isna()]
+    assert (ran["images"] == 10_000).all() and (ran["top-1 agreement"] >= 0.99).all()
+    assert ((ran["micro accuracy"] - ran["litert accuracy"]).abs() <= 0.005).all()
+    # TFLM rounds twice where LiteRT's reference FULLY_CONNECTED rounds once: a step at most, on few outputs (4-bit
+    # weights have larger scales, a wider window for the two to part: more outputs, still a step)
+    compared = ran.dropna(subset=["identical to reference kernels"])
+    assert (compared["max steps to reference kernels"] <= 1).all()
+    assert (compared.loc[compared["variant"] != "qat_4bit", "identical to reference kernels"] >= 0.97).all()
+    assert tables["patch_encoder"]["refusal"].notna().all()  # the LayerNorm's float NEG, in every file
+    fits = on_boards(runs[["model", "variant", "flash bytes", "arena bytes", "refusal"]], BOARDS)
+    wide = fits[(fits["model"] == "mobilenet_v2") & fits["variant"].str.startswith("int8")]
+    assert not wide["fits"].any() and wide["why not"].str.contains("of flash").all()
+    narrow = fits[(fits["model"] == "mobilenet_v2_035") & (fits["variant"] == "int8_per_channel")
+                  & (fits["board"] == NRF52840.name)]
+    assert narrow["fits"].tolist() == [True]
