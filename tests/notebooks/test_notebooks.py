@@ -281,7 +281,26 @@ CHECKS = {
                                                 "qat_4bit"} and all(0 <= a <= 1 for a in v.values()),
         "keras3_rebuild_max_abs_diff": lambda v: 0 <= v <= 1e-4,
     },
+    "13_microcontrollers.ipynb": {
+        "first_image": lambda v: 0 <= v["digit"] <= 9,
+        # TFLM follows LiteRT's reference kernels; its arena holds at least conv1's input and output at once
+        "run": lambda v: v["reference_identical"] >= 0.9 and v["reference_max_steps"] <= 1
+        and v["top1_agreement"] >= 0.9 and v["arena_bytes"] >= 28 * 28 + 26 * 26 * 32,
+        "allocates_10000": lambda v: v is False,
+        "runs": lambda v: all((r["refusal"] is None) == (r["micro accuracy"] is not None) for r in v)
+        and _row(v, "mnist_cnn", "dynamic_int8")["refusal"].startswith("float ops")
+        and _row(v, "mnist_cnn", "int8_per_channel")["refusal"] is None,
+        "fits": lambda v: all(r["fits"] == (r["why not"] == "") for r in v),
+        "depth": lambda v: all(0 <= r["identical"] <= 1 for r in v.values()),
+        # width 0.35: a file under a quarter of the wide one's, and it fits the nRF52840
+        "narrow": lambda v: v["narrow_bytes"] < v["wide_bytes"] / 4 and v["fits"]["mobilenet_v2_035 int8"] is True,
+    },
 }
+
+
+def _row(rows: list[dict], model: str, variant: str) -> dict:
+    """The record of one file of lesson 13's ``runs``."""
+    return next(r for r in rows if r["model"] == model and r["variant"] == variant)
 
 
 # notebook name -> {record name: predicate}, full mode only: the claims of the lesson text
@@ -483,6 +502,37 @@ FULL_CHECKS["11_transformers.ipynb"] = {
     "outlier_ratio": lambda v: max(v.values()) < 2,
     "smooth_table": lambda v: v[1]["gain low"] <= 0 <= v[1]["gain high"] and abs(v[2]["loss (points)"]) < 0.2
     and v[3]["loss (points)"] >= 2 and v[3]["gain low"] > 0 and v[3]["recovered"] > 0.25,
+}
+
+FULL_CHECKS["13_microcontrollers.ipynb"] = {
+    # "agree almost everywhere" with the reference kernels, "some scores a step apart" from XNNPACK, "the top class
+    # agrees on nearly every image"
+    "run": lambda v: v["reference_identical"] >= 0.98 and v["identical"] < v["reference_identical"]
+    and v["top1_agreement"] >= 0.99,
+    # section 3's three kinds of refusal, each where the text says; "MobileNet v2 fits neither board: its int8 file
+    # alone is larger than either board's flash"; "the LiteRT Quantizer's [4-bit files] are refused, and the
+    # converter's QAT 4-bit file trades flash for a larger arena"
+    "runs": lambda v: len(v) >= 60
+    and all(_row(v, m, "int16x8")["refusal"].startswith("float ops") for m in ("mnist_cnn", "mobilenet_v2"))
+    and "NEG" in _row(v, "patch_encoder", "int8_per_channel")["refusal"]
+    and _row(v, "mobilenet_v2", "aeq_int8_per_channel")["refusal"].startswith("weights after the FlatBuffer")
+    and "FULLY_CONNECTED kernel refuses" in _row(v, "mnist_cnn", "aeq_int4_static")["refusal"]
+    and all(r["refusal"] is not None for r in v if r["variant"].startswith("aeq_int4"))
+    and _row(v, "mobilenet_v2", "int8_per_channel")["flash bytes"] > 2 * 1024 * 1024
+    # section 4: "pruning and clustering shrink the compressed file; the .tflite [...] holds every weight"
+    and all(abs(_row(v, m, s)["flash bytes"] / _row(v, m, "int8_per_channel")["flash bytes"] - 1) < 0.02
+            for m in ("mnist_cnn", "mobilenet_v1", "mobilenet_v2") for s in ("pruned_int8", "clustered_int8"))
+    and all(_row(v, m, "qat_4bit")["flash bytes"] < _row(v, m, "int8_per_channel")["flash bytes"]
+            and _row(v, m, "qat_4bit")["arena bytes"] > _row(v, m, "int8_per_channel")["arena bytes"]
+            for m in ("mnist_cnn", "mobilenet_v1", "mobilenet_v2")),
+    # section 5: "the deeper the model, the fewer outputs stay identical; the top class rarely changes"
+    "depth": lambda v: v["mobilenet_v2"]["identical"] < v["mnist_cnn"]["identical"]
+    and min(r["top-1 agreement"] for r in v.values()) >= 0.99,
+    # "it fits the smaller one"; "a fraction of a point" against the wide model's float32 file; the summary's "width
+    # is the lever that shrinks both" (file and arena)
+    "narrow": lambda v: v["fits"] == {"mobilenet_v2 int8": False, "mobilenet_v2_035 int8": True}
+    and -1 < v["difference"] < 0 and v["micro_top1_agreement"] >= 0.99
+    and v["arena_bytes"]["mobilenet_v2_035 int8"] < v["arena_bytes"]["mobilenet_v2 int8"],
 }
 
 FULL_CHECKS["12_your_own_model.ipynb"] = {

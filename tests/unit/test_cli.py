@@ -100,7 +100,22 @@ def test_train_with_a_bad_name_is_a_clear_error_before_any_training(argv, messag
 def test_solutions_writes_every_lesson_with_exercises_solved(tmp_path, capsys):
     assert main(["solutions", "--output", str(tmp_path)]) == 0
     written = sorted(p.name for p in tmp_path.glob("*.ipynb"))
-    assert len(written) == 12 and "00_start_here.ipynb" not in written  # 00 has questions, no exercises
-    assert "12 lessons with their exercises solved" in capsys.readouterr().out
+    assert len(written) == 13 and "00_start_here.ipynb" not in written  # 00 has questions, no exercises
+    assert "13 lessons with their exercises solved" in capsys.readouterr().out
     solved = (tmp_path / "01_buckets.ipynb").read_text()
     assert "np.clip(np.round(x / scale)" in solved and "q = ...\\n" not in solved
+
+
+def test_fit_sets_each_file_against_the_boards_and_names_what_stops_the_others(tiny, tmp_path, capsys):
+    (tmp_path / "int8.tflite").write_bytes(tiny["int8"])
+    (tmp_path / "float.tflite").write_bytes(tiny["float32"])
+    assert main(["fit", str(tmp_path / "int8.tflite"), str(tmp_path / "float.tflite")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("int8.tflite") == 2 and "float ops: CONV_2D x1" in out and "source: Nordic" in out
+    assert main(["fit", str(tmp_path / "float.tflite")]) == 1  # nothing fits: the exit code says so
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "missing.tflite")]) == 2
+    assert "no such .tflite file" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert main(["fit", str(tmp_path / "notes.txt")]) == 2
+    assert "not a readable .tflite flatbuffer" in capsys.readouterr().err

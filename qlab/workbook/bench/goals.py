@@ -63,12 +63,13 @@ LESSON_BUDGETS: dict[str, tuple[float, float]] = {
     "09_deep_compression.ipynb": (300.0, 60.0),
     "10_litert_quantizer.ipynb": (300.0, 60.0),
     "11_transformers.ipynb": (300.0, 60.0),
+    "13_microcontrollers.ipynb": (300.0, 60.0),
 }
 #: The widgets' goal: median update under this many milliseconds.
 WIDGET_MEDIAN_GOAL_MS = 100.0
 #: ... and every control's 95th percentile under this many (headroom for a slower laptop).
 WIDGET_P95_GOAL_MS = 50.0
-#: The lessons the workbook is planned to have (notebooks/00..12).
+#: The lessons the workbook is planned to have (notebooks/00..13).
 PLANNED_NOTEBOOKS = 14
 
 
