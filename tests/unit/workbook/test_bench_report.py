@@ -209,7 +209,7 @@ def test_markdown_shows_numbers_noise_gaps_and_the_verdict():
     assert "0.0286 (0.0257-0.0343)" in text  # latency median (min-max) in ms
     assert "| mobilenet_v2 | +3.50 | +0.30 | 250 |" in text
     assert "widest spread is 250.0x (`mobilenet_v2`)" in text
-    assert "| **whole workbook** | 1300 | 130 |" in text
+    assert "| **whole workbook** | 1400 | 140 |" in text  # 14 notebooks, 100 s and 10 s each
     assert "| mnist_cnn | `int8_per_channel` | 111.3 | 3.51 | 95.2 (86%) | 0.5 (0%) | 0.0 (0%) " \
            "| 5.9 (5%) | 9.8 (9%) |" in text
     missed = fake_results()
