@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny():
     """Files of a tiny tf_keras CNN for the microcontroller runtime: ``int8``, ``float32``, ``int16x8`` (float
-    islands), ``gelu`` (integer-only, with an op TFLM has no kernel for), and ``x``, the images they calibrate on."""
+    islands), ``gelu`` (integer-only, with an op TFLM has no kernel for), and ``x``, the images they calibrate on.
+
+    Made once per test process (about 6 s): five test modules use it, none changes it."""
     from qlab.conversion.converter import convert
     from qlab.zoo.keras2 import keras
 

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 FLOAT_VARIANTS = ("float32", "float16")
 #: Every integer variant of a tf_keras zoo CNN, in the results table's order.
 INTEGER_VARIANTS: tuple[str, ...] = tuple(v for v in VARIANTS if v not in FLOAT_VARIANTS)
+#: The columns of the study's table that say whether a file fits a board
+#: (:func:`qlab.conversion.micro_boards.on_boards`).
+FIT_COLUMNS = ["model", "variant", "flash bytes", "arena bytes", "refusal"]
 #: The integer variants made from the float model alone (no fine-tune to train or load).
 POST_TRAINING_VARIANTS: tuple[str, ...] = tuple(v for v in (*PTQ_VARIANTS, *AEQ_VARIANTS) if v not in FLOAT_VARIANTS)
 
@@ -66,7 +69,7 @@ def integer_files(model_name: str, variants: Sequence[str], size: str, seed: int
             {v: float(row["accuracy"]) for v, row in made.items()})
 
 
-def test_images(model_name: str, size: str) -> tuple["np.ndarray", "np.ndarray"]:
+def zoo_test_images(model_name: str, size: str) -> tuple["np.ndarray", "np.ndarray"]:
     """The zoo model's test images and labels at ``size`` (all 10,000 at ``full``)."""
     from qlab.zoo.models import mnist_for
     from qlab.zoo.transformer import NAME, encoder_data
@@ -102,7 +105,7 @@ def micro_study(model_name: str, size: str, seed: int, verbose: bool) -> "pd.Dat
     from qlab.zoo.progress import progress_iter
 
     files, accuracies = integer_files(model_name, micro_variants(model_name, size), size, seed, verbose)
-    x, y = test_images(model_name, size)
+    x, y = zoo_test_images(model_name, size)
     rows = []
     for variant in progress_iter(files, f"{model_name}: on the microcontroller runtime", unit="file",
                                  progress=verbose):
@@ -125,14 +128,14 @@ def zoo_fit_table(models: Sequence[str], size: str = "full", seed: int = 0,
 
     runs = pd.concat([run_study("micro_runs", model, size, seed, verbose=False).table for model in models],
                      ignore_index=True)
-    return on_boards(runs[["model", "variant", "flash bytes", "arena bytes", "refusal"]], boards)
+    return on_boards(runs[FIT_COLUMNS], boards)
 
 
 def micro_figures(table: "pd.DataFrame") -> dict[str, Any]:
     """The numbers of a ``micro_runs`` table the benchmark's goals check: how many files run, how closely, and how
     many fit each of :data:`~qlab.conversion.micro_boards.BOARDS` (``fitting``, by board name)."""
     ran = table[table["refusal"].isna()]
-    fits = on_boards(table[["model", "variant", "flash bytes", "arena bytes", "refusal"]], BOARDS)
+    fits = on_boards(table[FIT_COLUMNS], BOARDS)
     fitting = {board.name: int(fits.loc[fits["board"] == board.name, "fits"].sum()) for board in BOARDS}
     if ran.empty:
         return {"files": len(table), "ran": 0, "fitting": fitting}
