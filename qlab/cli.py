@@ -351,12 +351,36 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise FileNotFoundError(f"no such .tflite file: {path}")
         files[str(path)] = path.read_bytes()
+    x_test, y_test = _fit_data(args)  # before TFLM: a bad data file fails in a moment
     table = fit_table(files, BOARDS)
     with pd.option_context("display.width", 200, "display.max_colwidth", 90, "display.max_columns", 10):
         print(table.to_string(index=False))
     for board in BOARDS:
         print(f"{board!r}\n  source: {board.source}")
+    if x_test is not None:
+        _print_agreement(files, table, x_test, y_test)
     return 0 if table["fits"].any() else 1
+
+
+def _fit_data(args: argparse.Namespace) -> tuple[object, object]:
+    """``--data``'s first ``--images`` test images and labels, or ``(None, None)`` without ``--data``."""
+    from qlab.workbook.user_data import load_dataset_file
+
+    if args.data is None:
+        return None, None
+    if args.images < 1:
+        raise ValueError(f"--images must be 1 or more, got {args.images}")
+    (_, _), (x_test, y_test) = load_dataset_file(args.data)
+    return x_test[:args.images], y_test[:args.images]
+
+
+def _print_agreement(files: dict, table: object, x_test: object, y_test: object) -> None:
+    """TFLM against LiteRT on the test images, for every file TFLM runs (one line each)."""
+    from qlab.conversion.micro import micro_agreement
+
+    runs = table.drop_duplicates("file").set_index("file")["arena bytes"].notna()
+    for name in [name for name, runs_on_tflm in runs.items() if runs_on_tflm]:
+        print(f"{name}: {micro_agreement(files[name], x_test, y=y_test)!r}")
 
 
 def _add_fit(sub: argparse._SubParsersAction) -> None:
@@ -366,8 +390,16 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
                     "weights after the FlatBuffer, an op or kernel it lacks), its flash bytes, the smallest tensor "
                     "arena TFLM allocates it in, and whether it fits the nRF52840 and the STM32H743ZI (their "
                     "figures from the makers' documents; the RAM and flash kept for the program are assumptions). "
+                    "With --data, every file TFLM runs is also run on the test images, by TFLM and by LiteRT "
+                    "(default and reference kernels): TFLM's accuracy and how many int8 outputs agree. "
                     "Exit code 1 when no file fits any board.")
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE.tflite")
+    parser.add_argument("--data", type=Path, metavar="FILE.npz",
+                        help="a .npz holding x_train, y_train, x_test, y_test (as for qlab compare --data): the "
+                             "float test images in the model's input range, and their integer labels")
+    parser.add_argument("--images", type=int, default=1_000,
+                        help="how many of the test images to run (default 1,000; TFLM's reference kernels take "
+                             "milliseconds per image)")
     parser.set_defaults(func=_cmd_fit)
 
 

@@ -119,3 +119,22 @@ def test_fit_sets_each_file_against_the_boards_and_names_what_stops_the_others(t
     (tmp_path / "notes.txt").write_text("not a model")
     assert main(["fit", str(tmp_path / "notes.txt")]) == 2
     assert "not a readable .tflite flatbuffer" in capsys.readouterr().err
+
+
+def test_fit_with_data_runs_the_files_tflm_takes_and_refuses_bad_data(tiny, tmp_path, capsys):
+    import numpy as np
+
+    (tmp_path / "int8.tflite").write_bytes(tiny["int8"])
+    (tmp_path / "float.tflite").write_bytes(tiny["float32"])
+    x = tiny["x"]
+    np.savez(tmp_path / "data.npz", x_train=x[:4], y_train=np.zeros(4, int), x_test=x, y_test=np.zeros(len(x), int))
+    files = [str(tmp_path / "int8.tflite"), str(tmp_path / "float.tflite")]
+    assert main(["fit", *files, "--data", str(tmp_path / "data.npz"), "--images", "10"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "MicroAgreement(" in line]
+    assert len(lines) == 1 and lines[0].startswith(files[0]) and "MicroAgreement(10 images; TFLM's accuracy" in lines[0]
+    np.savez(tmp_path / "flat.npz", x_train=x[:4, ..., 0], y_train=np.zeros(4, int), x_test=x[..., 0],
+             y_test=np.zeros(len(x), int))
+    assert main(["fit", files[0], "--data", str(tmp_path / "flat.npz")]) == 2
+    assert "the model takes images of shape (8, 8, 1)" in capsys.readouterr().err
+    assert main(["fit", files[0], "--data", str(tmp_path / "data.npz"), "--images", "0"]) == 2
+    assert "--images must be 1 or more, got 0" in capsys.readouterr().err
