@@ -515,13 +515,40 @@ def _keras3_qat_table(studies: list[dict[str, Any]]) -> str:
                       "QAT - control, points [95% CI]"], table)
 
 
+def _steps(row: dict[str, Any]) -> str:
+    """``XNNPACK / reference`` integer steps; "-" for a side not measured."""
+    return " / ".join(_fmt(_number(row.get(k)), ".0f") or "-"
+                      for k in ("max steps", "max steps to reference kernels"))
+
+
+def _micro_runs_table(studies: list[dict[str, Any]]) -> str:
+    from qlab.conversion.micro_boards import BOARDS, why_not
+
+    table = []
+    for study in studies:
+        for r in study["rows"]:
+            refusal, arena = _text(r.get("refusal")), _number(r.get("arena bytes"))
+            fits = [None if refusal else why_not(int(r["flash bytes"]), None if arena is None else int(arena),
+                                                 None, board) or "fits" for board in BOARDS]
+            ran = [] if refusal else [_percent(r.get(k)) for k in (
+                "micro accuracy", "litert accuracy", "identical", "identical to reference kernels",
+                "top-1 agreement")] + [_steps(r)]
+            table.append([study["model"], r["variant"], _fmt(_number(r.get("flash bytes")), ".1f", 1 / 1024),
+                          _fmt(arena, ".1f", 1 / 1024), *(ran or [None] * 6), refusal, *fits])
+    return _md_table(["model", "variant", "flash KB", "arena KB", "TFLM accuracy %", "LiteRT accuracy %",
+                      "identical to LiteRT (XNNPACK) %", "identical to LiteRT's reference kernels %",
+                      "top-1 agreement %", "most steps (XNNPACK / reference)", "TFLM refuses",
+                      *(board.name for board in BOARDS)], table)
+
+
 STUDY_TABLES = {"weight_bits": _weight_bits_table, "equalization": _equalization_table,
                 "calibration_failures": _calibration_failures_table,
                 "range_estimators": _range_estimators_table, "bits_picture": _bits_picture_table,
                 "adaround": _adaround_table, "partial_qat": _partial_qat_table,
                 "deep_compression": _deep_compression_table, "litert_quantizer_routes": _routes_table,
                 "litert_quantizer_4bit": _four_bit_table, "keras3_quantization": _keras3_quantization_table,
-                "layer_bits": _layer_bits_table, "keras3_qat": _keras3_qat_table}
+                "layer_bits": _layer_bits_table, "keras3_qat": _keras3_qat_table,
+                "micro_runs": _micro_runs_table}
 
 
 def _recorded_studies(results: dict[str, Any], studies_dir: str | Path | None,

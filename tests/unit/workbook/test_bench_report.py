@@ -141,6 +141,18 @@ def fake_studies(folder):
                      "vs float32 low", "vs float32 high"], [
             ["mobilenet_v1", "static per-tensor (min_max)", 0.9845, 461520, 7.130352, 2, -0.40, -0.59, -0.22]]),
         *transformer_studies(folder),
+        _study_file(folder, "micro_runs", "mobilenet_v1",
+                    ["model", "variant", "flash bytes", "arena bytes", "refusal", "litert accuracy", "images",
+                     "micro accuracy", "identical", "top-1 agreement", "max steps", "identical to reference kernels",
+                     "max steps to reference kernels"], [
+            ["mobilenet_v1", "dynamic_int8", 923808, nan, "float ops: CONV_2D x15, DEPTHWISE_CONV_2D x13", 0.9887,
+             nan, nan, nan, nan, nan, nan, nan],
+            ["mobilenet_v1", "int8_per_tensor", 856288, 64320, nan, 0.9885, 10000, 0.9881, 0.0193, 0.9993, 4, 1.0,
+             0],
+            ["mobilenet_v1", "int8_per_channel", 987328, 64320, nan, 0.9886, 10000, 0.9887, 0.0258, 0.9998, 5, 1.0,
+             0],
+            ["mobilenet_v1", "qat_4bit", 584232, 315424, nan, 0.988, 10000, 0.988, 0.9377, 1.0, 1, nan, nan]],
+            fingerprint="e361c5cd40d4e503"),
     ]
 
 
@@ -473,3 +485,21 @@ def test_the_transformer_studies_are_tables(tmp_path):
     order = [section.index(f"### {title}") for title in ("Keras 3's own", "Where the transformer breaks",
                                                           "QAT written in Keras 3")]
     assert order == sorted(order)
+
+
+def test_the_micro_study_shows_each_files_run_or_refusal_and_why_it_does_not_fit_each_board(tmp_path):
+    results = fake_results() | {"studies_recorded": fake_studies(tmp_path)}
+    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    assert "### The microcontroller runtime: what TFLM runs, how closely, and what fits" in section
+    assert "`13_microcontrollers.ipynb`" in section and "`mobilenet_v1` sha256 `e361c5cd40d4e503`" in section
+    # a refused file: its reason once, nothing measured, no board verdict
+    assert "| mobilenet_v1 | dynamic_int8 | 902.2 | - | - | - | - | - | - | - | float ops: CONV_2D x15, " \
+           "DEPTHWISE_CONV_2D x13 | - | - |" in section
+    # 836.2 KiB fits the nRF52840's 896 KiB model budget, 964.2 KiB does not
+    assert "| mobilenet_v1 | int8_per_tensor | 836.2 | 62.8 | 98.81 | 98.85 | 1.93 | 100.00 | 99.93 | 4 / 0 | - | " \
+           "fits | fits |" in section
+    assert "| mobilenet_v1 | int8_per_channel | 964.2 | 62.8 | 98.87 | 98.86 | 2.58 | 100.00 | 99.98 | 5 / 0 | - | " \
+           "file 964.2 KiB > 896.0 KiB of flash | fits |" in section
+    # 4-bit weights: the arena is over the nRF52840's RAM budget; no reference-kernel run ("-")
+    assert "| mobilenet_v1 | qat_4bit | 570.5 | 308.0 | 98.80 | 98.80 | 93.77 | - | 100.00 | 1 / - | - | " \
+           "arena 308.0 KiB > 224.0 KiB of RAM | fits |" in section
