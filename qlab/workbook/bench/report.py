@@ -521,6 +521,10 @@ def _steps(row: dict[str, Any]) -> str:
                       for k in ("max steps", "max steps to reference kernels"))
 
 
+#: The micro_runs columns the report shows as percentages, in its order.
+MICRO_PERCENTS = ("micro accuracy", "litert accuracy", "identical", "identical to reference kernels", "top-1 agreement")
+
+
 def _micro_runs_table(studies: list[dict[str, Any]]) -> str:
     from qlab.conversion.micro_boards import BOARDS, why_not
 
@@ -530,11 +534,10 @@ def _micro_runs_table(studies: list[dict[str, Any]]) -> str:
             refusal, arena = _text(r.get("refusal")), _number(r.get("arena bytes"))
             fits = [None if refusal else why_not(int(r["flash bytes"]), None if arena is None else int(arena),
                                                  None, board) or "fits" for board in BOARDS]
-            ran = [] if refusal else [_percent(r.get(k)) for k in (
-                "micro accuracy", "litert accuracy", "identical", "identical to reference kernels",
-                "top-1 agreement")] + [_steps(r)]
+            ran = ([None] * (len(MICRO_PERCENTS) + 1) if refusal
+                   else [*(_percent(r.get(k)) for k in MICRO_PERCENTS), _steps(r)])
             table.append([study["model"], r["variant"], _fmt(_number(r.get("flash bytes")), ".1f", 1 / 1024),
-                          _fmt(arena, ".1f", 1 / 1024), *(ran or [None] * 6), refusal, *fits])
+                          _fmt(arena, ".1f", 1 / 1024), *ran, refusal, *fits])
     return _md_table(["model", "variant", "flash KB", "arena KB", "TFLM accuracy %", "LiteRT accuracy %",
                       "identical to LiteRT (XNNPACK) %", "identical to LiteRT's reference kernels %",
                       "top-1 agreement %", "most steps (XNNPACK / reference)", "TFLM refuses",

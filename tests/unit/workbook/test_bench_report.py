@@ -197,6 +197,12 @@ def studies_section(text):
     return text[text.index("## Recorded lesson studies"):text.index("## Notebook run times")]
 
 
+def rendered_studies(folder, make=fake_studies):
+    """The studies section of a report on the study files ``make`` writes to ``folder``."""
+    results = fake_results() | {"studies_recorded": make(folder)}
+    return studies_section(report.render_markdown(results, studies_dir=folder))
+
+
 def varied_results(studies_dir):
     """Results that between them call for every paragraph of the template (studies in ``studies_dir``)."""
     plain = fake_results()
@@ -360,8 +366,7 @@ def test_results_from_before_the_fine_metrics_still_render_and_say_why_the_secti
 
 
 def test_recorded_studies_are_tabulated_with_their_lesson_and_weights(tmp_path):
-    results = fake_results() | {"studies_recorded": fake_studies(tmp_path)}
-    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    section = rendered_studies(tmp_path)
     assert "None recorded" not in section and "not readable" not in section
     # weight_bits: accuracy % per scheme, the per-channel gain [low, high] in points; float rows left out
     assert "`05_per_channel.ipynb`" in section and "int8, with 8-bit activations" in section
@@ -432,15 +437,13 @@ def test_a_widget_control_timed_on_two_set_ups_is_numbered():
 
 
 def test_the_deep_compression_study_is_a_table_of_stages_with_intervals(tmp_path):
-    results = fake_results() | {"studies_recorded": fake_studies(tmp_path)}
-    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    section = rendered_studies(tmp_path)
     assert "### Deep Compression, stage by stage" in section
     assert "| mnist_cnn | PCQAT int8 | 227.0 | 52.4 | 15.57 | 14.76 | 99.16 | -0.09 [-0.23, +0.05] |" in section
 
 
 def test_the_litert_quantizer_studies_are_tables(tmp_path):
-    results = fake_results() | {"studies_recorded": fake_studies(tmp_path)}
-    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    section = rendered_studies(tmp_path)
     assert "### The LiteRT Quantizer's int8 beside the converter's" in section
     assert "| mobilenet_v2 | `aeq_int8_per_channel` / `int8_per_channel` | min_max | 99.25 | 99.25 | 2720576 | " \
            "2720536 | 49.51 | 1.07 | output parameters | 8 CONV_2D |" in section
@@ -464,8 +467,7 @@ def test_the_transformers_rows_show_op_counts_its_refusal_and_each_inapplicable_
 
 
 def test_the_transformer_studies_are_tables(tmp_path):
-    results = fake_results() | {"studies_recorded": transformer_studies(tmp_path)}
-    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    section = rendered_studies(tmp_path, transformer_studies)
     assert "### Keras 3's own quantization: in Keras, and what reaches a `.tflite`" in section
     assert "`patch_encoder` sha256 `0dcac562075baf32`" in section and "`11_transformers.ipynb`" in section
     # mode, Keras accuracy and agreement, bytes in memory, then the file or the converter's refusal
@@ -488,8 +490,7 @@ def test_the_transformer_studies_are_tables(tmp_path):
 
 
 def test_the_micro_study_shows_each_files_run_or_refusal_and_why_it_does_not_fit_each_board(tmp_path):
-    results = fake_results() | {"studies_recorded": fake_studies(tmp_path)}
-    section = studies_section(report.render_markdown(results, studies_dir=tmp_path))
+    section = rendered_studies(tmp_path)
     assert "### The microcontroller runtime: what TFLM runs, how closely, and what fits" in section
     assert "`13_microcontrollers.ipynb`" in section and "`mobilenet_v1` sha256 `e361c5cd40d4e503`" in section
     # a refused file: its reason once, nothing measured, no board verdict
