@@ -2,7 +2,7 @@
 
 # %% 13.smallest_arena
 # expect: so does one byte less
-my_arena = 100_000  # the arena section 1 gave, which works
+my_arena = 1_000_000  # a megabyte: it works, and so does a byte less
 
 # %% 13.fits
 # expect: does not run
